@@ -1,0 +1,110 @@
+"""Sample levels on the shared 100 ms grid: power, peak, DC and clipping, streamed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: A sample at or above -0.1 dBFS counts as "at full scale" for clip detection.
+CLIP_LEVEL = 10.0 ** (-0.1 / 20.0)
+#: Consecutive full-scale samples that make a clip: a true waveform peak hits full scale for at
+#: most a sample or two; three or more in a row is a flattened top.
+CLIP_MIN_RUN = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ClipStats:
+    """Runs of consecutive samples at or near full scale.
+
+    Attributes
+    ----------
+    runs : int
+        Runs of at least :data:`CLIP_MIN_RUN` samples in any one channel.
+    worst_run_samples : int
+        The longest run found (any channel, any length).
+    clipped_samples : int
+        Samples inside counted runs.
+    """
+
+    runs: int
+    worst_run_samples: int
+    clipped_samples: int
+
+
+class ClipDetector:
+    """Counts full-scale runs per channel, carrying an open run across block boundaries."""
+
+    def __init__(self, channels: int):
+        self._open = np.zeros(channels, dtype=np.int64)
+        self.runs = 0
+        self.worst = 0
+        self.clipped = 0
+
+    def _close(self, length: int) -> None:
+        self.worst = max(self.worst, length)
+        if length >= CLIP_MIN_RUN:
+            self.runs += 1
+            self.clipped += length
+
+    def feed(self, block_abs: np.ndarray, block_peak: float) -> None:
+        if block_peak < CLIP_LEVEL and not self._open.any():
+            return
+        hot = block_abs >= CLIP_LEVEL
+        for channel in range(hot.shape[1]):
+            mask = hot[:, channel]
+            if not mask.any():
+                if self._open[channel]:
+                    self._close(int(self._open[channel]))
+                    self._open[channel] = 0
+                continue
+            edges = np.diff(np.concatenate([[0], mask.view(np.int8), [0]]))
+            starts = np.flatnonzero(edges == 1)
+            stops = np.flatnonzero(edges == -1)
+            lengths = stops - starts
+            if starts[0] == 0 and self._open[channel]:
+                lengths[0] += self._open[channel]
+            elif self._open[channel]:
+                self._close(int(self._open[channel]))
+            trailing = stops[-1] == len(mask)
+            for length in lengths[:-1] if trailing else lengths:
+                self._close(int(length))
+            self._open[channel] = lengths[-1] if trailing else 0
+
+    def result(self) -> ClipStats:
+        for length in self._open:
+            if length:
+                self._close(int(length))
+        self._open[:] = 0
+        return ClipStats(runs=self.runs, worst_run_samples=self.worst, clipped_samples=self.clipped)
+
+
+class FrameLevels:
+    """Per-frame mean square per channel, per-frame peak, and the DC sum."""
+
+    def __init__(self, sample_rate: int, channels: int):
+        self.hop = sample_rate // 10
+        self.channels = channels
+        self._power: list[np.ndarray] = []
+        self._peak: list[np.ndarray] = []
+        self.sum = np.zeros(channels, dtype=np.float64)
+
+    def feed_all(self, block: np.ndarray) -> None:
+        """Every sample, framed or not, counts towards the DC estimate."""
+        self.sum += block.sum(axis=0, dtype=np.float64)
+
+    def feed_frames(self, frames: np.ndarray, frames_abs: np.ndarray) -> None:
+        """Whole 100 ms frames, shape ``(n_frames * hop, channels)``."""
+        n_frames = len(frames) // self.hop
+        if n_frames == 0:
+            return
+        shaped = frames[: n_frames * self.hop].reshape(n_frames, self.hop, self.channels)
+        self._power.append(np.einsum("fsc,fsc->fc", shaped, shaped, dtype=np.float64) / self.hop)
+        self._peak.append(frames_abs[: n_frames * self.hop].reshape(n_frames, -1).max(axis=1))
+
+    def result(self) -> dict[str, np.ndarray | None]:
+        def stack(parts, shape):
+            return np.concatenate(parts) if parts else np.zeros(shape)
+        return {
+            "power": stack(self._power, (0, self.channels)),
+            "peak": stack(self._peak, (0,)),
+        }

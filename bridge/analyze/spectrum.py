@@ -1,0 +1,112 @@
+"""Spectral band energies on fixed 1/3-octave bands (IEC 61260 base-10 centres, 20 Hz to 20 kHz).
+
+Each 100 ms frame of the shared grid gets one Hann-windowed FFT per channel, whose length is
+the frame itself, so bins are 10 Hz apart at every sample rate and spectra compare in Hz across
+rates.  Bins are shared among bands by the overlap of their 10 Hz span with each band, so no band
+is empty; below about 50 Hz a band holds fewer than one bin and its level is an estimate.  The
+per-band energies of L, R and their cross product Re{L R*} are kept, from which mid/side,
+correlation and width per band follow (see :mod:`bridge.analyze.stereo`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+
+#: Nominal 1/3-octave centres, Hz (IEC 61260 / ISO 266), 20 Hz .. 20 kHz: 31 bands.
+BAND_CENTERS_HZ = np.array([
+    20, 25, 31.5, 40, 50, 63, 80, 100, 125, 160, 200, 250, 315, 400, 500, 630, 800, 1000, 1250,
+    1600, 2000, 2500, 3150, 4000, 5000, 6300, 8000, 10000, 12500, 16000, 20000], dtype=np.float64)
+#: Exact base-10 centres the edges derive from: 1000 * 10^(k/10).
+_EXACT_CENTERS_HZ = 1000.0 * 10.0 ** (np.arange(-17, 14) / 10.0)
+BAND_LOW_HZ = _EXACT_CENTERS_HZ * 10.0 ** (-1.0 / 20.0)
+BAND_HIGH_HZ = _EXACT_CENTERS_HZ * 10.0 ** (1.0 / 20.0)
+N_BANDS = len(BAND_CENTERS_HZ)
+
+
+def band_matrix(sample_rate: int, n_fft: int) -> np.ndarray:
+    """Map an ``rfft`` power spectrum to band mean-square power.
+
+    Returns shape ``(bins, bands)``.  Each bin spans ``[f - df/2, f + df/2)`` and contributes to
+    each band in proportion to the overlap.  The window's energy and the one-sided spectrum's
+    factor 2 are folded in later by :class:`BandEnergy`.
+    """
+    df = sample_rate / n_fft
+    freqs = np.arange(n_fft // 2 + 1) * df
+    lo = np.maximum(freqs - df / 2, 0.0)[:, None]
+    hi = np.minimum(freqs + df / 2, sample_rate / 2)[:, None]
+    overlap = np.clip(np.minimum(hi, BAND_HIGH_HZ[None, :]) - np.maximum(lo, BAND_LOW_HZ[None, :]),
+                      0.0, None)
+    width = np.maximum(hi - lo, 1e-12)
+    return overlap / width
+
+
+class BandEnergy:
+    """Streaming per-frame band energies.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Hz, a multiple of 10 so a 100 ms frame is whole.
+    channels : int
+        Mono keeps one power; two or more keep L, R (the first two channels) and Re{L R*}, and the
+        mean power over all channels.
+
+    Notes
+    -----
+    Energies are mean squares (the units of a sample's square), so a sine of peak amplitude A
+    centred in a band reads A^2/2 there.  Frames are the 100 ms hops of the shared grid.
+    """
+
+    def __init__(self, sample_rate: int, channels: int):
+        self.hop = sample_rate // 10
+        self.channels = channels
+        window = np.hanning(self.hop + 1)[:-1]  # periodic Hann
+        self._window = window.astype(np.float32)
+        one_sided = np.full(self.hop // 2 + 1, 2.0)
+        one_sided[0] = 1.0
+        if self.hop % 2 == 0:
+            one_sided[-1] = 1.0
+        # Parseval for a windowed frame: mean square = sum(scale * |X|^2) / (N^2 * mean(w^2)).
+        scale = one_sided / (self.hop ** 2 * np.mean(window ** 2))
+        matrix = band_matrix(sample_rate, self.hop) * scale[:, None]
+        # Interleaved (re, im) rows let one matrix product reduce |X|^2 and Re{X Y*} alike.
+        self._matrix = np.repeat(matrix, 2, axis=0).astype(np.float32)
+        self._power: list[np.ndarray] = []
+        self._ll: list[np.ndarray] = []
+        self._rr: list[np.ndarray] = []
+        self._lr: list[np.ndarray] = []
+
+    def feed(self, frames: np.ndarray) -> None:
+        """Take whole frames, shape ``(n_frames * hop, channels)`` float32."""
+        n_frames = len(frames) // self.hop
+        if n_frames == 0:
+            return
+        shaped = frames[: n_frames * self.hop].reshape(n_frames, self.hop, self.channels)
+        windowed = np.multiply(shaped.transpose(2, 0, 1), self._window)  # (ch, frames, hop)
+        spectra = scipy.fft.rfft(windowed, axis=-1, overwrite_x=True)
+        interleaved = spectra.view(np.float32)  # (ch, frames, 2 * bins)
+        if self.channels == 1:
+            self._power.append(np.square(interleaved[0]) @ self._matrix)
+            return
+        ll = np.square(interleaved[0]) @ self._matrix
+        rr = np.square(interleaved[1]) @ self._matrix
+        self._ll.append(ll)
+        self._rr.append(rr)
+        self._lr.append((interleaved[0] * interleaved[1]) @ self._matrix)
+        if self.channels == 2:
+            self._power.append((ll + rr) * 0.5)
+        else:
+            total = sum(np.square(interleaved[c]) @ self._matrix for c in range(self.channels))
+            self._power.append(total / self.channels)
+
+    def result(self) -> dict[str, np.ndarray | None]:
+        """``power`` (frames, bands) and, for two or more channels, ``ll``, ``rr`` and ``lr``."""
+        def stack(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros((0, N_BANDS), np.float32)
+        stereo = self.channels >= 2
+        return {
+            "power": stack(self._power),
+            "ll": stack(self._ll) if stereo else None,
+            "rr": stack(self._rr) if stereo else None,
+            "lr": stack(self._lr) if stereo else None,
+        }

@@ -1,0 +1,238 @@
+"""The filesystem edge for audio: find stems, check them, and stream them as float32 blocks.
+
+This is the only module that opens audio files.  Everything after it sees ``(frames, channels)``
+float32 arrays and :class:`StemInfo` values.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AnalysisError, StemReadError
+
+#: File endings taken as stems when a folder is scanned.
+AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".bwf", ".rf64", ".w64", ".flac", ".aif", ".aiff", ".aifc"})
+
+#: Sample encodings we measure.  Lossy and companded encodings are refused on purpose: a mix stem
+#: in u-law is a mistake worth telling the producer about.
+SUPPORTED_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
+
+#: The shortest stem a loudness measurement can use: one 400 ms gating block (BS.1770-4).
+MIN_DURATION_S = 0.4
+
+#: Sample rates must put a whole number of samples in every 10 ms loudness sub-hop.
+GRID_DIVISOR = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StemInfo:
+    """What the header of a checked stem says.
+
+    Attributes
+    ----------
+    path : Path
+    name : str
+        The file name without its extension; REAPER's ``$track`` render pattern makes this the
+        track name.
+    sample_rate : int
+        Hz.
+    channels : int
+    frames : int
+        Samples per channel.
+    format : str
+        libsndfile container name, e.g. ``"WAV"``.
+    subtype : str
+        libsndfile encoding name, e.g. ``"PCM_24"``.
+    """
+
+    path: Path
+    name: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+    @property
+    def is_float(self) -> bool:
+        return self.subtype in ("FLOAT", "DOUBLE")
+
+
+def find_stems(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[Path]:
+    """Expand files and folders into a sorted, de-duplicated list of candidate stem paths.
+
+    Files named explicitly are kept whatever their ending (so a wrong one gets a clear error);
+    folders contribute only files with an audio ending, skipping hidden files.
+    """
+    found: dict[Path, None] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            for child in sorted(path.glob(pattern)):
+                if (child.is_file() and child.suffix.lower() in AUDIO_EXTENSIONS
+                        and not child.name.startswith(".")
+                        and ".mixbridge" not in child.parts):
+                    found[child] = None
+        else:
+            found[path] = None
+    return list(found)
+
+
+def _declared_payload(path: Path, head: bytes, size_bytes: int) -> tuple[str, int, int] | None:
+    """Find the audio payload a RIFF/RF64/AIFF header declares.
+
+    Returns ``(kind, data_offset, declared_bytes)`` or ``None`` when the container is not one we
+    walk (FLAC, W64).  libsndfile quietly clamps a data chunk that runs past the end of the file,
+    so a half-written render would read as a shorter, valid stem; walking the chunks catches it.
+    """
+    kind = head[:4]
+    if kind in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        little, pos, ds64_data = True, 12, None
+    elif kind == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        little, pos, ds64_data = False, 12, None
+    else:
+        return None
+    with open(path, "rb") as fh:
+        while pos + 8 <= size_bytes:
+            fh.seek(pos)
+            chunk = fh.read(16 if kind != b"FORM" else 8)
+            cid = chunk[:4]
+            (csize,) = struct.unpack("<I" if little else ">I", chunk[4:8])
+            if cid == b"ds64" and len(chunk) >= 16:
+                fh.seek(pos + 8)
+                ds64 = fh.read(24)
+                if len(ds64) == 24:
+                    ds64_data = struct.unpack("<QQQ", ds64)[1]
+            if cid == b"data" and little:
+                if csize == 0xFFFFFFFF:
+                    if ds64_data is None:
+                        return ("truncated", pos + 8, -1)
+                    csize = ds64_data
+                return ("wav", pos + 8, csize)
+            if cid == b"SSND" and not little:
+                # SSND starts with offset and block size (8 bytes) before the frames.
+                return ("aiff", pos + 8, csize)
+            pos += 8 + csize + (csize & 1)
+    return ("truncated", size_bytes, -1)
+
+
+def check_container(path: Path) -> None:
+    """Cheap checks before libsndfile sees the file: existence, permissions, size, magic, length.
+
+    Raises
+    ------
+    StemReadError
+        With code ``E_STEM_UNREADABLE``, ``E_STEM_EMPTY``, ``E_NOT_AUDIO`` or ``E_STEM_TRUNCATED``.
+    """
+    try:
+        size_bytes = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except FileNotFoundError as exc:
+        raise StemReadError(f"{path}: no such file", code="E_STEM_UNREADABLE") from exc
+    except PermissionError as exc:
+        raise StemReadError(f"{path}: permission denied", code="E_STEM_UNREADABLE") from exc
+    except IsADirectoryError as exc:
+        raise StemReadError(f"{path}: is a folder", code="E_STEM_UNREADABLE") from exc
+    except OSError as exc:
+        raise StemReadError(f"{path}: {exc.strerror or exc}", code="E_STEM_UNREADABLE") from exc
+    if size_bytes == 0:
+        raise StemReadError(f"{path}: 0 bytes", code="E_STEM_EMPTY")
+    known_magic = head[:4] in (b"RIFF", b"RF64", b"BW64", b"FORM", b"fLaC", b"riff")
+    if not known_magic:
+        if path.suffix.lower() in AUDIO_EXTENSIONS:
+            raise StemReadError(f"{path}: contents are not a WAV, FLAC or AIFF file", code="E_NOT_AUDIO")
+        raise StemReadError(f"{path}: '{path.suffix or 'no ending'}' is not WAV, FLAC or AIFF",
+                            code="E_UNSUPPORTED_FORMAT")
+    payload = _declared_payload(path, head, size_bytes)
+    if payload is not None:
+        kind, offset, declared = payload
+        available = size_bytes - offset
+        if kind == "truncated" or declared > available:
+            raise StemReadError(
+                f"{path}: header declares {declared if declared >= 0 else 'an unknown number of'} "
+                f"bytes of audio, the file holds {max(available, 0)}", code="E_STEM_TRUNCATED")
+
+
+def open_stem(path: str | os.PathLike) -> StemInfo:
+    """Check a stem file and read its header.
+
+    Raises
+    ------
+    StemReadError
+        Unreadable, empty, not audio, unsupported encoding or rate, truncated.
+    AnalysisError
+        ``E_STEM_TOO_SHORT`` when it holds less than 400 ms.
+    """
+    path = Path(path)
+    check_container(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise StemReadError(f"{path}: {exc}", code="E_STEM_CORRUPT") from exc
+    if info.subtype not in SUPPORTED_SUBTYPES:
+        raise StemReadError(f"{path}: {info.format}/{info.subtype} encoding",
+                            code="E_UNSUPPORTED_FORMAT")
+    if info.samplerate % GRID_DIVISOR or info.samplerate < 8000:
+        raise StemReadError(f"{path}: sample rate {info.samplerate} Hz", code="E_UNSUPPORTED_FORMAT")
+    if info.frames == 0:
+        raise StemReadError(f"{path}: no audio frames", code="E_STEM_EMPTY")
+    stem = StemInfo(path=path, name=path.stem, sample_rate=int(info.samplerate),
+                    channels=int(info.channels), frames=int(info.frames),
+                    format=info.format, subtype=info.subtype)
+    if stem.duration_s < MIN_DURATION_S:
+        raise AnalysisError(f"{path}: {stem.duration_s * 1000:.0f} ms", code="E_STEM_TOO_SHORT")
+    return stem
+
+
+def read_blocks(stem: StemInfo, block_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Stream a checked stem as float32 blocks shaped ``(frames, channels)``.
+
+    Blocks are one second long by default (the measured sweet spot between call overhead and
+    memory), so every block holds a whole number of 100 ms analysis frames; only the last is short.
+    Float stems are checked for NaN/Inf here, so nothing downstream sees them.
+
+    Raises
+    ------
+    StemReadError
+        ``E_STEM_TRUNCATED`` when fewer frames arrive than the header declared,
+        ``E_STEM_CORRUPT`` when libsndfile fails mid-stream.
+    AnalysisError
+        ``E_NONFINITE_SAMPLES``.
+    """
+    block_frames = block_frames or stem.sample_rate
+    seen = 0
+    try:
+        with sf.SoundFile(str(stem.path)) as fh:
+            buffer = np.empty((block_frames, stem.channels), dtype=np.float32)
+            while True:
+                got = fh.read(block_frames, dtype="float32", always_2d=True, out=buffer)
+                n = len(got)
+                if n == 0:
+                    break
+                if stem.is_float and not np.isfinite(got).all():
+                    bad_at = seen + int(np.argmin(np.isfinite(got).all(axis=1)))
+                    raise AnalysisError(f"{stem.path}: first at {bad_at / stem.sample_rate:.3f} s",
+                                        code="E_NONFINITE_SAMPLES")
+                seen += n
+                yield got
+                if n < block_frames:
+                    break
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise StemReadError(f"{stem.path}: {exc} after {seen} frames", code="E_STEM_CORRUPT") from exc
+    except PermissionError as exc:
+        raise StemReadError(f"{stem.path}: permission denied", code="E_STEM_UNREADABLE") from exc
+    if seen < stem.frames:
+        raise StemReadError(f"{stem.path}: {seen} of {stem.frames} frames readable",
+                            code="E_STEM_TRUNCATED")
