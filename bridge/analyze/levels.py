@@ -46,12 +46,13 @@ class ClipDetector:
             self.runs += 1
             self.clipped += length
 
-    def feed(self, block_abs: np.ndarray, block_peak: float) -> None:
+    def feed(self, channel_major_abs: np.ndarray, block_peak: float) -> None:
+        """Take ``|block|`` shaped ``(channels, frames)``; cheap unless the block reaches full scale."""
         if block_peak < CLIP_LEVEL and not self._open.any():
             return
-        hot = block_abs >= CLIP_LEVEL
-        for channel in range(hot.shape[1]):
-            mask = hot[:, channel]
+        hot = channel_major_abs >= CLIP_LEVEL
+        for channel in range(hot.shape[0]):
+            mask = hot[channel]
             if not mask.any():
                 if self._open[channel]:
                     self._close(int(self._open[channel]))
@@ -79,7 +80,7 @@ class ClipDetector:
 
 
 class FrameLevels:
-    """Per-frame mean square per channel, per-frame peak, and the DC sum."""
+    """Per-frame mean square per channel, per-frame peak, and the DC sum (channel-major input)."""
 
     def __init__(self, sample_rate: int, channels: int):
         self.hop = sample_rate // 10
@@ -88,20 +89,20 @@ class FrameLevels:
         self._peak: list[np.ndarray] = []
         self.sum = np.zeros(channels, dtype=np.float64)
 
-    def feed_all(self, block: np.ndarray) -> None:
+    def feed_all(self, channel_major: np.ndarray) -> None:
         """Every sample, framed or not, counts towards the DC estimate."""
-        self.sum += block.sum(axis=0, dtype=np.float64)
+        self.sum += channel_major @ np.ones(channel_major.shape[1], dtype=np.float32)
 
-    def feed_frames(self, frames: np.ndarray, frames_abs: np.ndarray) -> None:
-        """Whole 100 ms frames, shape ``(n_frames * hop, channels)``."""
-        n_frames = len(frames) // self.hop
-        if n_frames == 0:
-            return
-        shaped = frames[: n_frames * self.hop].reshape(n_frames, self.hop, self.channels)
-        self._power.append(np.einsum("fsc,fsc->fc", shaped, shaped, dtype=np.float64) / self.hop)
-        self._peak.append(frames_abs[: n_frames * self.hop].reshape(n_frames, -1).max(axis=1))
+    def feed_frames(self, frames: np.ndarray, frames_abs: np.ndarray) -> np.ndarray:
+        """Whole 100 ms frames, shape ``(channels, n_frames * hop)``; returns the frame peaks."""
+        n_frames = frames.shape[1] // self.hop
+        shaped = frames[:, : n_frames * self.hop].reshape(self.channels, n_frames, self.hop)
+        self._power.append(np.einsum("cfs,cfs->fc", shaped, shaped).astype(np.float64) / self.hop)
+        peaks = frames_abs[:, : n_frames * self.hop].reshape(self.channels, n_frames, self.hop).max(axis=(0, 2))
+        self._peak.append(peaks)
+        return peaks
 
-    def result(self) -> dict[str, np.ndarray | None]:
+    def result(self) -> dict[str, np.ndarray]:
         def stack(parts, shape):
             return np.concatenate(parts) if parts else np.zeros(shape)
         return {

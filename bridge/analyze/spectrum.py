@@ -21,6 +21,8 @@ _EXACT_CENTERS_HZ = 1000.0 * 10.0 ** (np.arange(-17, 14) / 10.0)
 BAND_LOW_HZ = _EXACT_CENTERS_HZ * 10.0 ** (-1.0 / 20.0)
 BAND_HIGH_HZ = _EXACT_CENTERS_HZ * 10.0 ** (1.0 / 20.0)
 N_BANDS = len(BAND_CENTERS_HZ)
+#: Bands starting at or above this frequency are summed over whole bins.
+SPLIT_HZ = 500.0
 
 
 def band_matrix(sample_rate: int, n_fft: int) -> np.ndarray:
@@ -69,35 +71,53 @@ class BandEnergy:
         # Parseval for a windowed frame: mean square = sum(scale * |X|^2) / (N^2 * mean(w^2)).
         scale = one_sided / (self.hop ** 2 * np.mean(window ** 2))
         matrix = band_matrix(sample_rate, self.hop) * scale[:, None]
-        # Interleaved (re, im) rows let one matrix product reduce |X|^2 and Re{X Y*} alike.
-        self._matrix = np.repeat(matrix, 2, axis=0).astype(np.float32)
+        # Spectra are reduced as interleaved (re, im) float pairs, so the same reduction gives
+        # |X|^2 from squares and Re{X Y*} from products.  Narrow low bands share bins
+        # fractionally (a small dense matrix); bands from SPLIT_HZ up span many bins and are summed
+        # whole-bin with reduceat, which is ~10x cheaper than a dense product over all bins.
+        df = sample_rate / self.hop
+        self._split_band = int(np.searchsorted(BAND_LOW_HZ, SPLIT_HZ))
+        self._split_bin = int(np.ceil(BAND_LOW_HZ[self._split_band] / df))
+        low = matrix[: self._split_bin, : self._split_band]
+        self._low_matrix = np.repeat(low, 2, axis=0).astype(np.float32)
+        n_bins = self.hop // 2 + 1
+        edges = np.ceil(BAND_LOW_HZ[self._split_band:] / df).astype(int)
+        top = min(int(np.ceil(BAND_HIGH_HZ[-1] / df)), n_bins)
+        self._high_edges = 2 * np.minimum(np.append(edges, top), n_bins)
+        self._high_scale = np.float32(2.0 / (self.hop ** 2 * np.mean(window ** 2)))
         self._power: list[np.ndarray] = []
         self._ll: list[np.ndarray] = []
         self._rr: list[np.ndarray] = []
         self._lr: list[np.ndarray] = []
 
     def feed(self, frames: np.ndarray) -> None:
-        """Take whole frames, shape ``(n_frames * hop, channels)`` float32."""
-        n_frames = len(frames) // self.hop
+        """Take whole frames, shape ``(channels, n_frames * hop)`` float32."""
+        n_frames = frames.shape[1] // self.hop
         if n_frames == 0:
             return
-        shaped = frames[: n_frames * self.hop].reshape(n_frames, self.hop, self.channels)
-        windowed = np.multiply(shaped.transpose(2, 0, 1), self._window)  # (ch, frames, hop)
+        shaped = frames[:, : n_frames * self.hop].reshape(self.channels, n_frames, self.hop)
+        windowed = shaped * self._window  # (ch, frames, hop)
         spectra = scipy.fft.rfft(windowed, axis=-1, overwrite_x=True)
         interleaved = spectra.view(np.float32)  # (ch, frames, 2 * bins)
         if self.channels == 1:
-            self._power.append(np.square(interleaved[0]) @ self._matrix)
+            self._power.append(self._reduce(np.square(interleaved[0])))
             return
-        ll = np.square(interleaved[0]) @ self._matrix
-        rr = np.square(interleaved[1]) @ self._matrix
+        ll = self._reduce(np.square(interleaved[0]))
+        rr = self._reduce(np.square(interleaved[1]))
         self._ll.append(ll)
         self._rr.append(rr)
-        self._lr.append((interleaved[0] * interleaved[1]) @ self._matrix)
+        self._lr.append(self._reduce(interleaved[0] * interleaved[1]))
         if self.channels == 2:
             self._power.append((ll + rr) * 0.5)
         else:
-            total = sum(np.square(interleaved[c]) @ self._matrix for c in range(self.channels))
+            total = sum(self._reduce(np.square(interleaved[c])) for c in range(self.channels))
             self._power.append(total / self.channels)
+
+    def _reduce(self, pairs: np.ndarray) -> np.ndarray:
+        """Interleaved per-bin products ``(frames, 2 * bins)`` to band energies ``(frames, bands)``."""
+        low = pairs[:, : 2 * self._split_bin] @ self._low_matrix
+        high = np.add.reduceat(pairs, self._high_edges, axis=1)[:, :-1] * self._high_scale
+        return np.concatenate([low, high], axis=1)
 
     def result(self) -> dict[str, np.ndarray | None]:
         """``power`` (frames, bands) and, for two or more channels, ``ll``, ``rr`` and ``lr``."""
