@@ -21,7 +21,7 @@ LOOP_BARS = 4
 ROOTS_HZ = (110.0, 87.31, 130.81, 98.0)
 TRIADS = ((0, 3, 7), (0, 4, 7), (0, 4, 7), (0, 4, 7))
 #: Sections: (name, bars, level in dB applied to the whole arrangement's "energy" roles).
-FORM = (("intro", 4), ("verse", 8), ("chorus", 8), ("verse", 8), ("chorus", 8), ("outro", 4))
+FORM = (("intro", 2), ("verse", 4), ("chorus", 4), ("verse", 4), ("chorus", 4), ("outro", 2))
 
 #: What each problem does to which stem; the test suite plants these and expects them found.
 PROBLEMS = ("too_hot", "rumble_dc", "polarity", "vocal_chorus_dip", "clipped", "silent", "kick_bass_masking")
@@ -194,7 +194,6 @@ def render_stem(spec: StemSpec, duration_s: float, sample_rate: int, block_s: fl
     right_gain = np.sin((pan + 1) * np.pi / 4) * np.sqrt(2)
     channels = 2 if spec.stereo else 1
     block = int(block_s * sample_rate)
-    decorrelate = np.random.default_rng(spec.seed + 1)
     for start in range(0, total, block):
         n = min(block, total - start)
         idx = np.arange(start, start + n)
@@ -215,7 +214,6 @@ def render_stem(spec: StemSpec, duration_s: float, sample_rate: int, block_s: fl
         else:
             side = 0.0
             if spec.role in ("pad", "strings", "fx", "hats"):
-                side = np.convolve(decorrelate.standard_normal(n), np.ones(8) / 8, "same") * 0.0
                 delayed = np.roll(mono, int(0.011 * sample_rate))
                 out = np.stack([mono * left_gain + 0.35 * delayed, mono * right_gain - 0.35 * delayed], axis=1)
             else:
@@ -244,7 +242,7 @@ def default_session(problems: bool = True) -> list[StemSpec]:
     ]
 
 
-def write_session(folder: str | Path, specs: list[StemSpec], duration_s: float = 32.0,
+def write_session(folder: str | Path, specs: list[StemSpec], duration_s: float = 40.0,
                   sample_rate: int = 48000, subtype: str = "PCM_24", extension: str = ".wav") -> list[Path]:
     """Render ``specs`` into ``folder`` as audio files; returns the paths in order."""
     folder = Path(folder)
