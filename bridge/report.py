@@ -65,6 +65,7 @@ def analysis_dict(a: StemAnalysis) -> dict[str, Any]:
             "side_mid_ratio_db": _r(st.side_mid_ratio_db),
             "width": _r(st.width, 3),
             "balance_db": _r(st.balance_db),
+            "pan": _r(st.pan, 3),
             "mono_loss_db": _r(st.mono_loss_db),
             "band_correlation": [_r(v, 3) for v in st.band_correlation],
             "band_width": [_r(v, 3) for v in st.band_width],

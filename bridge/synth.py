@@ -221,7 +221,8 @@ def render_stem(spec: StemSpec, duration_s: float, sample_rate: int, block_s: fl
             if "polarity" in spec.problems:
                 out[:, 1] = -out[:, 1]
         if "clipped" in spec.problems:
-            out = np.clip(out * 4.0, -1.0, 1.0)
+            # Driven 12 dB past full scale and clamped: flat tops baked into the file.
+            out = np.clip(out * (4.0 / level), -1.0, 1.0)
         yield out.astype(np.float32)
 
 

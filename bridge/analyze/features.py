@@ -155,7 +155,7 @@ class FeatureExtractor:
         block_peak = max(float(peaks.max()) if peaks is not None else 0.0, tail_peak)
         new = samples[:, fresh]
         self._true_peak.feed(new, block_peak)
-        self._clips.feed(magnitudes[:, fresh], block_peak)
+        self._clips.feed(new, magnitudes[:, fresh], block_peak)
         self._levels.feed_all(new)
         self._loudness.feed(new)
         if whole:

@@ -7,8 +7,9 @@ import numpy as np
 
 #: A sample at or above -0.1 dBFS counts as "at full scale" for clip detection.
 CLIP_LEVEL = 10.0 ** (-0.1 / 20.0)
-#: Consecutive full-scale samples that make a clip: a true waveform peak hits full scale for at
-#: most a sample or two; three or more in a row is a flattened top.
+#: Samples in a flat full-scale run that make a clip.  A clipped waveform repeats the same value
+#: (the converter's or the float clamp's ceiling); a full-scale sine at 997 Hz puts three samples
+#: above -0.1 dBFS at every crest, but never two equal ones in a row.
 CLIP_MIN_RUN = 3
 
 
@@ -32,25 +33,37 @@ class ClipStats:
 
 
 class ClipDetector:
-    """Counts full-scale runs per channel, carrying an open run across block boundaries."""
+    """Counts flat runs at full scale per channel, carrying an open run across block boundaries.
+
+    A run is a sequence of equal consecutive samples at or above :data:`CLIP_LEVEL`; its length
+    counts the samples, so a flat top of three equal samples is a run of 3.
+    """
 
     def __init__(self, channels: int):
         self._open = np.zeros(channels, dtype=np.int64)
+        self._last = np.full(channels, np.nan, dtype=np.float32)
         self.runs = 0
         self.worst = 0
         self.clipped = 0
 
-    def _close(self, length: int) -> None:
+    def _close(self, repeats: int) -> None:
+        length = repeats + 1
         self.worst = max(self.worst, length)
         if length >= CLIP_MIN_RUN:
             self.runs += 1
             self.clipped += length
 
-    def feed(self, channel_major_abs: np.ndarray, block_peak: float) -> None:
-        """Take ``|block|`` shaped ``(channels, frames)``; cheap unless the block reaches full scale."""
+    def feed(self, samples: np.ndarray, magnitudes: np.ndarray, block_peak: float) -> None:
+        """Take a block shaped ``(channels, frames)`` and its ``|x|``; cheap unless it reaches full scale."""
         if block_peak < CLIP_LEVEL and not self._open.any():
+            if samples.shape[1]:
+                self._last = samples[:, -1].copy()
             return
-        hot = channel_major_abs >= CLIP_LEVEL
+        previous = np.concatenate([self._last[:, None], samples[:, :-1]], axis=1)
+        # Sample n is "flat" when it repeats sample n-1; the first sample of a flat run is the
+        # one before the first repeat, hence the +1 on closing.
+        hot = (magnitudes >= CLIP_LEVEL) & (samples == previous)
+        self._last = samples[:, -1].copy()
         for channel in range(hot.shape[0]):
             mask = hot[channel]
             if not mask.any():

@@ -81,9 +81,12 @@ class BandEnergy:
         low = matrix[: self._split_bin, : self._split_band]
         self._low_matrix = np.repeat(low, 2, axis=0).astype(np.float32)
         n_bins = self.hop // 2 + 1
-        edges = np.ceil(BAND_LOW_HZ[self._split_band:] / df).astype(int)
-        top = min(int(np.ceil(BAND_HIGH_HZ[-1] / df)), n_bins)
-        self._high_edges = 2 * np.minimum(np.append(edges, top), n_bins)
+        # The Nyquist bin is left out so every reduceat index stays inside the array.
+        last = n_bins - 1
+        edges = np.minimum(np.ceil(np.append(BAND_LOW_HZ[self._split_band:], BAND_HIGH_HZ[-1]) / df).astype(int), last)
+        self._high_edges = 2 * edges
+        # reduceat returns an element, not zero, for an empty range (bands above Nyquist).
+        self._high_empty = edges[1:] <= edges[:-1]
         self._high_scale = np.float32(2.0 / (self.hop ** 2 * np.mean(window ** 2)))
         self._power: list[np.ndarray] = []
         self._ll: list[np.ndarray] = []
@@ -117,6 +120,7 @@ class BandEnergy:
         """Interleaved per-bin products ``(frames, 2 * bins)`` to band energies ``(frames, bands)``."""
         low = pairs[:, : 2 * self._split_bin] @ self._low_matrix
         high = np.add.reduceat(pairs, self._high_edges, axis=1)[:, :-1] * self._high_scale
+        high[:, self._high_empty] = 0.0
         return np.concatenate([low, high], axis=1)
 
     def result(self) -> dict[str, np.ndarray | None]:

@@ -34,7 +34,9 @@ class StereoMeasures:
     width : float or None
         E_side / (E_mid + E_side), 0 (mono) .. 0.5 (uncorrelated) .. 1 (out of phase).
     balance_db : float or None
-        10 log10(E_R / E_L); positive leans right.
+        10 log10(E_R / E_L), limited to +/-60 dB; positive leans right.
+    pan : float or None
+        (E_R - E_L) / (E_R + E_L): -1 hard left, 0 centre, +1 hard right.
     mono_loss_db : float or None
         Level change when folded to mono, 10 log10(E_(L+R)/2 / ((E_L + E_R)/2)); 0 for mono
         content, -3 for uncorrelated, very negative for out-of-phase.
@@ -47,20 +49,35 @@ class StereoMeasures:
     side_mid_ratio_db: float | None
     width: float | None
     balance_db: float | None
+    pan: float | None
     mono_loss_db: float | None
     band_correlation: tuple[float | None, ...]
     band_width: tuple[float | None, ...]
 
 
+#: Channel energies further apart than this (dB) make a one-sided signal: no correlation exists.
+ONE_SIDED_DB = 90.0
+#: Balance is reported within +/- this many dB; beyond it the source is hard-panned.
+BALANCE_LIMIT_DB = 60.0
+
+
 def _correlation(ll: float, rr: float, lr: float) -> float | None:
-    denom = np.sqrt(ll * rr)
-    return float(np.clip(lr / denom, -1.0, 1.0)) if denom > 1e-20 else None
+    if min(ll, rr) <= max(ll, rr) * 10.0 ** (-ONE_SIDED_DB / 10.0) or max(ll, rr) <= 1e-30:
+        return None
+    return float(np.clip(lr / np.sqrt(ll * rr), -1.0, 1.0))
 
 
 def _ratio_db(num: float, den: float) -> float | None:
     if num <= 1e-30 or den <= 1e-30:
         return None
     return float(10.0 * np.log10(num / den))
+
+
+def _balance_db(rr: float, ll: float) -> float | None:
+    if max(ll, rr) <= 1e-30:
+        return None
+    ratio = 10.0 * np.log10(max(rr, 1e-300) / max(ll, 1e-300))
+    return float(np.clip(ratio, -BALANCE_LIMIT_DB, BALANCE_LIMIT_DB))
 
 
 def stereo_measures(ll: np.ndarray, rr: np.ndarray, lr: np.ndarray) -> StereoMeasures:
@@ -92,7 +109,8 @@ def stereo_measures(ll: np.ndarray, rr: np.ndarray, lr: np.ndarray) -> StereoMea
         correlation_low=_correlation(ll[low].sum(), rr[low].sum(), lr[low].sum()) if low_present else None,
         side_mid_ratio_db=_ratio_db(max(side, 0.0), max(mid, 0.0)),
         width=float(np.clip(side / (mid + side), 0.0, 1.0)) if total > 1e-30 else None,
-        balance_db=_ratio_db(total_rr, total_ll),
+        balance_db=_balance_db(total_rr, total_ll),
+        pan=float((total_rr - total_ll) / total) if total > 1e-30 else None,
         mono_loss_db=_ratio_db(max(mid, 0.0), total) if total > 1e-30 else None,
         band_correlation=band_corr,
         band_width=band_width,

@@ -1,0 +1,48 @@
+"""The import rule: analysis (and later suggestion) code is pure and never reaches the DAW side."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "bridge"
+PURE = ["analyze", "suggest"]
+FORBIDDEN = ("reapy", "pythonosc", "watchdog", "soundfile", "bridge.daw", "bridge.control", "bridge.watch",
+             "bridge.stems", "bridge.pipeline")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    package = "bridge." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts[:-1])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                found.add(".".join(base + ([node.module] if node.module else [])))
+            else:
+                found.add(node.module or "")
+    return found
+
+
+@pytest.mark.parametrize("layer", PURE)
+def test_pure_layers_import_nothing_from_the_edges(layer):
+    folder = PACKAGE / layer
+    if not folder.exists():
+        pytest.skip(f"bridge/{layer} not there yet")
+    offenders = []
+    for path in sorted(folder.rglob("*.py")):
+        for name in _imports(path):
+            if any(name == f or name.startswith(f + ".") for f in FORBIDDEN):
+                offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert not offenders, "pure code reaches an edge:\n" + "\n".join(offenders)
+
+
+def test_only_the_stem_reader_opens_audio_files():
+    users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                   if "soundfile" in {n.split(".")[0] for n in _imports(p)})
+    assert set(users) <= {"stems.py", "synth.py"}, users
