@@ -186,7 +186,7 @@ def _undo_partial(info: StemInfo, mix_rate: int, partial: _PartialSum, frames: i
                 break
     except BridgeError:
         pass
-    subtract(None)
+    # No resampler flush here: the failed pass never flushed its resampler either.
 
 
 def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int) -> StemFeatures:

@@ -115,6 +115,10 @@ def _declared_payload(path: Path, head: bytes, size_bytes: int) -> tuple[str, in
                 if len(ds64) == 24:
                     ds64_data = struct.unpack("<QQQ", ds64)[1]
             if cid == b"data" and little:
+                (riff_size,) = struct.unpack("<I", head[4:8])
+                if csize == 0 and size_bytes > pos + 8 and kind == b"RIFF" and riff_size != size_bytes - 8:
+                    # A renderer that has not finalised the header yet: sizes still zero.
+                    return ("truncated", pos + 8, -1)
                 if csize == 0xFFFFFFFF:
                     if ds64_data is None:
                         return ("truncated", pos + 8, -1)
