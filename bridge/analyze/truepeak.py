@@ -27,6 +27,8 @@ TAPS = ANNEX2_TAPS.shape[0]
 MAX_PHASE_GAIN = float(np.abs(ANNEX2_TAPS).sum(axis=0).max())
 #: Oversample (4x) below this rate; at 176.4 kHz and above the sample peak is the true peak.
 OVERSAMPLE_BELOW_HZ = 176_400
+#: Rows (of 12 outputs) per pruning segment: 1200 samples, 25 ms at 48 kHz.
+SEGMENT_ROWS = 100
 
 
 def _row_matrix() -> np.ndarray:
@@ -74,12 +76,9 @@ class TruePeakMeter:
             return
         carried = float(np.abs(self._context).max(initial=0.0))
         padded = np.concatenate([self._context, channel_major], axis=1)
+        rows = (padded.shape[1] - TAPS) // TAPS
         if max(block_peak, carried) * MAX_PHASE_GAIN > self.peak:
-            rows = (padded.shape[1] - TAPS) // TAPS
-            for channel in range(padded.shape[0]):
-                self._interpolate(padded[channel], rows)
-        else:
-            rows = (padded.shape[1] - TAPS) // TAPS
+            self._interpolate_where_needed(padded, rows)
         self._context = padded[:, rows * TAPS:].copy()
 
     def finish(self) -> float:
@@ -87,9 +86,28 @@ class TruePeakMeter:
         if self.oversample:
             tail = np.concatenate([self._context, np.zeros((len(self._context), 2 * TAPS), np.float32)], axis=1)
             rows = (tail.shape[1] - TAPS) // TAPS
-            for channel in range(len(tail)):
-                self._interpolate(np.ascontiguousarray(tail[channel]), rows)
+            self._interpolate_where_needed(tail, rows)
         return self.peak
+
+    def _interpolate_where_needed(self, padded: np.ndarray, rows: int) -> None:
+        """Interpolate the runs of segments whose inputs could beat the running peak."""
+        segments = -(-rows // SEGMENT_ROWS)
+        span = segments * SEGMENT_ROWS * TAPS + TAPS
+        magnitudes = np.abs(padded[:, :span])
+        if magnitudes.shape[1] < span:
+            magnitudes = np.pad(magnitudes, ((0, 0), (0, span - magnitudes.shape[1])))
+        # Segment k's outputs read inputs [k*S*12, (k+1)*S*12 + 12): its own samples and the next row.
+        body = magnitudes[:, : segments * SEGMENT_ROWS * TAPS].reshape(len(padded), segments, -1).max(axis=(0, 2))
+        head = magnitudes[:, SEGMENT_ROWS * TAPS::SEGMENT_ROWS * TAPS].max(axis=0)[:segments]
+        bound = np.maximum(body, np.pad(head, (0, segments - len(head)))) * MAX_PHASE_GAIN
+        hot = bound > self.peak
+        if not hot.any():
+            return
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], hot.view(np.int8), [0]])))
+        for start, stop in zip(edges[::2], edges[1::2]):
+            first_row, last_row = start * SEGMENT_ROWS, min(stop * SEGMENT_ROWS, rows)
+            for channel in range(len(padded)):
+                self._interpolate(padded[channel, first_row * TAPS:], last_row - first_row)
 
     def _interpolate(self, samples: np.ndarray, rows: int) -> None:
         """All 4 phases of outputs ``[0, 12 * rows)`` of one contiguous channel."""
