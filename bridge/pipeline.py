@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class SessionResult:
     stems: tuple[StemResult, ...]
     mix: MixAnalysis
     features: dict[str, StemFeatures]
+    timings: dict[str, float]
 
     @property
     def ok(self) -> list[StemResult]:
@@ -162,6 +164,7 @@ def extract_stem(path: str, mix_rate: int | None = None, mix_frames: int = 0,
     """Read one stem once: features, plus its share of the mix sum.  Runs in a worker process.
 
     Returns ``(info, features, error, sum_file)``; a failed stem leaves no trace in the sum.
+    The features come back slimmed to what cross-stem analysis needs (see :func:`analyze_stem_task`).
     """
     partial = _sum_for(sum_folder, mix_frames) if sum_folder and mix_rate else None
     info = None
@@ -177,7 +180,8 @@ def extract_stem(path: str, mix_rate: int | None = None, mix_frames: int = 0,
         add(None)
         if partial is not None:
             partial.flush()
-        return info, extractor.finish(), None, str(partial.path) if partial else None
+        features = extractor.finish()
+        return info, (analyze_stem(features), features.slim()), None, str(partial.path) if partial else None
     except BridgeError as exc:
         if partial is not None and info is not None and added:
             _undo_partial(info, mix_rate, partial, added)
@@ -271,6 +275,8 @@ def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str,
 
     results: dict[Path, tuple] = {}
     sum_files: set[str] = set()
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mixbridge-sum-") as scratch:
         args = [(str(p), mix_rate, mix_frames, scratch) for p in files]
         if jobs <= 1 or len(files) <= 1:
@@ -297,22 +303,27 @@ def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str,
             partial.close()
         _WORKER_SUMS.clear()
         good = [p for p in files if results[p][1] is not None]
+        timings["extract_s"] = time.perf_counter() - started
         mix = _mix_features(sum_files, mix_rate, mix_frames) if good and mix_rate else None
+        timings["mix_s"] = time.perf_counter() - started - timings["extract_s"]
 
     stems: list[StemResult] = []
     features: dict[str, StemFeatures] = {}
     analysed: list[tuple[str, StemFeatures, StemAnalysis]] = []
     names = _unique_names(files)
     for path in files:
-        info, feats, error, _ = results[path]
+        info, measured, error, _ = results[path]
         name = names[path]
-        analysis = analyze_stem(feats) if feats is not None else None
+        analysis, feats = measured if measured is not None else (None, None)
         stems.append(StemResult(name, path, info, analysis, error))
         if feats is not None:
             features[name] = feats
             analysed.append((name, feats, analysis))
+    mark = time.perf_counter()
     mix_analysis = analyze_mix(analysed, mix, markers, alignment)
-    return SessionResult(tuple(stems), mix_analysis, features)
+    timings["cross_stem_s"] = time.perf_counter() - mark
+    timings["total_s"] = time.perf_counter() - started
+    return SessionResult(tuple(stems), mix_analysis, features, timings)
 
 
 def _unique_names(files: list[Path]) -> dict[Path, str]:

@@ -66,9 +66,23 @@ class StemFeatures:
     dc_mean: np.ndarray
     clip: ClipStats
 
+    def slim(self) -> "StemFeatures":
+        """What cross-stem analysis needs, in float32: band power and K-weighted energies.
+
+        Per-frame stereo band products, frame levels and peaks are dropped (their summaries live in
+        :class:`~bridge.analyze.stem.StemAnalysis`), cutting what the main process holds per stem
+        by about two thirds.
+        """
+        return StemFeatures(
+            sample_rate=self.sample_rate, channels=self.channels, frames=self.frames,
+            subhop_power=self.subhop_power.astype(np.float32),
+            frame_power=np.zeros((0, self.channels)), frame_peak=np.zeros(0, np.float32),
+            band_power=self.band_power.astype(np.float32), band_ll=None, band_rr=None, band_lr=None,
+            sample_peak=self.sample_peak, true_peak=self.true_peak, dc_mean=self.dc_mean, clip=self.clip)
+
     @property
     def n_frames(self) -> int:
-        return len(self.frame_power)
+        return len(self.band_power)
 
     @property
     def duration_s(self) -> float:

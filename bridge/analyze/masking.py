@@ -111,7 +111,7 @@ def _direction(maskee: np.ndarray, maskee_active: np.ndarray, significant: np.nd
     frames = maskee_active & masker_active
     with np.errstate(divide="ignore", invalid="ignore"):
         msr = 10.0 * np.log10(threshold / maskee)
-    cells = significant & frames[:, None] & (msr > -CLARITY_MARGIN_DB)
+    cells = significant & frames[:, None] & (msr > np.float32(-CLARITY_MARGIN_DB))
     active_count = max(int(maskee_active.sum()), 1)
     fraction = cells.sum(axis=0) / active_count
     overlap = np.where(cells, msr + CLARITY_MARGIN_DB, 0.0).sum(axis=0)
@@ -155,9 +155,10 @@ def masking_pairs(names: list[str], band_power: list[np.ndarray], active: list[n
     list of MaskingPair
     """
     n = len(names)
-    energy = [np.asarray(p, dtype=np.float64) for p in band_power]
-    offset = 10.0 ** (-THRESHOLD_OFFSET_DB / 10.0)
-    thresholds = [e @ _SPREAD * offset for e in energy]
+    # float32 throughout: dB-scale decisions need no more, and it halves the working set.
+    energy = [np.asarray(p, dtype=np.float32) for p in band_power]
+    spread = (_SPREAD * 10.0 ** (-THRESHOLD_OFFSET_DB / 10.0)).astype(np.float32)
+    thresholds = [e @ spread for e in energy]
     significant = []
     for e in energy:
         loudest = e.max(axis=1, keepdims=True)
