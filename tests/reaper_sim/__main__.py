@@ -1,0 +1,49 @@
+"""``python -m tests.reaper_sim --project FILE.json [--web-port P] [--state-out FILE]``.
+
+Prints one line ``READY web_port=N server_port=N control_port=N pid=N`` on
+stdout once every socket listens, then serves until SIGTERM/SIGINT or the
+control command ``shutdown`` (exit status 0, state written to ``--state-out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.reaper_sim",
+                                     description="Headless REAPER simulator serving reapy.")
+    parser.add_argument("--project", type=Path, required=True,
+                        help="project JSON file (format: tests/reaper_sim/__init__.py)")
+    parser.add_argument("--web-port", type=int, default=0,
+                        help="web-interface port on 127.0.0.1 (default: a free port)")
+    parser.add_argument("--server-port", type=int, default=0,
+                        help="reapy server port on 127.0.0.1 (default: a free port)")
+    parser.add_argument("--state-out", type=Path, default=None,
+                        help="write the final project state as JSON here on exit")
+    parser.add_argument("--hz", type=float, default=30.0,
+                        help="main-loop ticks per second (REAPER defers at about 30)")
+    parser.add_argument("--verbose", action="store_true", help="log web requests to stderr")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    # Imported here: server.py must set up the fake REAPER before reapy loads.
+    from .server import Sim, SimConfig
+
+    config = SimConfig(project_path=args.project, web_port=args.web_port,
+                       server_port=args.server_port, state_out=args.state_out,
+                       hz=args.hz, verbose=args.verbose)
+    try:
+        sim = Sim(config)
+    except (ValueError, KeyError) as error:  # a bad project file, said plainly
+        sys.stderr.write(f"reaper_sim: cannot load {args.project}: {error}\n")
+        return 2
+    return sim.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,493 @@
+"""Serving: the fake "inside REAPER" environment, reapy's own server, the web interface.
+
+Process layout (one simulator process)::
+
+    main thread   = REAPER's main thread: MainLoop runs deferred ReaScript code
+                    (reapy's server loop) and queued tasks at ``hz`` ticks/s
+    http thread   = REAPER's web interface (EXTSTATE GET/SET, actions); every
+                    request is executed on the main thread, as in REAPER
+    control thread = the test control channel (control.py)
+
+How reapy is made to believe it runs inside REAPER (reapy.md 1, 4.1):
+
+1. ``sys.modules["reaper_python"]`` is a module whose ``RPR_*`` attributes are
+   the :class:`~tests.reaper_sim.api.ReaScriptApi` functions, plus the ``_ft``
+   table ``reapy.additional_api`` indexes;
+2. ``__main__.obj`` exists (``reapy.is_inside_reaper()`` checks exactly that) and
+   ``__main__.RPR_defer``/``RPR_atexit`` queue code on the main loop;
+3. ``import reapy`` then takes its inside-REAPER branch; afterwards
+   ``additional_api``'s ctypes versions of ``ValidatePtr2`` (and the MIDI
+   helpers) are replaced by the model's, and ``reapy.reascript_api`` gets a
+   module ``__getattr__`` raising :class:`~tests.reaper_sim.api.UnmodelledCall`;
+4. the ``__main__`` block of ``reapy/reascripts/activate_reapy_server.py`` is
+   replayed with reapy's own ``Server`` class and ``run_main_loop``; the only
+   change is :class:`LoopbackServer`, a subclass whose ``bind`` replaces reapy's
+   hard-coded ``0.0.0.0`` with ``127.0.0.1`` (reapy's JSON protocol executes any
+   importable callable, so it must never listen on the network).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import types
+import urllib.parse
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+from . import api as api_module
+from .api import ReaScriptApi, UnmodelledCall
+from .control import ControlServer
+from .faults import Faults, die
+from .pointers import format_pointer
+from .project import Project
+
+LOOPBACK = "127.0.0.1"
+#: Named action the web interface runs to (re)start reapy's server; published
+#: in EXTSTATE ``reapy/activate_reapy_server`` as reapy.configure_reaper() would.
+ACTIVATE_ACTION = "_RSreaper_sim_activate_reapy_server"
+#: reapy.additional_api replaces these with ctypes calls into REAPER's C table.
+_ADDITIONAL_API_SHADOWS = ("ValidatePtr2", "MIDI_GetEvt", "MIDI_GetHash", "MIDI_GetTrackHash",
+                           "MIDI_InsertEvt", "MIDI_InsertTextSysexEvt", "MIDI_SetEvt")
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Command-line settings of one simulator process."""
+
+    project_path: Path
+    web_port: int = 0
+    server_port: int = 0
+    state_out: Path | None = None
+    hz: float = 30.0
+    verbose: bool = False
+
+
+class _Task:
+    """A function queued for the main thread, with its outcome."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class MainLoop:
+    """REAPER's main thread: deferred ReaScript code plus queued tasks.
+
+    Parameters
+    ----------
+    hz : float
+        Ticks per second. REAPER runs deferred scripts at roughly 30 Hz, which
+        makes every un-batched reapy call cost about 33 ms (reapy.md 2.6).
+    faults : Faults
+        Consulted between ticks (stalls, drops).
+    stop : threading.Event
+        Ends :meth:`run`.
+    """
+
+    def __init__(self, hz: float, faults: Faults, stop: threading.Event) -> None:
+        self.period_s = 1.0 / hz
+        self.faults = faults
+        self.stop = stop
+        self.thread_id = threading.get_ident()
+        self._deferred: list[str] = []
+        self._atexit: list[str] = []
+        self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
+        self.on_script_died: Callable[[], None] = lambda: None
+
+    # RPR_defer / RPR_atexit as REAPER provides them in __main__.
+    def defer(self, code: str) -> None:
+        self._deferred.append(code)
+
+    def atexit(self, code: str) -> None:
+        self._atexit.append(code)
+
+    def call(self, fn: Callable[[], Any], timeout_s: float) -> Any:
+        """Run ``fn`` on the main thread and return its result (from another thread)."""
+        if threading.get_ident() == self.thread_id:
+            return fn()
+        task = _Task(fn)
+        self._tasks.put(task)
+        if not task.done.wait(timeout_s):
+            raise TimeoutError("REAPER main loop is busy (stall, or a client holding it)")
+        if task.error is not None:
+            raise task.error
+        return task.result
+
+    def run(self) -> None:
+        next_tick = time.monotonic()
+        while not self.stop.is_set():
+            self.faults.between_ticks()
+            if self.stop.is_set():
+                break
+            self._run_tasks()
+            self._run_deferred()
+            next_tick += self.period_s
+            delay = next_tick - time.monotonic()
+            if delay < 0:
+                next_tick = time.monotonic()  # overran: don't try to catch up
+            else:
+                self.stop.wait(delay)  # pacing, not synchronisation
+        self._run_tasks()  # answer anything queued during shutdown
+
+    def _run_tasks(self) -> None:
+        while True:
+            try:
+                task = self._tasks.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                task.result = task.fn()
+            except BaseException as error:  # handed back to the waiting thread
+                task.error = error
+            task.done.set()
+
+    def _run_deferred(self) -> None:
+        batch, self._deferred = self._deferred, []
+        for code in batch:
+            try:
+                exec(code, {"__name__": "__reaper_deferred__"})
+            except Exception:
+                # REAPER reports the error, stops the script (its pending defer
+                # calls are dropped) and runs its at-exit code; REAPER lives on.
+                sys.stderr.write("reaper_sim: deferred script error:\n" + traceback.format_exc())
+                self._deferred.clear()
+                self.run_atexit()
+                self.on_script_died()
+                return
+
+    def run_atexit(self) -> None:
+        hooks, self._atexit = self._atexit, []
+        for code in hooks:
+            try:
+                exec(code, {"__name__": "__reaper_atexit__"})
+            except Exception:
+                sys.stderr.write("reaper_sim: at-exit error:\n" + traceback.format_exc())
+
+
+def _unmodelled_attribute(name: str) -> Any:
+    # Module-level __getattr__ for the server-side reapy.reascript_api.
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise UnmodelledCall(f"RPR function {name!r} is not modelled by reaper_sim "
+                         f"(modelled: see reapy.reascript_api.__all__)")
+
+
+def install_fake_reaper(functions: dict[str, Callable], loop: MainLoop) -> types.ModuleType:
+    """Make this process look like REAPER's embedded Python, then import reapy.
+
+    Returns
+    -------
+    module
+        The imported ``reapy`` package, in inside-REAPER mode.
+    """
+    if "reapy" in sys.modules:
+        raise RuntimeError("reapy was imported before the fake REAPER environment existed")
+    reaper_python = types.ModuleType("reaper_python")
+    reaper_python.__doc__ = "reaper_sim's stand-in for REAPER's generated reaper_python"
+    reaper_python._ft = {}
+    for name, function in functions.items():
+        setattr(reaper_python, "RPR_" + name, function)
+    sys.modules["reaper_python"] = reaper_python
+    main = sys.modules["__main__"]
+    main.obj = object()
+    main.RPR_defer = loop.defer
+    main.RPR_atexit = loop.atexit
+
+    import reapy  # noqa: E402  (must follow the environment set-up above)
+
+    rpr = reapy.reascript_api
+    for name in _ADDITIONAL_API_SHADOWS:
+        if name in functions:
+            setattr(rpr, name, functions[name])
+        elif hasattr(rpr, name):
+            delattr(rpr, name)
+    rpr.__getattr__ = _unmodelled_attribute
+    if sorted(rpr.__all__) != sorted(functions):
+        raise RuntimeError("reapy.reascript_api.__all__ does not match the modelled functions")
+    return reapy
+
+
+class ReapyHost:
+    """Runs reapy's own server inside the fake REAPER, as its activation script would."""
+
+    def __init__(self, reapy: types.ModuleType, port: int) -> None:
+        from reapy.reascripts import activate_reapy_server
+        from reapy.tools.network.server import Server
+
+        class LoopbackServer(Server):
+            """reapy's Server bound to 127.0.0.1; reapy hard-codes 0.0.0.0."""
+
+            def bind(self, address):  # called once from Server.__init__
+                _host, requested_port = address
+                return super().bind((LOOPBACK, requested_port))
+
+        self.reapy = reapy
+        self.script = activate_reapy_server
+        self.server_class = LoopbackServer
+        self.port = port
+
+    @property
+    def server(self) -> Any:
+        return getattr(self.script, "SERVER", None)
+
+    def activate(self) -> int:
+        """Replay ``activate_reapy_server.py``'s ``__main__`` block; returns the port.
+
+        ``get_new_reapy_server`` is inlined only to publish the port the kernel
+        chose (``reapy.config.REAPY_SERVER_PORT`` is fixed at 2306); later
+        activations reuse that port, as REAPER's fixed port would be reused.
+        """
+        self.close()
+        server = self.server_class(self.port)
+        self.port = server._socket.getsockname()[1]
+        self.reapy.set_ext_state("reapy", "server_port", self.port)
+        self.script.SERVER = server
+        self.script.run_main_loop()
+        self.reapy.at_exit(self.reapy.delete_ext_state, "reapy", "server_port")
+        return self.port
+
+    def drop_connections(self) -> int:
+        """Close every client connection (main thread only)."""
+        server = self.server
+        if server is None:
+            return 0
+        dropped = list(server.connections.items())
+        for address, connection in dropped:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            connection.close()
+            del server.connections[address]
+        return len(dropped)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.drop_connections()
+            self.server.close()
+            self.script.SERVER = None
+
+
+def _escape_extstate(value: str) -> str:
+    # The web interface escapes the value so the tab-separated line stays intact.
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+class WebInterface(ThreadingHTTPServer):
+    """REAPER's web interface, reduced to what reapy's bootstrap uses."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int, sim: Sim) -> None:
+        self.sim = sim
+        super().__init__((LOOPBACK, port), _WebHandler)
+
+
+class _WebHandler(BaseHTTPRequestHandler):
+    server: WebInterface
+    server_version = "reaper_sim"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        if not self.path.startswith("/_/"):
+            self._reply(404, "reaper_sim serves only /_/ commands\n")
+            return
+        lines = []
+        try:
+            for command in filter(None, self.path[3:].split(";")):
+                lines.append(self.server.sim.web_command(
+                    [urllib.parse.unquote(part) for part in command.split("/")]))
+        except UnmodelledCall as error:
+            self._reply(404, f"{error}\n")
+            return
+        except TimeoutError as error:
+            self._reply(503, f"{error}\n")
+            return
+        self._reply(200, "".join(lines))
+
+    def _reply(self, status: int, body: str) -> None:
+        data = body.encode("utf-8")
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            pass  # the client gave up (e.g. reapy's 0.5 s timeout during a stall)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        if self.server.sim.config.verbose:
+            sys.stderr.write("reaper_sim web: " + format % args + "\n")
+
+
+class Sim:
+    """One simulated REAPER: model, API, reapy server, web interface, control channel."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.stop = threading.Event()
+        self.project = Project.from_json(json.loads(config.project_path.read_text()))
+        self.faults = Faults(self._drop_connections, self.stop)
+        self.api = ReaScriptApi(self.project, api_module.resource_path_for(os.getpid()),
+                                before_call=lambda name, args: self.faults.before_rpr_call(name))
+        self.loop = MainLoop(config.hz, self.faults, self.stop)
+        self.functions = self.api.functions()
+        self.reapy = install_fake_reaper(self.functions, self.loop)
+        self.reapy_host = ReapyHost(self.reapy, config.server_port)
+        self.loop.on_script_died = self._on_script_died
+        # What reapy.configure_reaper() writes to reaper-extstate.ini.
+        self.api.ext_state[("reapy", "activate_reapy_server")] = json.dumps(ACTIVATE_ACTION)
+        self.web = WebInterface(config.web_port, self)
+        self.control = ControlServer(LOOPBACK, self)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until shutdown; returns the process exit status."""
+        server_port = self.reapy_host.activate()
+        # Startup's own SetExtState is not a client call.
+        self.api.call_counts.clear()
+        self.api.call_log.clear()
+        # Short poll intervals keep shutdown fast; the servers otherwise idle in select().
+        threading.Thread(target=self.web.serve_forever, args=(0.05,), name="web",
+                         daemon=True).start()
+        threading.Thread(target=self.control.serve_forever, args=(0.05,), name="control",
+                         daemon=True).start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop.set())
+        print(f"READY web_port={self.web.server_address[1]} server_port={server_port} "
+              f"control_port={self.control.server_address[1]} pid={os.getpid()}", flush=True)
+        try:
+            self.loop.run()
+        finally:
+            for service in (self.web, self.control):
+                service.shutdown()
+                service.server_close()
+            self.reapy_host.close()
+            if self.config.state_out is not None:
+                self.write_state(self.config.state_out)
+        return 0
+
+    def write_state(self, path: Path) -> None:
+        path.write_text(json.dumps(self.dump(), indent=2, allow_nan=True))
+
+    def _on_script_died(self) -> None:
+        # reapy's server loop raised (e.g. a client vanished mid-HOLD). REAPER
+        # keeps running; a client re-activates the server through the web action.
+        self.reapy_host.close()
+
+    def _drop_connections(self) -> int:
+        return self.reapy_host.drop_connections()
+
+    # -- web interface (runs the work on the main thread) -------------------
+
+    def web_command(self, parts: list[str]) -> str:
+        """One ``/_/`` command: ``GET/EXTSTATE/s/k``, ``SET/EXTSTATE/s/k/v`` or an action."""
+        timeout_s = 10.0
+        if parts[:2] == ["GET", "EXTSTATE"] and len(parts) == 4:
+            section, key = parts[2], parts[3]
+            value = self.loop.call(lambda: self.api.ext_state.get((section, key), ""), timeout_s)
+            return f"EXTSTATE\t{section}\t{key}\t{_escape_extstate(value)}\n"
+        if parts[:2] == ["SET", "EXTSTATE"] and len(parts) >= 5:
+            section, key, value = parts[2], parts[3], "/".join(parts[4:])
+            self.loop.call(lambda: self.api.ext_state.__setitem__((section, key), value), timeout_s)
+            return ""
+        if parts == [ACTIVATE_ACTION]:
+            # REAPER runs the action on its main thread before answering, which
+            # is what keeps reapy's activation recursion from storming.
+            self.loop.call(self.reapy_host.activate, timeout_s)
+            return ""
+        raise UnmodelledCall(f"web interface command {'/'.join(parts)!r} is not modelled")
+
+    # -- control channel commands (called from the control thread) ----------
+
+    def dump(self) -> dict[str, Any]:
+        def build() -> dict[str, Any]:
+            state = self.project.to_json()
+            state["ext_state"] = [{"section": s, "key": k, "value": v}
+                                  for (s, k), v in sorted(self.api.ext_state.items())]
+            state["armed_faults"] = self.faults.armed()
+            return state
+        return self.loop.call(build, timeout_s=5.0)
+
+    def calls(self, reset: bool = False) -> dict[str, Any]:
+        def build() -> dict[str, Any]:
+            result = {"counts": dict(self.api.call_counts), "log": list(self.api.call_log)}
+            if reset:
+                self.api.call_counts.clear()
+                self.api.call_log.clear()
+            return result
+        return self.loop.call(build, timeout_s=5.0)
+
+    def manual_edit(self, edit: Callable[[], str], undo_name: str | None) -> str:
+        """Apply a "by hand" edit on the main thread and record its undo point."""
+        def apply() -> str:
+            before = self.project.snapshot()
+            description = edit()
+            name = undo_name or f"Manual edit: {description}"
+            self.project.undo.record(name, -1, before, self.project.state)
+            return name
+        return self.loop.call(apply, timeout_s=5.0)
+
+    def set_track_value(self, track: int | str, key: str, value: float,
+                        undo_name: str | None = None) -> str:
+        def edit() -> str:
+            target = self.project.find_track(track)
+            pointer = format_pointer("MediaTrack*", target.address)
+            if not self.functions["SetMediaTrackInfo_Value"].body(self.api, target, key, value):
+                raise ValueError(f"{key} is read-only")
+            return f"{key} of {pointer} = {value}"
+        # The body is called directly so manual edits do not count as RPR calls.
+        return self.manual_edit(edit, undo_name)
+
+    def set_fx_param(self, track: int | str, fx: int | str, param: int | str,
+                     normalized: float | None = None, raw: float | None = None,
+                     undo_name: str | None = None) -> str:
+        if (normalized is None) == (raw is None):
+            raise ValueError("give exactly one of normalized or raw")
+
+        def edit() -> str:
+            target = self.project.find_track(track)
+            instance = self._find_fx(target, fx)
+            index = instance.param_index(param)
+            if normalized is not None:
+                instance.set_normalized(index, normalized)
+            else:
+                instance.set_raw(index, raw)
+            return f"{instance.display_name} param {index}"
+        return self.manual_edit(edit, undo_name)
+
+    @staticmethod
+    def _find_fx(track: Any, ref: int | str) -> Any:
+        if isinstance(ref, int):
+            if not 0 <= ref < len(track.fxs):
+                raise IndexError(f"track has no FX {ref}")
+            return track.fxs[ref]
+        for instance in track.fxs:
+            if ref in (instance.display_name, instance.plugin.name, instance.renamed):
+                return instance
+        raise KeyError(f"track has no FX named {ref!r}")
+
+    def drop(self) -> int:
+        return self.faults.request_drop(timeout_s=5.0)
+
+    def die_now(self, exit_code: int) -> None:
+        die(exit_code, "control channel")
+
+    def shutdown(self) -> None:
+        self.stop.set()
+
+
