@@ -336,3 +336,62 @@ def _report(progress, path: Path, outcome: tuple) -> None:
         return
     info, feats, error, _ = outcome
     progress(StemResult(path.stem, path, info, None, error))
+
+
+def analysis_id(result: SessionResult) -> str:
+    """A content id of an analysis: the measured figures, independent of where the files live."""
+    import hashlib
+    import json
+
+    from .report import session_dict
+
+    doc = session_dict(result)
+    for stem in doc["stems"]:
+        stem.pop("path", None)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def stem_views(result: SessionResult, roles: dict[str, str] | None = None, manual: Sequence[str] = ()):
+    """The rules' view of each stem: role (given, else inferred), analysis or error, section levels."""
+    from .suggest.roles import infer_role
+    from .suggest.rules import StemView
+
+    roles = roles or {}
+    views = []
+    for stem in result.stems:
+        section_lufs = tuple(
+            (lev.section.name, lev.section.start_s, lev.section.end_s, dict(lev.stem_lufs).get(stem.name), lev.mix_lufs)
+            for lev in result.mix.sections)
+        error = (stem.error.code, stem.error.message) if stem.error is not None else None
+        views.append(StemView(stem.name, roles.get(stem.name) or infer_role(stem.name), stem.analysis, error,
+                              stem.name in manual, section_lufs))
+    return views
+
+
+def analyze_reference(path: str | os.PathLike):
+    """Measure a reference track like a stem (its own features only; it is not summed)."""
+    from .errors import InputFileError
+
+    info, measured, error, _ = extract_stem(str(path))
+    if error is not None:
+        raise InputFileError(f"{path}: {error.code}: {error.message}", code="E_REFERENCE")
+    analysis, _ = measured
+    if analysis.loudness.integrated_lufs is None:
+        raise InputFileError(f"{path}: the reference is silent", code="E_REFERENCE")
+    return analysis
+
+
+def plan_session(result: SessionResult, role_config=None, amount: float = 1.0, reference_path=None):
+    """Analysis -> MixPlan, with roles from the config and an optional reference track."""
+    from .config import RoleConfig
+    from .suggest.plan import PlanSettings, build_plan
+    from .suggest.reference import compare
+
+    role_config = role_config or RoleConfig()
+    views = stem_views(result, role_config.roles, role_config.manual)
+    sources = {v.name: role_config.sources.get(v.name, "inferred") for v in views}
+    comparison = None
+    if reference_path is not None and result.mix.summed is not None:
+        comparison = compare(result.mix.summed, analyze_reference(reference_path), Path(reference_path).stem)
+    settings = PlanSettings(amount=amount, role_offsets=dict(role_config.role_offsets), manual=role_config.manual)
+    return build_plan(views, result.mix, settings, sources, analysis_id(result), comparison)

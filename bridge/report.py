@@ -42,7 +42,8 @@ def analysis_dict(a: StemAnalysis) -> dict[str, Any]:
         "sample_peak_dbfs": lev.sample_peak_dbfs,
         "true_peak_dbtp": lev.true_peak_dbtp,
         "correlation": _r(st.correlation, 3) if st else None,
-        "levels": {"active_rms_dbfs": lev.active_rms_dbfs, "crest_db": lev.crest_db, "plr_db": lev.plr_db},
+        "levels": {"active_rms_dbfs": lev.active_rms_dbfs, "crest_db": lev.crest_db, "plr_db": lev.plr_db,
+                   "rms_percentiles_dbfs": dict(zip(("p10", "p50", "p75", "p90", "p95"), lev.rms_percentiles_dbfs))},
         "faults": {
             "dc_offset": list(fault.dc_offset),
             "dc_offset_dbfs": fault.dc_offset_dbfs,

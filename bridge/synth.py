@@ -70,7 +70,7 @@ def _note(semitones: float, root: float) -> float:
     return root * 2.0 ** (semitones / 12.0)
 
 
-def _render_loop(role: str, fs: int, rng) -> np.ndarray:
+def _render_loop(role: str, fs: int, rng, problems: tuple[str, ...] = ()) -> np.ndarray:
     """Four bars of one role, mono, peak-normalised."""
     bar = int(BAR_S * fs)
     beat = int(BEAT_S * fs)
@@ -86,7 +86,7 @@ def _render_loop(role: str, fs: int, rng) -> np.ndarray:
         if role == "kick":
             n = int(0.35 * fs)
             t = np.arange(n) / fs
-            sweep = 48.0 + 90.0 * np.exp(-t / 0.03)
+            sweep = 62.0 + 90.0 * np.exp(-t / 0.03)  # the body settles at ~62 Hz
             thump = np.sin(2 * np.pi * np.cumsum(sweep) / fs) * _env(n, fs, 0.001, 0.12)
             for beat_i in (0, 2, 2.5):
                 place(thump, start + int(beat_i * beat))
@@ -104,11 +104,18 @@ def _render_loop(role: str, fs: int, rng) -> np.ndarray:
                 place(tick * _env(n, fs, 0.0005, 0.015) * (1.0 if eighth % 2 else 0.6),
                       start + eighth * beat // 2)
         elif role == "bass":
-            for eighth in range(8):
-                n = beat // 2
-                f = root if eighth % 4 else root / 2 * 2
-                tone = _harmonics(f / 2, n, fs, 8, 1.3, rng) * _env(n, fs, 0.005, 0.25)
-                place(tone, start + eighth * n)
+            if "kick_bass_masking" in problems:
+                # Long notes on the kick's beats, fundamentals in the kick's 60-120 Hz body.
+                for beat_i in (0, 2, 2.5):
+                    n = int(beat * 0.9)
+                    tone = _harmonics(root * 0.75, n, fs, 6, 1.1, rng) * _env(n, fs, 0.003, 0.6)
+                    place(tone, start + int(beat_i * beat))
+            else:
+                # Off-beat eighths above the kick's thump: the two take turns and keep apart.
+                for eighth in (1, 3, 5, 7):
+                    n = beat // 2
+                    tone = _harmonics(root, n, fs, 8, 1.3, rng) * _env(n, fs, 0.005, 0.15)
+                    place(tone, start + eighth * n)
         elif role in ("pad", "strings"):
             chord = sum(_harmonics(_note(s, root * 2), bar, fs, 5, 1.6, rng) for s in TRIADS[b])
             swell = 0.6 + 0.4 * np.sin(np.pi * np.arange(bar) / bar)
@@ -177,7 +184,11 @@ def song_sections(duration_s: float) -> list[tuple[str, float, float]]:
 def render_stem(spec: StemSpec, duration_s: float, sample_rate: int, block_s: float = 8.0):
     """Yield the stem as float32 ``(frames, channels)`` blocks of about ``block_s`` seconds."""
     rng = np.random.default_rng(spec.seed)
-    loop = _render_loop(spec.role, sample_rate, rng) if "silent" not in spec.problems else None
+    loop = _render_loop(spec.role, sample_rate, rng, spec.problems) if "silent" not in spec.problems else None
+    clip_makeup = 1.0
+    if loop is not None and "clipped" in spec.problems:
+        # Keep the clipped part's loudness where the unclipped one was, so clipping is the only fault.
+        clip_makeup = float(np.sqrt(np.mean(loop ** 2) / np.mean(np.clip(loop * 4.0, -1.0, 1.0) ** 2)))
     total = int(round(duration_s * sample_rate))
     sections = song_sections(duration_s)
     gains = np.zeros(len(sections))
@@ -221,8 +232,9 @@ def render_stem(spec: StemSpec, duration_s: float, sample_rate: int, block_s: fl
             if "polarity" in spec.problems:
                 out[:, 1] = -out[:, 1]
         if "clipped" in spec.problems:
-            # Driven 12 dB past full scale and clamped: flat tops baked into the file.
-            out = np.clip(out * (4.0 / level), -1.0, 1.0)
+            # Driven 12 dB into a hard clipper, then turned back down to its level: flat tops baked
+            # into the file below full scale, as when a plug-in clips before the fader.
+            out = np.clip(out * (4.0 / level), -1.0, 1.0) * level * clip_makeup
         yield out.astype(np.float32)
 
 
@@ -230,15 +242,15 @@ def default_session(problems: bool = True) -> list[StemSpec]:
     """The demo's ten-stem session; with ``problems`` it carries every problem in :data:`PROBLEMS`."""
     p = (lambda *names: names) if problems else (lambda *names: ())
     return [
-        StemSpec("Kick", "kick", -14.0, seed=1, problems=p("kick_bass_masking")),
-        StemSpec("Snare", "snare", -18.0, seed=2),
-        StemSpec("Hats", "hats", -26.0, pan=0.3, seed=3),
-        StemSpec("Bass_DI", "bass", -16.0, seed=4, problems=p("kick_bass_masking")),
-        StemSpec("Pad_Strings", "pad", -24.0, seed=5, problems=p("rumble_dc")),
-        StemSpec("Guitar_Rhythm", "guitar", -22.0, pan=-0.4, seed=6, problems=p("polarity")),
-        StemSpec("Keys", "keys", -24.0, pan=0.35, seed=7, problems=p("too_hot")),
+        StemSpec("Kick", "kick", -18.0, seed=1, problems=p("kick_bass_masking")),
+        StemSpec("Snare", "snare", -13.5, seed=2),
+        StemSpec("Hats", "hats", -19.0, pan=0.3, seed=3),
+        StemSpec("Bass_DI", "bass", -19.0, seed=4, problems=p("kick_bass_masking")),
+        StemSpec("Pad_Strings", "pad", -28.0, seed=5, problems=p("rumble_dc")),
+        StemSpec("Guitar_Rhythm", "guitar", -16.5, pan=-0.4, seed=6, problems=p("polarity")),
+        StemSpec("Keys", "keys", -21.0, pan=0.35, seed=7, problems=p("too_hot")),
         StemSpec("Lead_Vocal", "vocal", -17.0, stereo=False, seed=8, problems=p("vocal_chorus_dip")),
-        StemSpec("Synth_Lead", "synth", -24.0, pan=0.2, seed=9, problems=p("clipped")),
+        StemSpec("Synth_Lead", "synth", -22.0, pan=0.2, seed=9, problems=p("clipped")),
         StemSpec("FX_Riser", "fx", -30.0, seed=10, problems=p("silent")),
     ]
 

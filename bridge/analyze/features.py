@@ -196,5 +196,5 @@ class FeatureExtractor:
             sample_peak=float(self._true_peak.sample_peak),
             true_peak=float(true_peak),
             dc_mean=self._levels.sum / frames,
-            clip=self._clips.result(),
+            clip=self._clips.result(self._true_peak.sample_peak),
         )

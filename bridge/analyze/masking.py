@@ -33,6 +33,8 @@ THRESHOLD_OFFSET_DB = 5.5
 CLARITY_MARGIN_DB = 10.0
 #: A maskee band counts in a frame only within this many dB of its loudest band in that frame.
 SIGNIFICANT_WITHIN_DB = 30.0
+#: ...and within this many dB of the 95th percentile of its own level in that band.
+STRENGTH_WITHIN_DB = 20.0
 #: A band is part of a conflict when masked for at least this share of the maskee's active time...
 MIN_TIME_FRACTION = 0.25
 #: ...with at least this mean overlap, dB.
@@ -160,9 +162,13 @@ def masking_pairs(names: list[str], band_power: list[np.ndarray], active: list[n
     spread = (_SPREAD * 10.0 ** (-THRESHOLD_OFFSET_DB / 10.0)).astype(np.float32)
     thresholds = [e @ spread for e in energy]
     significant = []
-    for e in energy:
+    for e, a in zip(energy, active):
         loudest = e.max(axis=1, keepdims=True)
-        significant.append((e > 0.0) & (e >= loudest * 10.0 ** (-SIGNIFICANT_WITHIN_DB / 10.0)))
+        # A band counts where it is a real part of the stem in that frame, and where the stem is
+        # near its own usual strength in that band: a decaying tail being covered is not a conflict.
+        strong = np.percentile(e[a], 95, axis=0) if a.any() else np.zeros(e.shape[1], np.float32)
+        significant.append((e > 0.0) & (e >= loudest * 10.0 ** (-SIGNIFICANT_WITHIN_DB / 10.0))
+                           & (e >= strong * 10.0 ** (-STRENGTH_WITHIN_DB / 10.0)))
     pairs: list[tuple[float, MaskingPair]] = []
     for i in range(n):
         if not active[i].any():

@@ -17,8 +17,15 @@ from .stereo import StereoMeasures, stereo_measures
 ACTIVITY_GATE_LU = -20.0
 #: Rumble is energy below this frequency.
 RUMBLE_BELOW_HZ = 30.0
+#: Bands below this never count as the useful range: with 10 Hz bins, a strong rumble tone
+#: leaks into the 31.5 and 40 Hz bands and would otherwise pass for music.
+USEFUL_FROM_HZ = 50.0
+#: Any band within this many dB of the loudest belongs to the useful range.
+STRONG_BAND_DB = 20.0
 #: The useful range starts at the lowest band within this many dB of the loudest band.
 USEFUL_RANGE_DB = 30.0
+#: Percentiles of the active 100 ms RMS that are reported.
+RMS_PERCENTILES = (10, 50, 75, 90, 95)
 #: Seconds per value of the spectrum-over-time series in reports.
 SPECTRUM_REPORT_S = 1.0
 
@@ -52,6 +59,9 @@ class LevelMeasures:
         Sample peak over active RMS.
     plr_db : float or None
         Peak-to-loudness ratio, true peak minus integrated loudness (EBU R 128 s1).
+    rms_percentiles_dbfs : tuple of (float or None)
+        The 10th, 50th, 75th, 90th and 95th percentiles of the 100 ms RMS over active frames:
+        the level distribution a compressor's threshold is set against.
     """
 
     sample_peak_dbfs: float | None
@@ -59,6 +69,7 @@ class LevelMeasures:
     active_rms_dbfs: float | None
     crest_db: float | None
     plr_db: float | None
+    rms_percentiles_dbfs: tuple[float | None, ...] = (None,) * 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +109,8 @@ class SpectrumMeasures:
     rumble_db : float or None
         Energy below 30 Hz relative to the whole stem's, dB.
     useful_low_hz : float or None
-        Lower edge of the useful range: centre of the lowest band from 31.5 Hz up within 30 dB of
-        the loudest band.
+        Lower edge of the useful range: going down from the loudest band (50 Hz and up), the centre
+        of the last band before the level first falls more than 30 dB below the loudest.
     centroid_hz : float or None
         Energy-weighted mean band centre.
     """
@@ -194,10 +205,17 @@ def spectrum_measures(features: StemFeatures, active: np.ndarray) -> SpectrumMea
     centroid = None
     if total > 1e-30:
         # Rumble bands are left out, or a rumbling stem would call the rumble its useful range.
-        musical = BAND_CENTERS_HZ >= RUMBLE_BELOW_HZ
-        loudest = float(mean[musical].max())
-        within = np.flatnonzero(musical & (mean >= loudest * 10.0 ** (-USEFUL_RANGE_DB / 10.0)))
-        useful_low = float(BAND_CENTERS_HZ[within[0]]) if len(within) else None
+        musical = BAND_CENTERS_HZ >= USEFUL_FROM_HZ
+        floor = float(mean[musical].max()) * 10.0 ** (-USEFUL_RANGE_DB / 10.0)
+        # Walk down from the loudest band while the bands stay within range: a gap ends the
+        # useful range, so leakage from rumble further down is not mistaken for music.
+        band = int(np.argmax(np.where(musical, mean, -1.0)))
+        while band - 1 >= 0 and musical[band - 1] and mean[band - 1] >= floor:
+            band -= 1
+        # A part with two separate regions (a snare's body and its wires) keeps the lower one
+        # when it is strong: within 20 dB of the loudest band.
+        strong = np.flatnonzero(musical & (mean >= float(mean[musical].max()) * 10.0 ** (-STRONG_BAND_DB / 10.0)))
+        useful_low = float(BAND_CENTERS_HZ[min(band, int(strong[0]))])
         centroid = float(np.sum(mean * BAND_CENTERS_HZ) / total)
     return SpectrumMeasures(
         band_db=band_db,
@@ -231,6 +249,11 @@ def analyze_stem(features: StemFeatures) -> StemAnalysis:
     active_rms_db = power_to_db(float(frame_power[active].mean())) if active.any() else None
     sample_peak_db = gain_to_db(features.sample_peak)
     true_peak_db = gain_to_db(features.true_peak)
+    if active.any():
+        active_db = 10.0 * np.log10(np.maximum(frame_power[active], 1e-30))
+        percentiles = tuple(round(float(v), 2) for v in np.percentile(active_db, RMS_PERCENTILES))
+    else:
+        percentiles = (None,) * len(RMS_PERCENTILES)
     levels = LevelMeasures(
         sample_peak_dbfs=_r(sample_peak_db),
         true_peak_dbtp=_r(true_peak_db),
@@ -238,6 +261,7 @@ def analyze_stem(features: StemFeatures) -> StemAnalysis:
         crest_db=_r(sample_peak_db - active_rms_db) if sample_peak_db is not None and active_rms_db is not None else None,
         plr_db=_r(true_peak_db - loudness.integrated_lufs)
         if true_peak_db is not None and loudness.integrated_lufs is not None else None,
+        rms_percentiles_dbfs=percentiles,
     )
     dc = tuple(float(v) for v in features.dc_mean)
     faults = FaultMeasures(

@@ -1,0 +1,102 @@
+"""Settings and the roles file.  Loud about typos: unknown keys and roles are errors, not guesses.
+
+Roles file (TOML or JSON)::
+
+    [roles]                 # stem name -> role
+    "Vox_Take3" = "lead_vocal"
+    "Gtr_DI"    = "guitar"
+
+    [role_offsets]          # role -> target level against the lead vocal, LU
+    pad = -12
+
+    manual = ["Drum_Bus"]   # tracks the producer mixes by hand: findings only
+
+The same tables may live in ``pyproject.toml`` under ``[tool.mixbridge]`` or in ``mixbridge.toml``
+beside the stems ("config"); a roles file given on the command line overrides them.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputFileError
+from .suggest.roles import ROLES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_KNOWN_KEYS = {"roles", "role_offsets", "manual"}
+
+
+@dataclass(frozen=True, slots=True)
+class RoleConfig:
+    """Role overrides, level offsets and manual tracks, with where each came from."""
+
+    roles: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    role_offsets: dict[str, float] = field(default_factory=dict)
+    manual: tuple[str, ...] = ()
+
+    def merged(self, other: "RoleConfig") -> "RoleConfig":
+        """``other`` wins where both say something."""
+        return RoleConfig({**self.roles, **other.roles}, {**self.sources, **other.sources},
+                          {**self.role_offsets, **other.role_offsets},
+                          tuple(sorted(set(self.manual) | set(other.manual))))
+
+
+def _parse(data: dict[str, Any], where: str, source: str) -> RoleConfig:
+    unknown = set(data) - _KNOWN_KEYS
+    if unknown:
+        raise InputFileError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                             f"expected {', '.join(sorted(_KNOWN_KEYS))}", code="E_ROLES")
+    roles = data.get("roles", {}) or {}
+    if not isinstance(roles, dict):
+        raise InputFileError(f"{where}: [roles] must map stem names to roles", code="E_ROLES")
+    for name, role in roles.items():
+        if role not in ROLES:
+            raise InputFileError(f"{where}: stem {name!r} has unknown role {role!r}; roles are "
+                                 + ", ".join(ROLES), code="E_ROLES")
+    offsets = data.get("role_offsets", {}) or {}
+    for role, value in offsets.items():
+        if role not in ROLES or not isinstance(value, (int, float)):
+            raise InputFileError(f"{where}: role_offsets.{role} must be a known role with a number", code="E_ROLES")
+    manual = data.get("manual", []) or []
+    if not isinstance(manual, list) or not all(isinstance(m, str) for m in manual):
+        raise InputFileError(f"{where}: manual must be a list of track names", code="E_ROLES")
+    return RoleConfig(dict(roles), {n: source for n in roles}, {k: float(v) for k, v in offsets.items()},
+                      tuple(sorted(manual)))
+
+
+def read_roles_file(path: str | Path) -> RoleConfig:
+    """Read a roles file (``.toml`` or ``.json``)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputFileError(f"{path}: {exc.strerror or exc}", code="E_ROLES") from exc
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise InputFileError(f"{path}: {exc}", code="E_ROLES") from exc
+    if not isinstance(data, dict):
+        raise InputFileError(f"{path}: expected a table/object at the top", code="E_ROLES")
+    return _parse(data, str(path), "roles file")
+
+
+def read_config(folder: str | Path) -> RoleConfig:
+    """``mixbridge.toml`` in ``folder``, else ``[tool.mixbridge]`` of a ``pyproject.toml`` there."""
+    folder = Path(folder)
+    own = folder / "mixbridge.toml"
+    if own.is_file():
+        return _parse(tomllib.loads(own.read_text(encoding="utf-8")), str(own), "config")
+    project = folder / "pyproject.toml"
+    if project.is_file():
+        data = tomllib.loads(project.read_text(encoding="utf-8")).get("tool", {}).get("mixbridge")
+        if isinstance(data, dict):
+            return _parse(data, f"{project} [tool.mixbridge]", "config")
+    return RoleConfig()
