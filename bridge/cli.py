@@ -44,6 +44,57 @@ def cmd_analyze(args, out: TextIO) -> ExitStatus:
     return _analysis_status(result)
 
 
+def cmd_plan(args, out: TextIO) -> ExitStatus:
+    from .config import RoleConfig, read_config, read_roles_file
+    from .markers import read_markers
+    from .pipeline import analyze_session, plan_session
+    from .report import table
+    from .suggest.plan import plan_json
+
+    if not 0.0 <= args.amount <= 1.0:
+        print("mixbridge: --amount must be between 0 and 1", file=sys.stderr)
+        return ExitStatus.USAGE
+    markers = read_markers(args.markers) if args.markers else None
+    roles = RoleConfig()
+    for path in args.paths:
+        if Path(path).is_dir():
+            roles = roles.merged(read_config(path))
+    if args.roles:
+        roles = roles.merged(read_roles_file(args.roles))
+    result = analyze_session(args.paths, markers=markers, jobs=args.jobs, recursive=args.recursive)
+    if not result.stems:
+        print("mixbridge: E_NO_STEMS: no audio stems found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
+        return ExitStatus.NOTHING_USABLE
+    plan = plan_session(result, roles, amount=args.amount, reference_path=args.reference)
+    Path(args.json).write_text(plan_json(plan), encoding="utf-8")
+    print(table(result), file=out)
+    print("", file=out)
+    print(plan_summary(plan), file=out)
+    print(f"\nplan: {args.json} (id {plan.id})", file=out)
+    if args.notes:
+        from .notes.render import write_notes
+        from .notes.model import NotesInput
+
+        written = write_notes(NotesInput(result, plan), args.notes)
+        print("notes: " + ", ".join(str(p) for p in written), file=out)
+    return _analysis_status(result)
+
+
+def plan_summary(plan) -> str:
+    """One line per track with moves or findings: what the plan proposes, in words."""
+    lines = [f"plan ({len([t for t in plan.tracks if t.status == 'ai'])} tracks with AI moves, "
+             f"amount {plan.settings.amount:g}):"]
+    for t in plan.tracks:
+        if not t.findings:
+            continue
+        lines.append(f"  {t.name} [{t.role}, {t.status}]")
+        for f in t.findings:
+            lines.append(f"    - {f.message}")
+    for f in plan.mix_findings:
+        lines.append(f"  mix: {f.message}")
+    return "\n".join(lines)
+
+
 def cmd_demo(args, out: TextIO) -> ExitStatus:
     from .pipeline import analyze_session
     from .report import table, write_json
@@ -55,7 +106,19 @@ def cmd_demo(args, out: TextIO) -> ExitStatus:
     result = analyze_session([folder], jobs=args.jobs)
     print(table(result), file=out)
     write_json(result, folder / "analysis.json")
-    print(f"\nstems and full result (analysis.json) are in {folder}", file=out)
+
+    from .notes.model import NotesInput
+    from .notes.render import write_notes
+    from .pipeline import plan_session
+    from .suggest.plan import plan_json
+
+    plan = plan_session(result)
+    (folder / "plan.json").write_text(plan_json(plan), encoding="utf-8")
+    written = write_notes(NotesInput(result, plan), folder / "notes.html")
+    print("", file=out)
+    print(plan_summary(plan), file=out)
+    print(f"\nin {folder}:\n  stems, analysis.json, plan.json (id {plan.id})\n  notes: "
+          + ", ".join(Path(p).name for p in written), file=out)
     return _analysis_status(result)
 
 
@@ -73,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     analyze.add_argument("--recursive", action="store_true", help="look for stems in sub-folders too")
     analyze.set_defaults(func=cmd_analyze)
+
+    plan = sub.add_parser("plan", help="analyse stems and propose mix moves as a reviewable plan")
+    plan.add_argument("paths", nargs="+", help="stem files and/or folders of stems")
+    plan.add_argument("--json", metavar="PLAN", required=True, help="write the plan here (schema_version 1)")
+    plan.add_argument("--notes", metavar="NOTES", help="write feedback notes (.html or .md; the twin is written too)")
+    plan.add_argument("--reference", metavar="REF", help="a reference track to steer tonal balance towards")
+    plan.add_argument("--amount", type=float, default=1.0, help="scale every move, 0..1 (0: findings only)")
+    plan.add_argument("--roles", metavar="FILE", help="roles file (TOML/JSON): stem roles, offsets, manual tracks")
+    plan.add_argument("--markers", metavar="FILE", help="sections: REAPER marker/region CSV export or JSON")
+    plan.add_argument("--jobs", type=int, default=None)
+    plan.add_argument("--recursive", action="store_true")
+    plan.set_defaults(func=cmd_plan)
 
     demo = sub.add_parser("demo", help="synthesise a small session with known problems and analyse it (no REAPER)")
     demo.add_argument("--dir", help="where to write the session (default: a new temporary folder)")

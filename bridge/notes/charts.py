@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import html
 import math
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+from ..analyze.session import SectionLevels
 from ..analyze.spectrum import BAND_CENTERS_HZ
 from ..suggest.roles import NEUTRAL
 from ..suggest.rules import GAIN_DEADBAND_LU, Context, RuleSettings, StemView, target_lufs
@@ -202,6 +203,22 @@ def _loudness_row(name: str, lufs: float | None, target: float | None, status: s
     return tip, f"{_fmt(lufs, 'LUFS')} (target {target:.1f})", abs(off) < GAIN_DEADBAND_LU
 
 
+def _loudness_bar(row: tuple[str, float | None, float | None, str], y: float, left: float, note_x: float,
+                  x: Callable[[float], float]) -> str:
+    """One stem's row: label, bar from the axis start, target tick, and the figures in words."""
+    name, lufs, target, status = row
+    tip, note, close = _loudness_row(name, lufs, target, status)
+    parts = [_title(tip), _text(left - 8, y + 16, _label(name), anchor="end")]
+    if lufs is not None:
+        parts.append(_el("rect", x=float(left), y=y + 6.0, width=max(x(lufs) - left, 1.0), height=12.0,
+                         fill=BAR_OK if close else BAR_OFF))
+    if target is not None:
+        parts.append(_line(x(target), y + 2, x(target), y + 22, stroke=TARGET, width=3.0))
+    fill = INK if status == "ok" else MUTED if status == "silent" else ERROR_INK
+    parts.append(_text(note_x, y + 16, note, fill=fill, style=None if status == "ok" else "italic"))
+    return _el("g", "".join(parts))
+
+
 def loudness_chart(result: SessionResult, plan: MixPlan) -> str:
     """Horizontal bars of each stem's integrated loudness, with a tick at its target.
 
@@ -244,18 +261,8 @@ def loudness_chart(result: SessionResult, plan: MixPlan) -> str:
         body.append(_line(x(tick), top - 4, x(tick), bottom, stroke=GRID))
         body.append(_text(x(tick), bottom + 16, f"{tick}", anchor="middle", size=11, fill=MUTED))
     body.append(_text(left + plot_w / 2, bottom + 34, "integrated loudness, LUFS", anchor="middle", fill=MUTED))
-    for k, (name, lufs, target, status) in enumerate(rows):
-        y = top + k * row_h
-        tip, note, close = _loudness_row(name, lufs, target, status)
-        parts = [_title(tip), _text(left - 8, y + 16, _label(name), anchor="end")]
-        if lufs is not None:
-            parts.append(_el("rect", x=float(left), y=y + 6.0, width=max(x(lufs) - left, 1.0), height=12.0,
-                             fill=BAR_OK if close else BAR_OFF))
-        if target is not None:
-            parts.append(_line(x(target), y + 2, x(target), y + 22, stroke=TARGET, width=3.0))
-        fill, style = (INK, None) if status == "ok" else (MUTED, "italic") if status == "silent" else (ERROR_INK, "italic")
-        parts.append(_text(left + plot_w + 10, y + 16, note, fill=fill, style=style))
-        body.append(_el("g", "".join(parts)))
+    for k, row in enumerate(rows):
+        body.append(_loudness_bar(row, top + k * row_h, left, left + plot_w + 10, x))
     anchor = plan.anchor
     against = ("no anchor: no stem was measurable" if anchor is None else
                f"targets are the lead vocal {anchor.stem} ({anchor.lufs:.1f} LUFS) plus each role's offset"
@@ -381,7 +388,8 @@ def masking_chart(result: SessionResult) -> str:
         summary = (f"{pair.masked} is masked by {pair.masker} at {pair.band_low_hz:.0f}-{pair.band_high_hz:.0f} Hz: "
                    f"{pair.overlap_db:.1f} dB overlap, {pair.time_fraction * 100:.0f}% of the time"
                    + (" (both ways)" if pair.mutual else ""))
-        cells = [_title(summary), _text(left - 8, y + 12.5, _label_pair(pair.masked, pair.masker), anchor="end", size=11)]
+        row_label = _label_pair(pair.masked, pair.masker)
+        cells = [_title(summary), _text(left - 8, y + 12.5, row_label, anchor="end", size=11)]
         for b, (hz, overlap) in enumerate(zip(BAND_CENTERS_HZ, pair.band_overlap_db)):
             rect = dict(x=left + b * cell, y=y, width=cell, height=cell, stroke=PAPER, stroke_width=1.0)
             if overlap is None:
@@ -419,6 +427,18 @@ def _clock(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 60 else f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
+def _section_band(level: SectionLevels, fill: str, x0: float, x1: float, top: float, height: float) -> str:
+    """A shaded section with its name and mix loudness, shortened to what fits its width."""
+    s = level.section
+    room = x1 - x0 - 6.0
+    label = f"{s.name} · {level.mix_lufs:.1f} LUFS" if level.mix_lufs is not None else s.name
+    if len(label) * CHAR_PX * 0.92 > room:
+        label = _label(s.name) if len(_label(s.name)) * CHAR_PX * 0.92 <= room else ""
+    tip = f"section {s.name}: {s.start_s:.1f}-{s.end_s:.1f} s, mix {_fmt(level.mix_lufs, 'LUFS')}"
+    return _el("g", _title(tip) + _el("rect", x=x0, y=top, width=max(x1 - x0, 0.5), height=height, fill=fill)
+               + (_text(x0 + 4, top + 14, label, size=11) if label else ""))
+
+
 def timeline_chart(result: SessionResult) -> str:
     """The mix's short-term loudness (3 s window, every 100 ms) with the sections shaded.
 
@@ -450,16 +470,8 @@ def timeline_chart(result: SessionResult) -> str:
     if integrated is not None:
         entries.append((_line(0, 5, 16, 5, stroke=MUTED, width=1.2, dash="4 3"), f"integrated {integrated:.1f} LUFS"))
     body = _legend(left, 18, entries)
-    for k, level in enumerate(sections):
-        s = level.section
-        x0, x1 = x(s.start_s), x(s.end_s)
-        label = f"{s.name} · {level.mix_lufs:.1f} LUFS" if level.mix_lufs is not None else s.name
-        if len(label) * CHAR_PX * 0.92 > x1 - x0 - 6:
-            label = _label(s.name) if len(s.name) * CHAR_PX * 0.92 <= x1 - x0 - 6 else ""
-        tip = f"section {s.name}: {s.start_s:.1f}-{s.end_s:.1f} s, mix {_fmt(level.mix_lufs, 'LUFS')}"
-        body.append(_el("g", _title(tip) + _el("rect", x=x0, y=top, width=max(x1 - x0, 0.5), height=plot_h,
-                                                    fill=SECTION_FILLS[k % 2])
-                        + (_text(x0 + 4, top + 14, label, size=11) if label else "")))
+    body += [_section_band(level, SECTION_FILLS[k % 2], x(level.section.start_s), x(level.section.end_s), top,
+                           plot_h) for k, level in enumerate(sections)]
     for lufs in range(int(low), int(high) + 1, 6):
         body.append(_line(left, y(lufs), left + plot_w, y(lufs)))
         body.append(_text(left - 6, y(lufs) + 4, f"{lufs}", anchor="end", size=11, fill=MUTED))
@@ -473,7 +485,8 @@ def timeline_chart(result: SessionResult) -> str:
                     text_anchor="middle", transform=f"rotate(-90 14 {_n(top + plot_h / 2)})"))
     if integrated is not None:
         body.append(_el("g", _title(f"integrated loudness {integrated:.1f} LUFS")
-                        + _line(left, y(integrated), left + plot_w, y(integrated), stroke=MUTED, width=1.2, dash="4 3")))
+                        + _line(left, y(integrated), left + plot_w, y(integrated), stroke=MUTED, width=1.2,
+                                dash="4 3")))
     points = [(x((k + 1) * GRID_S), y(v)) if v is not None else None for k, v in enumerate(series)]
     body.append(_el("path", _title(f"short-term loudness, {min(values):.1f} to {max(values):.1f} LUFS"),
                     d=_path(points), fill="none", stroke=MIX_LINE, stroke_width=2.0, stroke_linejoin="round"))

@@ -97,9 +97,14 @@ def md_escape(value: str) -> str:
     return _MD_UNDERSCORE.sub(r"\\_", value)
 
 
-def _md_code(value: str) -> str:
-    """A code span whose fence is longer than any backtick run inside (CommonMark 6.1)."""
-    value = re.sub(r"\s+", " ", value).replace("|", "\\|")  # GFM splits cells on | even in code spans
+def _md_code(value: str, cell: bool = False) -> str:
+    """A code span whose fence is longer than any backtick run inside (CommonMark 6.1).
+
+    In a table ``cell``, ``|`` is escaped: GFM splits cells on it even inside code spans.
+    """
+    value = re.sub(r"\s+", " ", value)
+    if cell:
+        value = value.replace("|", "\\|")
     longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if value.startswith("`") or value.endswith("`") else ""
@@ -122,11 +127,11 @@ def _md_wrap(value: str, marker: str) -> str:
     return f"{md_escape(lead)}{marker}{md_escape(core)}{marker}{md_escape(trail)}"
 
 
-def _md_inline(content: Inline) -> str:
+def _md_inline(content: Inline, cell: bool = False) -> str:
     out = []
     for span in content:
         if span.style == "code":
-            out.append(_md_code(span.text))
+            out.append(_md_code(span.text, cell))
         elif span.style == "strong" or span.style.startswith("tag-"):
             out.append(_md_wrap(span.text, "**"))
         elif span.style == "em":
@@ -140,7 +145,7 @@ def _md_table(table: Table) -> list[str]:
     aligns = [("---:" if table.numeric[k] else "---") if k < len(table.numeric) else "---"
               for k in range(len(table.header))]
     lines = ["| " + " | ".join(md_escape(h) for h in table.header) + " |", "| " + " | ".join(aligns) + " |"]
-    lines += ["| " + " | ".join(_md_inline(cell) for cell in row) + " |" for row in table.rows]
+    lines += ["| " + " | ".join(_md_inline(cell, cell=True) for cell in row) + " |" for row in table.rows]
     return lines
 
 
@@ -174,7 +179,8 @@ main{max-width:62rem;margin:0 auto;padding:1.5rem 1.25rem 3rem}
 h1{font-size:1.6rem;margin:.2rem 0 .6rem}h2{font-size:1.25rem;margin:2rem 0 .6rem;border-bottom:2px solid #d8d8d0}
 h3{font-size:1.05rem;margin:1.2rem 0 .3rem}
 p,ul{margin:.3rem 0 .7rem}li{margin:.15rem 0}
-code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#eeeee8;padding:0 .25em;border-radius:3px}
+code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#eeeee8;padding:0 .25em}
+code{border-radius:3px}
 table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:14px}
 th,td{border:1px solid #cfcfc6;padding:.25rem .55rem;vertical-align:top;text-align:left}
 th{background:#ecece4}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}

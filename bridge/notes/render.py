@@ -68,8 +68,9 @@ def _mix_line(notes: NotesInput) -> tuple[Span, ...]:
     if summed is None or summed.loudness.integrated_lufs is None:
         return text(Span("Mix:", "strong"), " ", "nothing measurable: every stem failed or is silent")
     lv, ld = summed.levels, summed.loudness
+    lra = fmt_db(ld.lra_lu, signed=False, unit="LU")
     return text(Span("Mix:", "strong"), " ", f"{fmt_lufs(ld.integrated_lufs)} integrated, true peak "
-                f"{fmt_db(lv.true_peak_dbtp, unit='dBTP')}, loudness range {fmt_db(ld.lra_lu, signed=False, unit='LU')}, "
+                f"{fmt_db(lv.true_peak_dbtp, unit='dBTP')}, loudness range {lra}, "
                 f"peak-to-loudness ratio {fmt_db(lv.plr_db, signed=False)}")
 
 
@@ -111,8 +112,8 @@ def _anchor_line(plan: MixPlan) -> tuple[Span, ...] | None:
     if anchor is None:
         return None
     if anchor.kind == "lead_vocal":
-        return text(Span("Balance:", "strong"), " ", "stem levels are set against the lead vocal ", _code(anchor.stem or ""),
-                    f" ({fmt_lufs(anchor.lufs)}) plus each role's offset")
+        return text(Span("Balance:", "strong"), " stem levels are set against the lead vocal ",
+                    _code(anchor.stem or ""), f" ({fmt_lufs(anchor.lufs)}) plus each role's offset")
     return text(Span("Balance:", "strong"), " ", "no lead vocal, so stem levels are set against the mix "
                 f"(anchor {fmt_lufs(anchor.lufs)}) plus each role's offset")
 
@@ -141,10 +142,10 @@ def _facts(notes: NotesInput, track: TrackPlan, targets: dict[str, float | None]
     """Role and levels, or why the stem was not measured."""
     stem = next((s for s in notes.result.stems if s.name == track.name), None)
     role = f"{track.role.replace('_', ' ')} ({track.role_source})"
-    if stem is None or stem.error is not None:
-        code = stem.error.code if stem is not None and stem.error is not None else "E_STEM_UNREADABLE"
-        message = stem.error.message if stem is not None and stem.error is not None else "not in the analysis"
-        return text(f"role: {role} · not analysed: ", _code(code), f" {message}")
+    if stem is None:
+        return text(f"role: {role} · not in this analysis")
+    if stem.error is not None:
+        return text(f"role: {role} · not analysed: ", _code(stem.error.code), f" {stem.error.message}")
     a = stem.analysis
     if a.loudness.integrated_lufs is None:
         return text(f"role: {role} · {_SILENT}")
@@ -188,8 +189,9 @@ def _track_section(notes: NotesInput, track: TrackPlan, targets: dict[str, float
     overrides = notes.overrides_of(track.name)
     if overrides:
         blocks.append(Paragraph(text(Span("Changed by the producer", "strong"))))
-        blocks.append(Bullets(tuple(text(f"{describe_param(o.param)}: AI {fmt_value(o.param, o.from_value, o.unit)}"
-                                         f" → producer {fmt_value(o.param, o.to_value, o.unit)}") for o in overrides)))
+        blocks.append(Bullets(tuple(
+            text(f"{describe_param(o.param)}: AI {fmt_value(o.param, o.from_value, o.unit)}"
+                 f" → producer {fmt_value(o.param, o.to_value, o.unit)}") for o in overrides)))
     return Section("track", tuple(blocks))
 
 
@@ -205,7 +207,8 @@ def _loudness_table(notes: NotesInput, targets: dict[str, float | None]) -> Tabl
     rows = []
     for stem in notes.result.stems:
         if stem.error is not None:
-            rows.append((text(_code(stem.name)), text("not analysed"), text("-"), text("-"), text(_code(stem.error.code))))
+            rows.append((text(_code(stem.name)), text("not analysed"), text("-"), text("-"),
+                         text(_code(stem.error.code))))
             continue
         lufs = stem.analysis.loudness.integrated_lufs
         target = targets.get(stem.name)
@@ -296,11 +299,12 @@ def _problems(notes: NotesInput) -> list[Block]:
         if stem.error is not None:
             items.append(text(_code(stem.name), " — ", _code(stem.error.code), f": {stem.error.message}"))
         elif stem.analysis is not None and stem.analysis.faults.silent:
-            items.append(text(_code(stem.name), f" — skipped, {_SILENT}"))
+            items.append(text(_code(stem.name), " — ", _code("silent"), f": skipped, {_SILENT}"))
     if not items:
         return []
     return [Heading(2, text("Errors and skipped stems")),
-            Paragraph(text("These stems are left out of the mix sum and get no moves; the rest were analysed as usual.")),
+            Paragraph(text("These stems add nothing to the mix sum and get no moves; "
+                           "the rest were analysed as usual.")),
             Bullets(tuple(items))]
 
 
@@ -320,7 +324,8 @@ def _overrides(notes: NotesInput) -> list[Block]:
     rows = tuple((text(_code(o.track)), text(describe_param(o.param)), text(fmt_value(o.param, o.from_value, o.unit)),
                   text(fmt_value(o.param, o.to_value, o.unit))) for o in notes.overrides)
     return [Heading(2, text(SECTION_TITLES["overrides"])),
-            Paragraph(text("Parameters the producer set by hand after the AI wrote them; the producer's value stands.")),
+            Paragraph(text("Parameters the producer set by hand after the AI wrote them; "
+                           "the producer's value stands.")),
             Table(("Track", "Parameter", "AI value", "Producer's value"), rows, (False, False, True, True))]
 
 
@@ -346,7 +351,8 @@ def _since_previous(notes: NotesInput) -> list[Block]:
         blocks.append(Table(("Track", "Level change"), tuple((text(_code(c.track)), text(fmt_lu(c.change_lu)))
                                                              for c in diff.level_changes), (False, True)))
     blocks += _items("New findings", diff.findings_added) + _items("Findings gone", diff.findings_dropped)
-    blocks += _items("New suggestions", diff.suggestions_added) + _items("Suggestions dropped", diff.suggestions_dropped)
+    blocks += _items("New suggestions", diff.suggestions_added)
+    blocks += _items("Suggestions dropped", diff.suggestions_dropped)
     return blocks
 
 
@@ -354,9 +360,10 @@ def _pending(notes: NotesInput) -> list[Block]:
     if not notes.pending:
         return []
     rows = tuple((text(_code(p.track)), text(describe_param(p.param)), text(fmt_value(p.param, p.value, p.unit)),
-                  text(p.why) + ((Span(" "), _code(p.code)) if p.code else ())) for p in notes.pending)
+                  text(p.why) + (text(" (", _code(p.code), ")") if p.code else ())) for p in notes.pending)
     return [Heading(2, text(SECTION_TITLES["pending"])),
-            Paragraph(text("Planned moves that could not be written; make them by hand or fix the cause and re-apply.")),
+            Paragraph(text("Planned moves that could not be written: make them by hand, "
+                           "or fix the cause and apply again.")),
             Table(("Track", "Parameter", "Wanted", "Why"), rows, (False, False, True, False))]
 
 

@@ -218,6 +218,7 @@ def plan_dict(plan: MixPlan, with_id: bool = True) -> dict[str, Any]:
         # Filled in by the DAW targets and the watcher; kept in the schema from the start.
         "applied": None,
         "overrides": [],
+        "pending": [],
         "changes_since_previous": None,
     }
     return json.loads(json.dumps(doc, allow_nan=False))

@@ -66,6 +66,11 @@ PROFILES: dict[str, RoleProfile] = {
     NEUTRAL: RoleProfile(-6.0, 3, None, None, None, 15.0, 120.0, False, False),
 }
 
+#: How a role reads in a sentence ("... -6 LU for a guitar part").
+LABELS = {KICK: "kick", SNARE: "snare", HATS: "hats/cymbals part", DRUMS: "drum bus/overheads",
+          BASS: "bass", LEAD_VOCAL: "lead vocal", BACKING_VOCAL: "backing vocal", GUITAR: "guitar part",
+          KEYS: "keys part", PAD: "pad", SYNTH_LEAD: "synth lead", FX: "FX part", NEUTRAL: "part of unknown role"}
+
 # Keyword table, checked in order: the first role with a matching word wins.  Order matters:
 # "bass drum" is a kick, "synth pad" a pad, "vocal double" a backing vocal.
 _KEYWORDS: list[tuple[str, tuple[str, ...]]] = [

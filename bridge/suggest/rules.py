@@ -15,7 +15,7 @@ from ..analyze.session import MixAnalysis
 from ..analyze.spectrum import BAND_CENTERS_HZ
 from ..analyze.stem import StemAnalysis
 from .model import CompSettings, EqBand, Finding, Suggestion
-from .roles import BASS, KICK, LEAD_VOCAL, NEUTRAL, PROFILES, RoleProfile
+from .roles import BASS, KICK, LABELS, LEAD_VOCAL, NEUTRAL, PROFILES, RoleProfile
 
 # --- thresholds ---------------------------------------------------------------------------------
 #: No fader move within this many LU of the target: smaller differences are taste, not error.
@@ -194,7 +194,7 @@ def gain_staging(ctx: Context) -> list[Suggestion]:
             code, _severity(abs(ideal), GAIN_FLAG_LU, 9.0),
             f"{stem.name} sits {abs(ideal):.1f} LU {'above' if ideal < 0 else 'below'} its target "
             f"({target:.1f} LUFS: {anchor} {ctx.settings.profile(stem.role).offset_lu:+.0f} LU for a "
-            f"{stem.role.replace('_', ' ')})",
+            f"{LABELS.get(stem.role, stem.role)})",
             {"integrated_lufs": _r(measured, 2), "target_lufs": _r(target, 2), "ideal_gain_db": _r(ideal, 2),
              "anchor": ctx.anchor.kind, "anchor_lufs": _r(ctx.anchor.lufs, 2),
              "capped": abs(ideal) > ctx.settings.max_gain_move_db})
@@ -360,10 +360,10 @@ def compression(ctx: Context) -> list[Suggestion]:
         why = ""
         if profile.lra_max_lu is not None and lra is not None and lra > profile.lra_max_lu + LRA_MARGIN_LU:
             ratio = min(6.0, max(1.5, lra / profile.lra_max_lu))
-            why = f"LRA {lra:.1f} LU against {profile.lra_max_lu:.0f} LU for a {stem.role.replace('_', ' ')}"
+            why = f"LRA {lra:.1f} LU against {profile.lra_max_lu:.0f} LU for a {LABELS.get(stem.role, stem.role)}"
         elif profile.crest_max_db is not None and crest is not None and crest > profile.crest_max_db + CREST_MARGIN_DB:
             ratio = min(4.0, max(1.5, 1.0 + (crest - profile.crest_max_db) / 6.0))
-            why = f"crest factor {crest:.1f} dB against {profile.crest_max_db:.0f} dB for a {stem.role.replace('_', ' ')}"
+            why = f"crest factor {crest:.1f} dB against {profile.crest_max_db:.0f} dB for a {LABELS.get(stem.role, stem.role)}"
         if ratio is None:
             continue
         p10, p50, p75, p90, p95 = p
@@ -415,7 +415,7 @@ def stereo(ctx: Context) -> list[Suggestion]:
             # REAPER's width scales the side signal: choose w so the side share becomes the target.
             side, mid = st.width, 1.0 - st.width
             w = math.sqrt(CENTRE_TARGET_WIDTH * mid / ((1.0 - CENTRE_TARGET_WIDTH) * side))
-            msg = (f"{stem.name}: width {st.width:.2f} is wide for a {role.replace('_', ' ')}, which usually sits "
+            msg = (f"{stem.name}: width {st.width:.2f} is wide for a {LABELS.get(role, role)}, which usually sits "
                    f"centred; narrow to {w * 100:.0f}% width")
             out.append(Suggestion(stem.name, "width", Finding("width", "warning", msg, evidence), 0.5, width=_r(w, 2)))
     return out
