@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bridge"
-PURE = ["analyze", "suggest"]
+PURE = ["analyze", "suggest", "notes"]
 FORBIDDEN = ("reapy", "pythonosc", "watchdog", "soundfile", "bridge.daw", "bridge.control", "bridge.watch",
              "bridge.stems", "bridge.pipeline")
 
@@ -16,7 +16,13 @@ def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = set()
     package = "bridge." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts[:-1])
+    type_only = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            type_only.update(id(n) for n in ast.walk(node))
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
