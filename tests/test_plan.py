@@ -173,11 +173,14 @@ def _ideal(plan, name):
     return finding.evidence["ideal_gain_db"] if finding else None
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(g=st.floats(min_value=-6.0, max_value=6.0).filter(lambda g: abs(g) > 0.5))
+# Keys 7 dB hot reads about 7.3 LU too loud; g within +/-3.5 keeps the move outside the 3 LU
+# deadband and under the 12 dB cap, where the property is exact.
+@settings(max_examples=6, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(g=st.floats(min_value=-3.5, max_value=3.5).filter(lambda g: abs(g) > 0.5))
 def test_raising_a_stem_by_g_lowers_its_gain_suggestion_by_g(tmp_path_factory, g):
-    base = _session_with_gain(tmp_path_factory.mktemp("base"), {"Keys": 8.0})
-    moved = _session_with_gain(tmp_path_factory.mktemp("moved"), {"Keys": 8.0 + g})
+    base = _session_with_gain(tmp_path_factory.mktemp("base"), {"Keys": 7.0})
+    moved = _session_with_gain(tmp_path_factory.mktemp("moved"), {"Keys": 7.0 + g})
     a, b = _ideal(base, "Keys"), _ideal(moved, "Keys")
     assert a is not None and b is not None
     assert b - a == pytest.approx(-g, abs=0.05)
