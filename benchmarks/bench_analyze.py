@@ -112,7 +112,9 @@ def run_analysis(folder: Path) -> dict:
         "t = time.perf_counter()\n"
         f"r = analyze_session([{str(folder)!r}])\n"
         "wall = time.perf_counter() - t\n"
-        "own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        # VmHWM, not ru_maxrss: on Linux ru_maxrss of an exec'd child starts from its parent's
+        # RSS at fork time, which would charge the benchmark's own memory to the analysis.
+        "own = int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
         "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
         "print(json.dumps({'wall_s': wall, 'main_rss_kib': own, 'largest_worker_rss_kib': kids,"
         " 'stems_ok': len(r.ok), 'mix_lufs': r.mix.summed.loudness.integrated_lufs}))\n"
