@@ -19,6 +19,7 @@ class ExitStatus(IntEnum):
     SOME_FAILED = 1  # some stems could not be analysed; the rest were
     USAGE = 2  # bad command line or unreadable side file (argparse uses 2 as well)
     NOTHING_USABLE = 3  # no stem could be analysed
+    DAW_UNAVAILABLE = 4  # REAPER not running, not reachable, or stopped answering
 
 
 def _analysis_status(result) -> ExitStatus:
@@ -95,6 +96,65 @@ def plan_summary(plan) -> str:
     return "\n".join(lines)
 
 
+def _reaper(args):
+    from .daw.reapy_conn import ReapyConnection
+    from .daw.reapy_target import ReaperTarget
+
+    return ReaperTarget(ReapyConnection(args.host, args.web_port, args.timeout).connect())
+
+
+def _load_plan(path: str) -> dict:
+    import json
+
+    from .errors import InputFileError
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{path}: {exc}", code="E_PLAN") from exc
+    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("tracks"), list):
+        raise InputFileError(f"{path}: not a MixBridge plan (schema_version 1)", code="E_PLAN")
+    return doc
+
+
+def cmd_apply(args, out: TextIO) -> ExitStatus:
+    import json
+
+    plan = _load_plan(args.plan)
+    if args.target != "reaper":
+        print(f"mixbridge: target {args.target!r} is not available yet", file=sys.stderr)
+        return ExitStatus.USAGE
+    target = _reaper(args)
+    report = target.apply(plan, reenable=set(args.reenable or []))
+    print(f"{report.undo_name or 'nothing to write'}: {len(report.writes)} writes, "
+          f"{report.skipped_same} already in place, {len(report.overrides)} producer overrides kept, "
+          f"{report.verified} verified, {report.round_trips} round trips, {report.seconds * 1000:.0f} ms", file=out)
+    for o in report.overrides:
+        print(f"  manual: {o['track']} {o['param']} changed by the producer from {o['from']} to {o['to']}", file=out)
+    for p in report.pending:
+        print(f"  pending: {p['track']} {p['param']}: {p['why']}", file=out)
+    for name in report.missing_tracks:
+        print(f"  not in the session: {name}", file=out)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report.as_dict(), indent=1, default=str), encoding="utf-8")
+    return ExitStatus.OK
+
+
+def cmd_revert(args, out: TextIO) -> ExitStatus:
+    report = _reaper(args).revert(args.track)
+    print(f"{report.undo_name or 'nothing to revert'}: {len(report.writes)} values restored, "
+          f"{len(report.overrides)} manual changes left alone", file=out)
+    return ExitStatus.OK
+
+
+def cmd_ab(args, out: TextIO) -> ExitStatus:
+    delta = float(_load_plan(args.plan)["mix"].get("estimated_ai_delta_lu") or 0.0) if args.plan else 0.0
+    state = _reaper(args).ab_toggle(delta)
+    label = "A (pre-AI)" if state["state"] == "A" else "B (AI)"
+    print(f"now playing {label}; level matched by {state['compensation_db']:+.1f} dB on the master", file=out)
+    return ExitStatus.OK
+
+
 def cmd_demo(args, out: TextIO) -> ExitStatus:
     from .pipeline import analyze_session
     from .report import table, write_json
@@ -149,6 +209,30 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--recursive", action="store_true")
     plan.set_defaults(func=cmd_plan)
 
+    def reaper_options(p):
+        p.add_argument("--target", choices=["reaper"], default="reaper", help="where to write (reapy)")
+        p.add_argument("--host", default="127.0.0.1", help="REAPER's host (default loopback)")
+        p.add_argument("--web-port", type=int, default=2307, help="REAPER web interface port (reapy's 2307)")
+        p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each REAPER call")
+
+    apply = sub.add_parser("apply", help="write a plan into the REAPER session (one undo point)")
+    apply.add_argument("plan", help="a plan written by 'mixbridge plan --json'")
+    reaper_options(apply)
+    apply.add_argument("--reenable", nargs="*", metavar="TRACK:PARAM",
+                       help="let the bridge write parameters the producer had taken over")
+    apply.add_argument("--report", metavar="FILE", help="write what the pass did as JSON")
+    apply.set_defaults(func=cmd_apply)
+
+    revert = sub.add_parser("revert", help="restore the pre-AI values and remove the AI FX (one undo point)")
+    reaper_options(revert)
+    revert.add_argument("--track", help="only this track")
+    revert.set_defaults(func=cmd_revert)
+
+    ab = sub.add_parser("ab", help="toggle between the pre-AI and AI states, level-matched")
+    reaper_options(ab)
+    ab.add_argument("--plan", help="the applied plan (its loudness estimate sets the level match)")
+    ab.set_defaults(func=cmd_ab)
+
     demo = sub.add_parser("demo", help="synthesise a small session with known problems and analyse it (no REAPER)")
     demo.add_argument("--dir", help="where to write the session (default: a new temporary folder)")
     demo.add_argument("--seconds", type=float, default=40.0, help="song length (default 40 s)")
@@ -165,6 +249,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return int(args.func(args, out))
     except BridgeError as exc:
         print(f"mixbridge: {exc.code}: {exc.message}", file=sys.stderr)
+        if exc.code in ("E_DAW_UNAVAILABLE", "E_DAW_TIMEOUT", "E_TARGET_NOT_FOUND", "E_DAW_VERIFY"):
+            return int(ExitStatus.DAW_UNAVAILABLE)
         return int(ExitStatus.USAGE)
     except KeyboardInterrupt:
         print("mixbridge: interrupted", file=sys.stderr)

@@ -24,6 +24,7 @@ MESSAGES: dict[str, str] = {
     "E_DAW_UNAVAILABLE": "REAPER could not be reached",
     "E_DAW_TIMEOUT": "REAPER stopped answering",
     "E_TARGET_NOT_FOUND": "a track, FX or parameter named in the plan is not in the session",
+    "E_DAW_VERIFY": "REAPER shows a different value than the bridge wrote",
     "E_OSC_MESSAGE": "a malformed or unexpected OSC message",
 }
 
@@ -91,3 +92,9 @@ class TargetNotFound(BridgeError, LookupError):
     """A track, FX or parameter descriptor did not resolve in the session."""
 
     code = "E_TARGET_NOT_FOUND"
+
+
+class DawVerifyError(BridgeError, ValueError):
+    """A value read back from REAPER does not match what was written (the pass is rolled back)."""
+
+    code = "E_DAW_VERIFY"

@@ -58,6 +58,7 @@ class MixPlan:
     tracks: tuple[TrackPlan, ...]
     mix_findings: tuple[Finding, ...]
     reference: ReferenceComparison | None
+    estimated_ai_delta_lu: float = 0.0
 
     def track(self, name: str) -> TrackPlan:
         for t in self.tracks:
@@ -172,8 +173,26 @@ def build_plan(stems: list[StemView], mix: MixAnalysis, settings: PlanSettings =
         tracks.append(TrackPlan(stem.name, stem.role, (role_sources or {}).get(stem.name, "inferred"), status,
                                 findings, tuple(changes), tuple(automation), tuple(listed)))
     mix_findings = _mix_findings(mix)
-    draft = MixPlan("", analysis_id, settings, anchor, tuple(tracks), tuple(mix_findings), reference)
-    return MixPlan(plan_id(draft), analysis_id, settings, anchor, tuple(tracks), tuple(mix_findings), reference)
+    delta = _estimated_delta_lu(stems, tracks)
+    draft = MixPlan("", analysis_id, settings, anchor, tuple(tracks), tuple(mix_findings), reference, delta)
+    return MixPlan(plan_id(draft), analysis_id, settings, anchor, tuple(tracks), tuple(mix_findings), reference, delta)
+
+
+def _estimated_delta_lu(stems: list[StemView], tracks: list[TrackPlan]) -> float:
+    """Loudness change of the mix from the plan's fader moves, summing stems incoherently.
+
+    Used to level-match A/B; EQ and compression are left out of the estimate (documented).
+    """
+    import math
+
+    moves = {t.name: sum(float(c.value) for c in t.changes if c.param == "volume_db") for t in tracks}
+    levels = [(s.analysis.loudness.integrated_lufs, moves.get(s.name, 0.0)) for s in stems
+              if s.analysis is not None and s.analysis.loudness.integrated_lufs is not None]
+    if not levels:
+        return 0.0
+    before = sum(10 ** (lufs / 10) for lufs, _ in levels)
+    after = sum(10 ** ((lufs + g) / 10) for lufs, g in levels)
+    return round(10 * math.log10(after / before), 2)
 
 
 def _mix_findings(mix: MixAnalysis) -> list[Finding]:
@@ -213,7 +232,8 @@ def plan_dict(plan: MixPlan, with_id: bool = True) -> dict[str, Any]:
                              "suggestion": a.suggestion} for a in t.automation],
              "suggestions": list(t.suggestions)}
             for t in plan.tracks],
-        "mix": {"findings": [_finding_dict(f) for f in plan.mix_findings]},
+        "mix": {"findings": [_finding_dict(f) for f in plan.mix_findings],
+                "estimated_ai_delta_lu": plan.estimated_ai_delta_lu},
         "reference": None if plan.reference is None else plan.reference.as_dict(),
         # Filled in by the DAW targets and the watcher; kept in the schema from the start.
         "applied": None,

@@ -309,8 +309,19 @@ REACOMP = PluginSpec(
     ),
 )
 
-#: Every plug-in the simulated REAPER has installed. A seam for JSFX later.
-CATALOG: tuple[PluginSpec, ...] = (REAEQ, REACOMP)
+#: The bridge's own JSFX as REAPER lists it once installed under Effects/MixBridge/
+#: (reaper_scripts/Effects/MixBridge/channel_polarity.jsfx): two enum sliders, in
+#: slider units (reaper.md 4: JSFX params report slider units and ranges).
+MIXBRIDGE_POLARITY = PluginSpec(
+    name="JS: MixBridge/channel_polarity",
+    params=(
+        ParamSpec("Invert left", 0.0, 1.0, 0.0, lambda raw: "Inverted" if raw >= 0.5 else "Normal"),
+        ParamSpec("Invert right", 0.0, 1.0, 0.0, lambda raw: "Inverted" if raw >= 0.5 else "Normal"),
+    ),
+)
+
+#: Every plug-in the simulated REAPER has installed.
+CATALOG: tuple[PluginSpec, ...] = (REAEQ, REACOMP, MIXBRIDGE_POLARITY)
 
 #: Type prefixes ``TrackFX_AddByName`` accepts (reaper.md 2.2) and the plug-in
 #: type each one selects. ``VST2:`` is an alias of ``VST:`` for VST2 plug-ins.

@@ -1,0 +1,79 @@
+"""Provenance kept on each track in REAPER's ``P_EXT`` state: what the bridge wrote, and when.
+
+Keys (readable with plain ReaScript, ``GetSetMediaTrackInfo_String(tr, "P_EXT:mixbridge/…", "", false)``):
+
+- ``mixbridge/provenance``: ``ai``, ``manual`` or ``hybrid``;
+- ``mixbridge/pass``: the number of the last AI pass that wrote to the track;
+- ``mixbridge/plan``: the id of the plan that pass applied;
+- ``mixbridge/state``: JSON ``{"written": {key: {"value", "raw", "before_raw", "unit"}},
+  "overrides": {key: {"from", "to"}}, "points": [[time_s, value], ...], "opt_out": bool}``.
+
+A *key* names one parameter the bridge owns: ``track.volume_db``, ``eq.band2_gain_db``,
+``comp.ratio``, ``polarity.right``, ... .  Pure data and JSON here; the target reads and writes it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "P_EXT:mixbridge/"
+PROVENANCE, PASS, PLAN, STATE = "provenance", "pass", "plan", "state"
+AI, MANUAL, HYBRID = "ai", "manual", "hybrid"
+
+
+@dataclass
+class Written:
+    """One parameter the bridge wrote: the value in plan units, REAPER's raw value, and before."""
+
+    value: float | str
+    raw: float
+    before_raw: float
+    unit: str = ""
+
+
+@dataclass
+class TrackTag:
+    """Everything the bridge remembers about one track."""
+
+    provenance: str = MANUAL
+    pass_number: int = 0
+    plan_id: str = ""
+    written: dict[str, Written] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    points: list[list[float]] = field(default_factory=list)
+    opt_out: bool = False
+
+    def state_json(self) -> str:
+        return json.dumps({
+            "written": {k: {"value": w.value, "raw": w.raw, "before_raw": w.before_raw, "unit": w.unit}
+                        for k, w in sorted(self.written.items())},
+            "overrides": dict(sorted(self.overrides.items())),
+            "points": self.points,
+            "opt_out": self.opt_out,
+        }, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_ext(cls, provenance: str, pass_text: str, plan_id: str, state_text: str) -> "TrackTag":
+        tag = cls(provenance=provenance or MANUAL, plan_id=plan_id or "")
+        try:
+            tag.pass_number = int(pass_text) if pass_text else 0
+        except ValueError:
+            tag.pass_number = 0
+        if state_text:
+            try:
+                data = json.loads(state_text)
+            except ValueError:
+                data = {}
+            for key, w in (data.get("written") or {}).items():
+                tag.written[key] = Written(w.get("value"), float(w.get("raw", 0.0)),
+                                           float(w.get("before_raw", 0.0)), w.get("unit", ""))
+            tag.overrides = dict(data.get("overrides") or {})
+            tag.points = [list(p) for p in data.get("points") or []]
+            tag.opt_out = bool(data.get("opt_out", False))
+        return tag
+
+    def derive_provenance(self) -> str:
+        if self.opt_out or not self.written:
+            return HYBRID if self.overrides and self.written else MANUAL
+        return HYBRID if self.overrides else AI
