@@ -173,16 +173,18 @@ class ReaperTarget:
                 touched = 0
                 for tp, track in work:
                     tag = self.read_tag(track.ptr)
+                    seen = len(report.overrides)
                     self._detect_overrides(track, tag, report, reenable)
                     plan_writes = self._plan_track(tp, track, tag, report)
-                    if not plan_writes:
+                    if not plan_writes and len(report.overrides) == seen:
                         continue
                     if not block_open:
                         self._c("Undo_BeginBlock2", 0)
                         self._c("PreventUIRefresh", 1)
                         block_open = True
-                    self._write_track(tp, track, tag, plan_writes, journal, report)
-                    touched += 1
+                    if plan_writes:
+                        self._write_track(tp, track, tag, plan_writes, journal, report)
+                        touched += 1
                     tag.pass_number = report.pass_number
                     tag.plan_id = plan.get("id", "")
                     tag.provenance = tag.derive_provenance()
@@ -375,7 +377,15 @@ class ReaperTarget:
         env = self._c("GetTrackEnvelopeByName", track.ptr, "Volume")
         if not str(env).endswith(NULL_SUFFIX):
             return env
-        # Show the volume envelope: select only this track, run the toggle action, restore selection.
+        self._toggle_volume_envelope(track)
+        journal.add("show volume envelope", lambda: self._toggle_volume_envelope(track))
+        env = self._c("GetTrackEnvelopeByName", track.ptr, "Volume")
+        if str(env).endswith(NULL_SUFFIX):
+            raise TargetNotFound(f"track {track.name!r}: no volume envelope after showing it")
+        return env
+
+    def _toggle_volume_envelope(self, track: _Track) -> None:
+        """Run "Track: Toggle track volume envelope visible" on this track alone, keeping the selection."""
         selected = [t.ptr for t in self.tracks() if self._c("IsTrackSelected", t.ptr)]
         for ptr in selected:
             self._c("SetTrackSelected", ptr, False)
@@ -384,11 +394,6 @@ class ReaperTarget:
         self._c("SetTrackSelected", track.ptr, False)
         for ptr in selected:
             self._c("SetTrackSelected", ptr, True)
-        journal.add("show volume envelope", lambda: None)
-        env = self._c("GetTrackEnvelopeByName", track.ptr, "Volume")
-        if str(env).endswith(NULL_SUFFIX):
-            raise TargetNotFound(f"track {track.name!r}: no volume envelope after showing it")
-        return env
 
     def _write_points(self, track: _Track, tag: TrackTag, points: list[list[float]], journal: _Journal) -> None:
         env = self._volume_envelope(track, journal)

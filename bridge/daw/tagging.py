@@ -74,6 +74,9 @@ class TrackTag:
         return tag
 
     def derive_provenance(self) -> str:
-        if self.opt_out or not self.written:
-            return HYBRID if self.overrides and self.written else MANUAL
+        """``ai`` while the bridge owns something here, ``hybrid`` once the producer took over part
+        of it, ``manual`` when the bridge owns nothing (or the producer opted the track out)."""
+        owns = bool(self.written or self.points)
+        if self.opt_out or not owns:
+            return MANUAL
         return HYBRID if self.overrides else AI

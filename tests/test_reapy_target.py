@@ -1,0 +1,226 @@
+"""The reapy target against the headless REAPER simulator: real processes, real sockets, stock reapy."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.reaper_sim.fixtures import REPO_ROOT, run_reapy_client, running_sim
+
+PLAN = {
+    "schema_version": 1, "id": "testplan00000001", "analysis_id": "a",
+    "mix": {"findings": [], "estimated_ai_delta_lu": -2.5},
+    "tracks": [
+        {"name": "Keys", "role": "keys", "status": "ai", "findings": [], "automation": [], "changes": [
+            {"target": "track", "param": "volume_db", "value": -6.0, "unit": "dB", "reason": "too_loud"},
+            {"target": "eq", "param": "band1_type", "value": "highpass", "unit": "", "reason": "low_rumble"},
+            {"target": "eq", "param": "band1_freq_hz", "value": 100.0, "unit": "Hz", "reason": "low_rumble"},
+            {"target": "eq", "param": "band1_gain_db", "value": 0.0, "unit": "dB", "reason": "low_rumble"},
+            {"target": "eq", "param": "band1_q", "value": 0.71, "unit": "", "reason": "low_rumble"},
+            {"target": "eq", "param": "band2_type", "value": "peak", "unit": "", "reason": "masking"},
+            {"target": "eq", "param": "band2_freq_hz", "value": 400.0, "unit": "Hz", "reason": "masking"},
+            {"target": "eq", "param": "band2_gain_db", "value": -3.0, "unit": "dB", "reason": "masking"},
+            {"target": "eq", "param": "band2_q", "value": 1.4, "unit": "", "reason": "masking"},
+            {"target": "comp", "param": "threshold_db", "value": -20.0, "unit": "dB", "reason": "dynamics"},
+            {"target": "comp", "param": "ratio", "value": 2.0, "unit": ":1", "reason": "dynamics"},
+            {"target": "comp", "param": "attack_ms", "value": 10.0, "unit": "ms", "reason": "dynamics"},
+            {"target": "comp", "param": "release_ms", "value": 100.0, "unit": "ms", "reason": "dynamics"},
+            {"target": "comp", "param": "makeup_db", "value": 2.0, "unit": "dB", "reason": "dynamics"}]},
+        {"name": "Guitar", "role": "guitar", "status": "ai", "findings": [], "automation": [], "changes": [
+            {"target": "track", "param": "polarity", "value": 1, "unit": "flag", "reason": "phase", "channel": "right"},
+            {"target": "track", "param": "width", "value": 0.5, "unit": "", "reason": "width"}]},
+        {"name": "Lead_Vocal", "role": "lead_vocal", "status": "ai", "findings": [], "changes": [],
+         "automation": [{"param": "volume_db", "reason": "section_level",
+                         "points": [[11.95, 0.0], [12.05, 6.0], [19.95, 6.0], [20.05, 0.0]]}]},
+        {"name": "Bass", "role": "bass", "status": "untouched", "findings": [], "changes": [], "automation": []},
+    ],
+}
+PROJECT = {"tracks": [{"name": n} for n in ("Keys", "Guitar", "Lead_Vocal", "Bass")]}
+
+
+def bridge(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=timeout_s)
+
+
+@pytest.fixture
+def sim(tmp_path):
+    with running_sim(PROJECT, tmp_path / "sim") as running:
+        yield running
+
+
+@pytest.fixture
+def plan_file(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(PLAN))
+    return path
+
+
+def apply(sim, plan_file, tmp_path, *extra: str) -> dict:
+    report = tmp_path / "report.json"
+    done = bridge("apply", str(plan_file), "--web-port", str(sim.web_port), "--report", str(report), *extra)
+    assert done.returncode == 0, done.stderr + done.stdout
+    return json.loads(report.read_text())
+
+
+def track(state, name):
+    return next(t for t in state["tracks"] if t["name"] == name)
+
+
+def fx(track_state, renamed):
+    return next((f for f in track_state["fx"] if f.get("renamed") == renamed), None)
+
+
+def param(fx_state, name):
+    return next(p for p in fx_state["params"] if p["name"] == name)
+
+
+def test_apply_writes_the_plan_as_one_named_undo_point(sim, plan_file, tmp_path):
+    report = apply(sim, plan_file, tmp_path)
+    state = sim.control.dump()
+    keys = track(state, "Keys")
+    assert keys["vol"] == pytest.approx(10 ** (-6 / 20), rel=1e-6)
+    eq = fx(keys, "AI EQ (MixBridge)")
+    assert eq is not None and eq["name"] == "VST: ReaEQ (Cockos)"
+    assert eq["config"]["BANDTYPE0"] == "4" and eq["config"]["BANDENABLED0"] == "1"
+    assert float(param(eq, "Freq-Low Shelf")["formatted"]) == pytest.approx(100.0, abs=0.5)
+    assert float(param(eq, "Freq-Band 2")["formatted"]) == pytest.approx(400.0, abs=1.0)
+    assert float(param(eq, "Gain-Band 2")["formatted"]) == pytest.approx(-3.0, abs=0.1)
+    comp = fx(keys, "AI Comp (MixBridge)")
+    assert param(comp, "Ratio")["formatted"] == "2.0:1"
+    assert float(param(comp, "Threshold")["formatted"]) == pytest.approx(-20.0, abs=0.1)
+    guitar = track(state, "Guitar")
+    assert guitar["width"] == 0.5 and not guitar["phase"], "one channel flips, not the whole track"
+    polarity = fx(guitar, "AI Polarity (MixBridge)")
+    assert param(polarity, "Invert right")["raw"] == 1.0 and param(polarity, "Invert left")["raw"] == 0.0
+    vocal = track(state, "Lead_Vocal")
+    (env,) = [e for e in vocal["envelopes"] if e.get("name") == "Volume" or e.get("chunk") == "<VOLENV2"]
+    assert len(env["points"]) == 4
+    assert [t["ext"].get("mixbridge/provenance") for t in state["tracks"]] == ["ai", "ai", "ai", "manual"]
+    undo = state["undo"]["history"] if "undo" in state else state["undo_history"]
+    names = [u["name"] if isinstance(u, dict) else u for u in undo]
+    assert names[-1] == "MixBridge: AI pass 1 — 3 tracks", names
+    assert report["round_trips"] > 0 and report["verified"] >= 8
+
+
+def test_same_plan_twice_writes_nothing(sim, plan_file, tmp_path):
+    apply(sim, plan_file, tmp_path)
+    before = sim.control.dump()
+    second = apply(sim, plan_file, tmp_path)
+    assert second["writes"] == [] and second["undo_name"] == ""
+    after = sim.control.dump()
+    assert after["tracks"] == before["tracks"]
+
+
+def test_a_manual_edit_survives_a_reapply_and_makes_the_track_hybrid(sim, plan_file, tmp_path):
+    apply(sim, plan_file, tmp_path)
+    sim.control.set_track("Keys", "D_VOL", 0.8)
+    report = apply(sim, plan_file, tmp_path)
+    state = sim.control.dump()
+    keys = track(state, "Keys")
+    assert keys["vol"] == pytest.approx(0.8), "the producer's fader stays"
+    assert keys["ext"]["mixbridge/provenance"] == "hybrid"
+    overrides = json.loads(keys["ext"]["mixbridge/state"])["overrides"]
+    assert overrides["track.volume_db"]["from"] == -6.0
+    assert overrides["track.volume_db"]["to"] == pytest.approx(-1.94, abs=0.01)
+    assert {o["param"] for o in report["overrides"]} == {"track.volume_db"}
+
+
+def test_revert_restores_pre_ai_values_and_leaves_manual_changes(sim, plan_file, tmp_path):
+    initial = sim.control.dump()
+    apply(sim, plan_file, tmp_path)
+    sim.control.set_track("Guitar", "D_WIDTH", 0.8)
+    done = bridge("revert", "--web-port", str(sim.web_port))
+    assert done.returncode == 0, done.stderr
+    state = sim.control.dump()
+    keys = track(state, "Keys")
+    assert keys["vol"] == pytest.approx(1.0) and keys["fx"] == []
+    guitar = track(state, "Guitar")
+    assert guitar["width"] == pytest.approx(0.8), "manual width left alone"
+    assert fx(guitar, "AI Polarity (MixBridge)") is None
+    vocal = track(state, "Lead_Vocal")
+    assert all(not e["points"] for e in vocal["envelopes"])
+    bass_before, bass_after = dict(track(initial, "Bass")), dict(track(state, "Bass"))
+    assert bass_after.pop("ext") == {"mixbridge/provenance": "manual"}, "left alone, tagged manual"
+    bass_before.pop("ext")
+    assert bass_before == bass_after
+
+
+def test_ab_is_level_matched_and_toggling_twice_restores_exactly(sim, plan_file, tmp_path):
+    apply(sim, plan_file, tmp_path)
+    applied = sim.control.dump()
+    done = bridge("ab", "--web-port", str(sim.web_port), "--plan", str(plan_file))
+    assert done.returncode == 0 and "A (pre-AI)" in done.stdout and "-2.5 dB" in done.stdout, done.stdout
+    a = sim.control.dump()
+    assert track(a, "Keys")["vol"] == pytest.approx(1.0)
+    assert all(not f["enabled"] for f in track(a, "Keys")["fx"])
+    assert a["master"]["vol"] == pytest.approx(applied["master"]["vol"] * 10 ** (-2.5 / 20))
+    done = bridge("ab", "--web-port", str(sim.web_port), "--plan", str(plan_file))
+    assert done.returncode == 0 and "B (AI)" in done.stdout
+    b = sim.control.dump()
+    assert b["tracks"] == applied["tracks"] and b["master"]["vol"] == applied["master"]["vol"]
+
+
+def test_tags_are_readable_with_plain_reascript(sim, plan_file, tmp_path):
+    apply(sim, plan_file, tmp_path)
+    outcome = run_reapy_client(sim, """
+tr = RPR.GetTrack(0, 0)
+result["prov"] = RPR.GetSetMediaTrackInfo_String(tr, "P_EXT:mixbridge/provenance", "", False)[3]
+result["pass"] = RPR.GetSetMediaTrackInfo_String(tr, "P_EXT:mixbridge/pass", "", False)[3]
+result["state"] = RPR.GetSetMediaTrackInfo_String(tr, "P_EXT:mixbridge/state", "", False)[3]
+""")
+    assert outcome.result is not None, outcome.stderr
+    assert outcome.result["prov"] == "ai" and outcome.result["pass"] == "1"
+    written = json.loads(outcome.result["state"])["written"]
+    assert written["track.volume_db"]["value"] == -6.0 and written["track.volume_db"]["before_raw"] == 1.0
+
+
+@pytest.mark.parametrize("function", ["TrackFX_SetParamNormalized", "InsertEnvelopePoint"])
+def test_connection_lost_mid_pass_leaves_the_project_whole(sim, plan_file, tmp_path, function):
+    initial = sim.control.dump()
+    sim.control.arm("drop", on_function=function)
+    done = bridge("apply", str(plan_file), "--web-port", str(sim.web_port), "--timeout", "3")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "E_DAW" in done.stderr
+    state = sim.control.dump()
+    for before, after in zip(initial["tracks"], state["tracks"]):
+        # Showing a volume envelope creates it; hiding it again leaves an empty, hidden envelope,
+        # which REAPER treats as no envelope (nothing drawn, nothing played).
+        after = dict(after, envelopes=[e for e in after["envelopes"] if e["visible"] or e["points"]])
+        assert after == before, f"{before['name']} was left half-written"
+    # The next pass retries and succeeds.
+    apply(sim, plan_file, tmp_path)
+    assert track(sim.control.dump(), "Keys")["vol"] == pytest.approx(10 ** (-6 / 20))
+
+
+def test_reaper_dying_mid_pass_is_a_clear_error(sim, plan_file):
+    sim.control.arm("die", on_function="TrackFX_SetParamNormalized")
+    done = bridge("apply", str(plan_file), "--web-port", str(sim.web_port), "--timeout", "3")
+    assert done.returncode == 4 and "E_DAW" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_stalled_reaper_times_out(sim, plan_file):
+    sim.control.arm("stall", on_function="CountTracks", seconds=20)
+    done = bridge("apply", str(plan_file), "--web-port", str(sim.web_port), "--timeout", "1", timeout_s=40)
+    assert done.returncode == 4 and ("E_DAW_TIMEOUT" in done.stderr or "E_DAW_UNAVAILABLE" in done.stderr), done.stderr
+    sim.control.release()
+
+
+def test_reaper_not_running_is_a_clear_message(plan_file, tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = bridge("apply", str(plan_file), "--web-port", str(port))
+    assert done.returncode == 4
+    assert "REAPER is not running" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_missing_track_is_reported_not_fatal(tmp_path, plan_file):
+    with running_sim({"tracks": [{"name": "Keys"}]}, tmp_path / "sim2") as sim:
+        report = apply(sim, plan_file, tmp_path)
+        assert set(report["missing_tracks"]) == {"Guitar", "Lead_Vocal"}
+        assert track(sim.control.dump(), "Keys")["vol"] == pytest.approx(10 ** (-6 / 20))
