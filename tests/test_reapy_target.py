@@ -178,7 +178,8 @@ result["state"] = RPR.GetSetMediaTrackInfo_String(tr, "P_EXT:mixbridge/state", "
     assert written["track.volume_db"]["value"] == -6.0 and written["track.volume_db"]["before_raw"] == 1.0
 
 
-@pytest.mark.parametrize("function", ["TrackFX_SetParamNormalized", "InsertEnvelopePoint"])
+@pytest.mark.parametrize("function", ["TrackFX_AddByName", "TrackFX_SetParamNormalized", "SetMediaTrackInfo_Value",
+                                      "InsertEnvelopePoint", "GetSetMediaTrackInfo_String"])
 def test_connection_lost_mid_pass_leaves_the_project_whole(sim, plan_file, tmp_path, function):
     initial = sim.control.dump()
     sim.control.arm("drop", on_function=function)

@@ -219,9 +219,9 @@ class ReaperTarget:
 
     def _set_proj_ext(self, key: str, value: str, journal: _Journal | None = None) -> None:
         old = self._proj_ext(key)
-        self._c("SetProjExtState", 0, EXT_SECTION, key, value)
         if journal is not None:
             journal.add("project ext", lambda: self._c("SetProjExtState", 0, EXT_SECTION, key, old))
+        self._c("SetProjExtState", 0, EXT_SECTION, key, value)
 
     def _write_tag(self, track: _Track, tag: TrackTag, journal: _Journal) -> None:
         for key, value in ((PROVENANCE, tag.provenance), (PASS, str(tag.pass_number)), (PLAN, tag.plan_id),
@@ -229,8 +229,8 @@ class ReaperTarget:
             old = self._ext(track.ptr, key)
             if old == value:
                 continue
-            self._set_ext(track.ptr, key, value)
             journal.add("tag", lambda p=track.ptr, k=key, o=old: self._set_ext(p, k, o))
+            self._set_ext(track.ptr, key, value)
 
     # --- reading what is there ------------------------------------------------------------------------
 
@@ -302,10 +302,15 @@ class ReaperTarget:
         fx = self._find_fx(track.ptr, renamed)
         if fx >= 0:
             return fx
+        count = int(self._c("TrackFX_GetCount", track.ptr))
+
+        def remove(p=track.ptr, n=count):
+            if int(self._c("TrackFX_GetCount", p)) > n:
+                self._c("TrackFX_Delete", p, n)
+        journal.add(f"add {renamed}", remove)  # before the call: a cut-off pass still removes it
         fx = int(self._c("TrackFX_AddByName", track.ptr, plugin, False, -1))
         if fx < 0:
             raise TargetNotFound(f"track {track.name!r}: REAPER could not add {plugin!r}")
-        journal.add(f"add {renamed}", lambda p=track.ptr, f=fx: self._c("TrackFX_Delete", p, f))
         self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, "renamed_name", renamed)
         return fx
 
@@ -321,8 +326,8 @@ class ReaperTarget:
             before = self._current_raw(track, key)
             if target == "track":
                 attr = TRACK_PARAMS[param]
-                self._c("SetMediaTrackInfo_Value", track.ptr, attr, raw)
                 journal.add(key, lambda p=track.ptr, a=attr, b=before: self._c("SetMediaTrackInfo_Value", p, a, b))
+                self._c("SetMediaTrackInfo_Value", track.ptr, attr, raw)
                 back = float(self._c("GetMediaTrackInfo_Value", track.ptr, attr))
                 if abs(back - raw) > RAW_TOLERANCE * max(1.0, abs(raw)):
                     raise DawVerifyError(f"track {track.name!r}: {attr} reads back {back}, wrote {raw}")
@@ -334,19 +339,19 @@ class ReaperTarget:
                     old_type = self._c("TrackFX_GetNamedConfigParm", track.ptr, fx, f"BANDTYPE{band - 1}", "", 16)[4]
                     old_on = self._c("TrackFX_GetNamedConfigParm", track.ptr, fx, f"BANDENABLED{band - 1}", "", 16)[4]
                     code = str(int(raw))
-                    self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, f"BANDTYPE{band - 1}", code)
-                    self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, f"BANDENABLED{band - 1}",
-                            "1" if value is not None else old_on)
                     journal.add(key, lambda p=track.ptr, f=fx, b=band, t=old_type, o=old_on: (
                         self._c("TrackFX_SetNamedConfigParm", p, f, f"BANDTYPE{b - 1}", t),
                         self._c("TrackFX_SetNamedConfigParm", p, f, f"BANDENABLED{b - 1}", o)))
+                    self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, f"BANDTYPE{band - 1}", code)
+                    self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, f"BANDENABLED{band - 1}",
+                            "1" if value is not None else old_on)
                     before = float(old_type or 0)
                 else:
                     index = self._param(track.ptr, fx, _fx_param(target, param))
                     old = float(self._c("TrackFX_GetParamNormalized", track.ptr, fx, index))
-                    self._c("TrackFX_SetParamNormalized", track.ptr, fx, index, raw)
                     journal.add(key, lambda p=track.ptr, f=fx, i=index, o=old:
                                 self._c("TrackFX_SetParamNormalized", p, f, i, o))
+                    self._c("TrackFX_SetParamNormalized", track.ptr, fx, index, raw)
                     before = old if before is None else before
                     self._verify(track, fx, index, key, value, unit, report)
             if key in tag.written:
@@ -377,8 +382,8 @@ class ReaperTarget:
         env = self._c("GetTrackEnvelopeByName", track.ptr, "Volume")
         if not str(env).endswith(NULL_SUFFIX):
             return env
-        self._toggle_volume_envelope(track)
         journal.add("show volume envelope", lambda: self._toggle_volume_envelope(track))
+        self._toggle_volume_envelope(track)
         env = self._c("GetTrackEnvelopeByName", track.ptr, "Volume")
         if str(env).endswith(NULL_SUFFIX):
             raise TargetNotFound(f"track {track.name!r}: no volume envelope after showing it")
@@ -398,12 +403,6 @@ class ReaperTarget:
     def _write_points(self, track: _Track, tag: TrackTag, points: list[list[float]], journal: _Journal) -> None:
         env = self._volume_envelope(track, journal)
         mode = int(self._c("GetEnvelopeScalingMode", env))
-        for t, _ in tag.points:  # remove what the bridge added last time, and only that
-            self._c("DeleteEnvelopePointRange", env, t - 1e-4, t + 1e-4)
-        for t, db in points:
-            value = float(self._c("ScaleToEnvelopeMode", mode, m.db_to_fader_gain(db)))
-            self._c("InsertEnvelopePoint", env, float(t), value, 0, 0.0, False, True)
-        self._c("Envelope_SortPoints", env)
         old = list(tag.points)
 
         def undo(env=env, new=points, old=old, mode=mode):
@@ -413,7 +412,15 @@ class ReaperTarget:
                 self._c("InsertEnvelopePoint", env, float(t),
                         float(self._c("ScaleToEnvelopeMode", mode, m.db_to_fader_gain(db))), 0, 0.0, False, True)
             self._c("Envelope_SortPoints", env)
+        # Registered before the first write: a pass cut off halfway through the points still
+        # knows how to take them out again.
         journal.add("envelope points", undo)
+        for t, _ in old:  # remove what the bridge added last time, and only that
+            self._c("DeleteEnvelopePointRange", env, t - 1e-4, t + 1e-4)
+        for t, db in points:
+            value = float(self._c("ScaleToEnvelopeMode", mode, m.db_to_fader_gain(db)))
+            self._c("InsertEnvelopePoint", env, float(t), value, 0, 0.0, False, True)
+        self._c("Envelope_SortPoints", env)
         tag.points = points
 
     # --- failure ----------------------------------------------------------------------------------------
