@@ -22,6 +22,7 @@ import contextlib
 import sys
 import threading
 import urllib.request
+from collections import Counter
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -72,6 +73,7 @@ class ReapyConnection:
         self.web_port = web_port
         self.timeout_s = timeout_s
         self.round_trips = 0
+        self.calls: Counter[str] = Counter()
         self.reapy: Any = None
         self.rpr: Any = None
         self._worker: ThreadPoolExecutor | None = None
@@ -166,6 +168,7 @@ class ReapyConnection:
         if function is None:
             raise DawUnavailable(f"REAPER's API has no {name} (REAPER too old, or not REAPER)")
         self.round_trips += 1
+        self.calls[name] += 1
         try:
             return self._submit(lambda: function(*args), timeout_s or self.timeout_s)
         except (DawTimeout, DawUnavailable):

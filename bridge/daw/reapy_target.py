@@ -84,6 +84,13 @@ class ReaperTarget:
     def __init__(self, conn: ReapyConnection):
         self.conn = conn
         self._param_index: dict[tuple[str, int, str], int] = {}
+        # Per-pass caches: where the AI FX sit (kept in step with every add and delete), which
+        # plug-in each is, each plug-in's parameter layout, and the session's tracks.
+        self._fx_index: dict[tuple[str, str], int] = {}
+        self._fx_plugin: dict[tuple[str, int], str] = {}
+        self._layouts: dict[str, dict[str, int]] = {}
+        self._session: list[_Track] | None = None
+        self._selected: list[str] | None = None
 
     # --- small RPR helpers ----------------------------------------------------------------------
 
@@ -91,12 +98,15 @@ class ReaperTarget:
         return self.conn.call(name, *args)
 
     def tracks(self) -> list[_Track]:
+        if self._session is not None:
+            return self._session
         out = []
         for i in range(int(self._c("CountTracks", 0))):
             ptr = self._c("GetTrack", 0, i)
             guid = self._c("GetSetMediaTrackInfo_String", ptr, "GUID", "", False)[3]
             name = self._c("GetTrackName", ptr, "", 2048)[2]
             out.append(_Track(i, ptr, guid, name))
+        self._session = out
         return out
 
     def _ext(self, ptr: str, key: str) -> str:
@@ -110,24 +120,44 @@ class ReaperTarget:
                                  self._ext(ptr, STATE))
 
     def _find_fx(self, ptr: str, renamed: str) -> int:
+        if (ptr, renamed) in self._fx_index:
+            return self._fx_index[(ptr, renamed)]
+        found = -1
         for fx in range(int(self._c("TrackFX_GetCount", ptr))):
             ok, *rest = self._c("TrackFX_GetNamedConfigParm", ptr, fx, "renamed_name", "", 256)
+            if ok and rest[3]:
+                self._fx_index[(ptr, rest[3])] = fx
             if ok and rest[3] == renamed:
-                return fx
-        return -1
+                found = fx
+        self._fx_index.setdefault((ptr, renamed), found)
+        return found
+
+    def _forget_fx(self) -> None:
+        self._fx_index.clear()
+        self._fx_plugin.clear()
+        self._param_index.clear()
+        self._session = None
+        self._selected = None
 
     def _param(self, ptr: str, fx: int, name: str) -> int:
-        """Parameter index by name, resolved at write time (never a hard-coded index alone)."""
-        key = (ptr, fx, name)
-        if key not in self._param_index:
+        """Parameter index by name, resolved at write time (never a hard-coded index alone).
+
+        The first instance of each AI FX in a pass is scanned in full; other instances of the same
+        plug-in reuse its layout after checking the one name they need.
+        """
+        plugin = self._c("TrackFX_GetFXName", ptr, fx, "", 256)[3] if (ptr, fx) not in self._fx_plugin else None
+        if plugin is not None:
+            self._fx_plugin[(ptr, fx)] = plugin
+        plugin = self._fx_plugin[(ptr, fx)]
+        layout = self._layouts.get(plugin)
+        if layout is None:
+            layout = {}
             for p in range(int(self._c("TrackFX_GetNumParams", ptr, fx))):
-                pname = self._c("TrackFX_GetParamName", ptr, fx, p, "", 256)[4]
-                self._param_index[(ptr, fx, pname)] = p
-                if pname == name:
-                    break
-            if key not in self._param_index:
-                raise TargetNotFound(f"FX {fx} on track {ptr} has no parameter named {name!r}")
-        return self._param_index[key]
+                layout.setdefault(self._c("TrackFX_GetParamName", ptr, fx, p, "", 256)[4], p)
+            self._layouts[plugin] = layout
+        if name not in layout:
+            raise TargetNotFound(f"{plugin!r} has no parameter named {name!r}")
+        return layout[name]
 
     # --- planning the writes ----------------------------------------------------------------------
 
@@ -153,6 +183,7 @@ class ReaperTarget:
         journal = _Journal()
         block_open = False
         reenable = reenable or set()
+        self._forget_fx()
         try:
             with self.conn.held():
                 session = self.tracks()
@@ -264,8 +295,8 @@ class ReaperTarget:
             report.overrides.append({"track": track.name, "param": key, **tag.overrides[key]})
 
     def _plan_track(self, tp: dict[str, Any], track: _Track, tag: TrackTag,
-                    report: PassReport) -> dict[str, tuple[float, Any, str]]:
-        """{key: (raw target, plan value, unit)} that must be written; skips equal values and overrides."""
+                    report: PassReport) -> dict[str, tuple[float, Any, str, float | None]]:
+        """{key: (raw target, plan value, unit, current raw)} to write; skips equal values and overrides."""
         wanted = self.desired(tp)
         if tp.get("status") == "manual":
             tag.opt_out = True
@@ -282,16 +313,16 @@ class ReaperTarget:
             if current is not None and abs(current - raw) <= RAW_TOLERANCE * max(1.0, abs(raw)):
                 report.skipped_same += 1
                 continue
-            out[key] = (raw, value, unit)
+            out[key] = (raw, value, unit, current)
         # Keys written before but no longer in the plan go back to their pre-AI value.
         for key, written in tag.written.items():
             if key not in wanted and key not in tag.overrides:
                 current = self._current_raw(track, key)
                 if current is not None and abs(current - written.before_raw) > RAW_TOLERANCE:
-                    out[key] = (written.before_raw, None, written.unit)
+                    out[key] = (written.before_raw, None, written.unit, current)
         points = [list(map(float, p)) for a in tp.get("automation", []) for p in a["points"]]
         if points != tag.points and "automation" not in tag.overrides:
-            out["automation.volume"] = (0.0, points, "dB")
+            out["automation.volume"] = (0.0, points, "dB", None)
         return out
 
     # --- writing ----------------------------------------------------------------------------------------
@@ -307,23 +338,25 @@ class ReaperTarget:
         def remove(p=track.ptr, n=count):
             if int(self._c("TrackFX_GetCount", p)) > n:
                 self._c("TrackFX_Delete", p, n)
+            self._forget_fx()
         journal.add(f"add {renamed}", remove)  # before the call: a cut-off pass still removes it
         fx = int(self._c("TrackFX_AddByName", track.ptr, plugin, False, -1))
         if fx < 0:
             raise TargetNotFound(f"track {track.name!r}: REAPER could not add {plugin!r}")
         self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, "renamed_name", renamed)
+        self._fx_index[(track.ptr, renamed)] = fx
         return fx
 
     def _write_track(self, tp: dict[str, Any], track: _Track, tag: TrackTag,
-                     writes: dict[str, tuple[float, Any, str]], journal: _Journal, report: PassReport) -> None:
+                     writes: dict[str, tuple[float, Any, str, float | None]], journal: _Journal,
+                     report: PassReport) -> None:
         for key in sorted(writes, key=_write_order):
-            raw, value, unit = writes[key]
+            raw, value, unit, before = writes[key]
             if key == "automation.volume":
                 self._write_points(track, tag, value, journal)
                 report.writes.append({"track": track.name, "param": "automation.volume_db", "points": len(value)})
                 continue
             target, param = key.split(".", 1)
-            before = self._current_raw(track, key)
             if target == "track":
                 attr = TRACK_PARAMS[param]
                 journal.add(key, lambda p=track.ptr, a=attr, b=before: self._c("SetMediaTrackInfo_Value", p, a, b))
@@ -348,7 +381,8 @@ class ReaperTarget:
                     before = float(old_type or 0)
                 else:
                     index = self._param(track.ptr, fx, _fx_param(target, param))
-                    old = float(self._c("TrackFX_GetParamNormalized", track.ptr, fx, index))
+                    old = before if before is not None else float(
+                        self._c("TrackFX_GetParamNormalized", track.ptr, fx, index))
                     journal.add(key, lambda p=track.ptr, f=fx, i=index, o=old:
                                 self._c("TrackFX_SetParamNormalized", p, f, i, o))
                     self._c("TrackFX_SetParamNormalized", track.ptr, fx, index, raw)
@@ -391,7 +425,9 @@ class ReaperTarget:
 
     def _toggle_volume_envelope(self, track: _Track) -> None:
         """Run "Track: Toggle track volume envelope visible" on this track alone, keeping the selection."""
-        selected = [t.ptr for t in self.tracks() if self._c("IsTrackSelected", t.ptr)]
+        if self._selected is None:
+            self._selected = [t.ptr for t in self.tracks() if self._c("IsTrackSelected", t.ptr)]
+        selected = self._selected
         for ptr in selected:
             self._c("SetTrackSelected", ptr, False)
         self._c("SetTrackSelected", track.ptr, True)
@@ -439,7 +475,7 @@ class ReaperTarget:
                     if block_open:
                         self._c("PreventUIRefresh", -1)
                         self._c("Undo_EndBlock2", 0, "MixBridge: AI pass rolled back", -1)
-                self._param_index.clear()
+                self._forget_fx()
                 return True
             except (DawUnavailable, DawTimeout, ConnectionError, OSError):
                 if attempt:
@@ -455,6 +491,7 @@ class ReaperTarget:
         report = PassReport()
         journal = _Journal()
         block_open = False
+        self._forget_fx()
         try:
             with self.conn.held():
                 for track in self.tracks():
@@ -492,7 +529,7 @@ class ReaperTarget:
                                     self._c("TrackFX_SetParamNormalized", track.ptr, fx, index, written.before_raw)
                             continue
                         self._c("TrackFX_Delete", track.ptr, fx)
-                        self._param_index.clear()
+                        self._forget_fx()
                     if tag.points:
                         env = self._c("GetTrackEnvelopeByName", track.ptr, "Volume")
                         if not str(env).endswith(NULL_SUFFIX):
@@ -520,6 +557,7 @@ class ReaperTarget:
         A plays with the master raised by it (B untouched), so both play at the same loudness.
         Toggling twice restores every value exactly.  Envelope points stay (documented).
         """
+        self._forget_fx()
         with self.conn.held():
             state = self._proj_ext("ab") or "B"
             going = "A" if state == "B" else "B"
