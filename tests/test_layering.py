@@ -52,3 +52,15 @@ def test_only_the_stem_reader_opens_audio_files():
     users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                    if "soundfile" in {n.split(".")[0] for n in _imports(p)})
     assert set(users) <= {"stems.py", "synth.py"}, users
+
+
+def test_daw_code_is_the_only_importer_of_reapy():
+    users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                   if "reapy" in {n.split(".")[0] for n in _imports(p)})
+    assert all(u.startswith("daw/") for u in users), users
+
+
+def test_bridge_server_script_compiles():
+    import py_compile
+    script = PACKAGE.parent / "reaper_scripts" / "MixBridge_Start_bridge_server.py"
+    py_compile.compile(str(script), doraise=True)
