@@ -26,6 +26,9 @@ class LoopbackServer(Server):
         return super().bind((LOOPBACK, port))
 
 
+SERVER = None
+
+
 def serve_once_then_defer():
     # One round of reapy's server work per REAPER defer tick, exactly like reapy's own loop.
     SERVER.accept()
@@ -33,9 +36,16 @@ def serve_once_then_defer():
     reapy.defer(serve_once_then_defer)
 
 
-if __name__ == "__main__":
-    port = reapy.config.REAPY_SERVER_PORT
+def main(port=None):
+    """Start the server on reapy's port (2306), publish it, and keep it running via defer."""
+    global SERVER
+    port = reapy.config.REAPY_SERVER_PORT if port is None else port
     SERVER = LoopbackServer(port)
     reapy.set_ext_state("reapy", "server_port", port)
     reapy.at_exit(reapy.delete_ext_state, "reapy", "server_port")
     serve_once_then_defer()
+    return port
+
+
+if __name__ == "__main__":
+    main()

@@ -225,3 +225,16 @@ def test_missing_track_is_reported_not_fatal(tmp_path, plan_file):
         report = apply(sim, plan_file, tmp_path)
         assert set(report["missing_tracks"]) == {"Guitar", "Lead_Vocal"}
         assert track(sim.control.dump(), "Keys")["vol"] == pytest.approx(10 ** (-6 / 20))
+
+
+def test_mixbridge_loopback_activation_script_serves_a_stock_client(tmp_path, plan_file):
+    """The shipped 'Start bridge server' ReaScript, run inside the simulator as REAPER would run it."""
+    script = REPO_ROOT / "reaper_scripts" / "MixBridge_Start_bridge_server.py"
+    with running_sim(PROJECT, tmp_path / "sim3", extra_args=("--activation-script", str(script))) as sim:
+        report = apply(sim, plan_file, tmp_path)
+        assert report["undo_name"].startswith("MixBridge: AI pass 1")
+        listening = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout \
+            if Path("/usr/bin/ss").exists() or Path("/bin/ss").exists() else ""
+        for line in listening.splitlines():
+            if f"pid={sim.process.pid}," in line:
+                assert "127.0.0.1:" in line, f"the simulator's server listens beyond loopback: {line}"

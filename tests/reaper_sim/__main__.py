@@ -26,6 +26,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hz", type=float, default=30.0,
                         help="main-loop ticks per second (REAPER defers at about 30)")
     parser.add_argument("--verbose", action="store_true", help="log web requests to stderr")
+    parser.add_argument("--activation-script", type=Path, default=None,
+                        help="start the reapy server with this ReaScript (it must define main(port)) "
+                             "instead of replaying reapy's activate_reapy_server.py")
     return parser.parse_args(argv)
 
 
@@ -36,7 +39,7 @@ def main(argv: list[str]) -> int:
 
     config = SimConfig(project_path=args.project, web_port=args.web_port,
                        server_port=args.server_port, state_out=args.state_out,
-                       hz=args.hz, verbose=args.verbose)
+                       hz=args.hz, verbose=args.verbose, activation_script=args.activation_script)
     try:
         sim = Sim(config)
     except (ValueError, KeyError) as error:  # a bad project file, said plainly

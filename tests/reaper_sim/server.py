@@ -70,6 +70,7 @@ class SimConfig:
     state_out: Path | None = None
     hz: float = 30.0
     verbose: bool = False
+    activation_script: Path | None = None
 
 
 class _Task:
@@ -222,9 +223,11 @@ def install_fake_reaper(functions: dict[str, Callable], loop: MainLoop) -> types
 class ReapyHost:
     """Runs reapy's own server inside the fake REAPER, as its activation script would."""
 
-    def __init__(self, reapy: types.ModuleType, port: int) -> None:
+    def __init__(self, reapy: types.ModuleType, port: int, script_path: Path | None = None) -> None:
         from reapy.reascripts import activate_reapy_server
         from reapy.tools.network.server import Server
+
+        self.script_path = script_path
 
         class LoopbackServer(Server):
             """reapy's Server bound to 127.0.0.1; reapy hard-codes 0.0.0.0."""
@@ -250,12 +253,32 @@ class ReapyHost:
         activations reuse that port, as REAPER's fixed port would be reused.
         """
         self.close()
+        if self.script_path is not None:
+            return self._activate_with_script()
         server = self.server_class(self.port)
         self.port = server._socket.getsockname()[1]
         self.reapy.set_ext_state("reapy", "server_port", self.port)
         self.script.SERVER = server
         self.script.run_main_loop()
         self.reapy.at_exit(self.reapy.delete_ext_state, "reapy", "server_port")
+        return self.port
+
+    def _activate_with_script(self) -> int:
+        """Run a user-supplied activation ReaScript (e.g. MixBridge's loopback one) as REAPER would.
+
+        The script runs in this process's fake-REAPER environment with its own code: it must
+        define ``main(port)`` (its ``__main__`` block calls ``main()`` with reapy's fixed port);
+        only the port is chosen here, because 2306 may be taken on a test machine.
+        """
+        import runpy
+
+        if not self.port:
+            with socket.socket() as probe:
+                probe.bind((LOOPBACK, 0))
+                self.port = probe.getsockname()[1]
+        namespace = runpy.run_path(str(self.script_path), run_name="reaper_sim_activation")
+        self.script = _Namespace(namespace)
+        namespace["main"](self.port)
         return self.port
 
     def drop_connections(self) -> int:
@@ -278,6 +301,22 @@ class ReapyHost:
             self.drop_connections()
             self.server.close()
             self.script.SERVER = None
+
+
+class _Namespace:
+    """Attribute view of a script's live globals (so ``.SERVER`` follows the script)."""
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        object.__setattr__(self, "_ns", namespace)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._ns[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._ns[name] = value
 
 
 def _escape_extstate(value: str) -> str:
@@ -346,7 +385,7 @@ class Sim:
         self.loop = MainLoop(config.hz, self.faults, self.stop)
         self.functions = self.api.functions()
         self.reapy = install_fake_reaper(self.functions, self.loop)
-        self.reapy_host = ReapyHost(self.reapy, config.server_port)
+        self.reapy_host = ReapyHost(self.reapy, config.server_port, config.activation_script)
         self.loop.on_script_died = self._on_script_died
         # What reapy.configure_reaper() writes to reaper-extstate.ini.
         self.api.ext_state[("reapy", "activate_reapy_server")] = json.dumps(ACTIVATE_ACTION)
