@@ -137,7 +137,34 @@ def cmd_apply(args, out: TextIO) -> ExitStatus:
         print(f"  not in the session: {name}", file=out)
     if args.report:
         Path(args.report).write_text(json.dumps(report.as_dict(), indent=1, default=str), encoding="utf-8")
+    if args.notes:
+        written = _pass_notes(args, plan, report)
+        print("notes: " + ", ".join(str(p) for p in written), file=out)
     return ExitStatus.OK
+
+
+def _pass_notes(args, plan_doc: dict, report) -> list:
+    """Feedback notes for an applied pass: the plan's findings plus what was written, what the
+    producer overrode (from what to what) and what is pending."""
+    from .notes.model import AppliedChange, NotesInput, Override, PendingMove
+    from .notes.render import write_notes
+    from .pipeline import analyze_session, plan_session
+
+    if not args.stems:
+        raise SystemExit("mixbridge: --notes needs --stems DIR (the bounce the plan came from)")
+    result = analyze_session([args.stems], jobs=args.jobs)
+    plan = plan_session(result, amount=float(plan_doc.get("settings", {}).get("amount", 1.0)))
+    provenance = {}
+    for o in report.overrides:
+        provenance[o["track"]] = "hybrid"
+    notes = NotesInput(
+        result, plan,
+        applied=tuple(AppliedChange(w["track"], w["param"], w.get("value"), None, "")
+                      for w in report.writes if "value" in w),
+        overrides=tuple(Override(o["track"], o["param"], o["from"], o["to"]) for o in report.overrides),
+        pending=tuple(PendingMove(p["track"], p["param"], p["value"], p["why"]) for p in report.pending),
+        provenance=provenance)
+    return write_notes(notes, args.notes)
 
 
 def cmd_revert(args, out: TextIO) -> ExitStatus:
@@ -221,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--reenable", nargs="*", metavar="TRACK:PARAM",
                        help="let the bridge write parameters the producer had taken over")
     apply.add_argument("--report", metavar="FILE", help="write what the pass did as JSON")
+    apply.add_argument("--notes", metavar="NOTES", help="write feedback notes for this pass (needs --stems)")
+    apply.add_argument("--stems", metavar="DIR", help="the stems the plan came from (for --notes)")
+    apply.add_argument("--jobs", type=int, default=None)
     apply.set_defaults(func=cmd_apply)
 
     revert = sub.add_parser("revert", help="restore the pre-AI values and remove the AI FX (one undo point)")

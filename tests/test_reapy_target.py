@@ -238,3 +238,26 @@ def test_mixbridge_loopback_activation_script_serves_a_stock_client(tmp_path, pl
         for line in listening.splitlines():
             if f"pid={sim.process.pid}," in line:
                 assert "127.0.0.1:" in line, f"the simulator's server listens beyond loopback: {line}"
+
+
+def test_pass_notes_say_what_the_producer_overrode(tmp_path):
+    from bridge.pipeline import analyze_session, plan_session
+    from bridge.suggest.plan import plan_json
+    from bridge.synth import default_session, write_session
+
+    stems = tmp_path / "stems"
+    write_session(stems, default_session(problems=True), duration_s=16.0)
+    plan = plan_session(analyze_session([stems], jobs=1))
+    (tmp_path / "plan.json").write_text(plan_json(plan))
+    project = {"tracks": [{"name": t.name} for t in plan.tracks]}
+    with running_sim(project, tmp_path / "sim4") as sim:
+        apply(sim, tmp_path / "plan.json", tmp_path)
+        sim.control.set_track("Keys", "D_VOL", 0.5)
+        notes = tmp_path / "notes.md"
+        done = bridge("apply", str(tmp_path / "plan.json"), "--web-port", str(sim.web_port),
+                      "--notes", str(notes), "--stems", str(stems), "--jobs", "1")
+        assert done.returncode == 0, done.stderr
+    text = notes.read_text()
+    overrides = text[text.lower().index("overrid"):]
+    assert "`Keys`" in overrides and "-6.0" in overrides.replace("−", "-"), overrides[:800]
+    assert "### `Keys` **hybrid**" in text, "the track is tagged hybrid in the notes"
