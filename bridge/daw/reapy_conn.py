@@ -176,10 +176,8 @@ class ReapyConnection:
         except (ConnectionError, OSError, EOFError) as exc:
             self._abandon()
             raise DawUnavailable(f"the connection to REAPER was lost during {name}: {exc}") from exc
-        except Exception as exc:  # reapy's DistError carries REAPER's own traceback
-            if "DistError" in type(exc).__name__ or "Error" in type(exc).__name__:
-                raise
-            raise
+        # Anything else (reapy's DistError carrying REAPER's traceback) propagates to the pass,
+        # which rolls back and reports it.
 
     @contextlib.contextmanager
     def held(self):

@@ -83,7 +83,6 @@ class ReaperTarget:
 
     def __init__(self, conn: ReapyConnection):
         self.conn = conn
-        self._param_index: dict[tuple[str, int, str], int] = {}
         # Per-pass caches: where the AI FX sit (kept in step with every add and delete), which
         # plug-in each is, each plug-in's parameter layout, and the session's tracks.
         self._fx_index: dict[tuple[str, str], int] = {}
@@ -135,7 +134,6 @@ class ReaperTarget:
     def _forget_fx(self) -> None:
         self._fx_index.clear()
         self._fx_plugin.clear()
-        self._param_index.clear()
         self._session = None
         self._selected = None
 
@@ -405,8 +403,6 @@ class ReaperTarget:
         text = self._c("TrackFX_GetFormattedParamValue", track.ptr, fx, index, "", 64)[4]
         shown = m.parse_formatted(text)
         expected = float(value)
-        if key == "comp.makeup_db":
-            expected = float(value)
         tolerance = VERIFY_TOLERANCE[unit] * (max(1.0, abs(expected)) if unit == "Hz" else 1.0)
         if shown is None or abs(shown - expected) > tolerance:
             raise DawVerifyError(f"track {track.name!r}: {key} shows {text!r} after writing {value} {unit}")
