@@ -64,3 +64,28 @@ def test_bridge_server_script_compiles():
     import py_compile
     script = PACKAGE.parent / "reaper_scripts" / "MixBridge_Start_bridge_server.py"
     py_compile.compile(str(script), doraise=True)
+
+
+def test_control_surfaces_reach_the_daw_only_through_a_target():
+    """bridge/control never imports reapy or a concrete DAW target: the target is handed in."""
+    folder = PACKAGE / "control"
+    if not folder.exists():
+        pytest.skip("bridge/control not there yet")
+    offenders = [f"{p.relative_to(PACKAGE)} imports {n}" for p in sorted(folder.rglob("*.py")) for n in _imports(p)
+                 if n.split(".")[0] == "reapy" or n.startswith(("bridge.daw.reapy", "bridge.daw.osc_target"))]
+    assert not offenders, offenders
+
+
+def test_the_watcher_is_the_only_importer_of_watchdog():
+    users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                   if "watchdog" in {n.split(".")[0] for n in _imports(p)})
+    assert all(u.startswith("watch/") for u in users), users
+
+
+def test_importing_the_watch_package_does_not_import_watchdog():
+    import subprocess
+    import sys
+
+    code = "import sys, bridge.watch, bridge.cli; print('watchdog' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -24,8 +24,9 @@ from typing import Any, Callable
 
 from ..errors import BridgeError, DawTimeout, DawUnavailable, DawVerifyError, TargetNotFound
 from . import mapping as m
+from .base import PassReport  # noqa: F401 - moved; re-exported for older imports
 from .reapy_conn import ReapyConnection
-from .tagging import AI, HYBRID, MANUAL, PASS, PLAN, PREFIX, PROVENANCE, STATE, TrackTag, Written
+from .tagging import AI, HYBRID, MANUAL, PASS, PLAN, PRE_AI, PREFIX, PROVENANCE, STATE, TrackTag, Written
 
 NULL_SUFFIX = "0x0000000000000000"
 EXT_SECTION = "mixbridge"
@@ -36,28 +37,6 @@ TRACK_PARAMS = {"volume_db": "D_VOL", "pan": "D_PAN", "width": "D_WIDTH", "polar
 #: Formatted read-back tolerance per unit.
 #: REAPER displays one decimal, so the tolerance covers the display rounding too.
 VERIFY_TOLERANCE = {"Hz": 0.01, "dB": 0.15, ":1": 0.06, "ms": 0.6}
-
-
-@dataclass
-class PassReport:
-    """What one pass did, for the console and the notes."""
-
-    pass_number: int = 0
-    undo_name: str = ""
-    writes: list[dict[str, Any]] = field(default_factory=list)
-    skipped_same: int = 0
-    overrides: list[dict[str, Any]] = field(default_factory=list)
-    pending: list[dict[str, Any]] = field(default_factory=list)
-    missing_tracks: list[str] = field(default_factory=list)
-    verified: int = 0
-    unverifiable: int = 0
-    round_trips: int = 0
-    seconds: float = 0.0
-    rolled_back: bool = False
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -80,6 +59,8 @@ class _Journal:
 
 class ReaperTarget:
     """The reapy target.  ``conn`` must be connected (:meth:`ReapyConnection.connect`)."""
+
+    kind = "reaper"
 
     def __init__(self, conn: ReapyConnection):
         self.conn = conn
@@ -253,8 +234,9 @@ class ReaperTarget:
         self._c("SetProjExtState", 0, EXT_SECTION, key, value)
 
     def _write_tag(self, track: _Track, tag: TrackTag, journal: _Journal) -> None:
+        # pre_ai last: the bounce script renders the pre-AI mix from it (empty deletes the key).
         for key, value in ((PROVENANCE, tag.provenance), (PASS, str(tag.pass_number)), (PLAN, tag.plan_id),
-                           (STATE, tag.state_json())):
+                           (STATE, tag.state_json()), (PRE_AI, tag.pre_ai_text(TRACK_PARAMS))):
             old = self._ext(track.ptr, key)
             if old == value:
                 continue
@@ -544,6 +526,15 @@ class ReaperTarget:
         report.round_trips = self.conn.round_trips - trips0
         report.seconds = time.perf_counter() - started
         return report
+
+    def provenance(self) -> dict[str, str]:
+        """Track name -> ``ai`` / ``manual`` / ``hybrid`` from each track's ``P_EXT`` tag (one read each)."""
+        self._forget_fx()
+        with self.conn.held():
+            return {t.name: self._ext(t.ptr, PROVENANCE) or MANUAL for t in self.tracks()}
+
+    def close(self) -> None:
+        self.conn.close()
 
     def ab_toggle(self, delta_lu: float) -> dict[str, Any]:
         """Toggle between the pre-AI (A) and AI (B) states, level-matched on the master fader.
