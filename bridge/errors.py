@@ -26,6 +26,9 @@ MESSAGES: dict[str, str] = {
     "E_TARGET_NOT_FOUND": "a track, FX or parameter named in the plan is not in the session",
     "E_DAW_VERIFY": "REAPER shows a different value than the bridge wrote",
     "E_OSC_MESSAGE": "a malformed or unexpected OSC message",
+    "E_SURFACE_EXPOSED": "a control-surface server on a non-loopback address needs --allow with the surface hosts",
+    "E_MANIFEST": "the bounce manifest (mixbridge-bounce.json) is malformed",
+    "E_STEM_MISSING": "the bounce manifest lists this stem but its file never arrived",
 }
 
 

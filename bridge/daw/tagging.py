@@ -5,6 +5,9 @@ Keys (readable with plain ReaScript, ``GetSetMediaTrackInfo_String(tr, "P_EXT:mi
 - ``mixbridge/provenance``: ``ai``, ``manual`` or ``hybrid``;
 - ``mixbridge/pass``: the number of the last AI pass that wrote to the track;
 - ``mixbridge/plan``: the id of the plan that pass applied;
+- ``mixbridge/pre_ai``: the pre-AI raw values of the track attributes the bridge owns and the producer
+  has not taken over, as ``D_VOL=0.5;D_PAN=0`` (no JSON: the Lua bounce script reads it to render the
+  pre-AI mix); absent once nothing is owned (after a revert);
 - ``mixbridge/state``: JSON ``{"written": {key: {"value", "raw", "before_raw", "unit"}},
   "overrides": {key: {"from", "to"}}, "points": [[time_s, value], ...], "opt_out": bool}``.
 
@@ -19,6 +22,7 @@ from typing import Any
 
 PREFIX = "P_EXT:mixbridge/"
 PROVENANCE, PASS, PLAN, STATE = "provenance", "pass", "plan", "state"
+PRE_AI = "pre_ai"
 AI, MANUAL, HYBRID = "ai", "manual", "hybrid"
 
 
@@ -72,6 +76,19 @@ class TrackTag:
             tag.points = [list(p) for p in data.get("points") or []]
             tag.opt_out = bool(data.get("opt_out", False))
         return tag
+
+    def pre_ai_text(self, track_attrs: dict[str, str]) -> str:
+        """``D_VOL=0.5;D_PAN=0``: pre-AI raw values of the owned, not overridden track attributes.
+
+        ``track_attrs`` maps a ``track.<param>`` param to REAPER's attribute (``volume_db`` ->
+        ``D_VOL``); keys of other targets (FX) are not track attributes and are left out.
+        """
+        pairs = []
+        for key, written in self.written.items():
+            target, _, param = key.partition(".")
+            if target == "track" and param in track_attrs and key not in self.overrides:
+                pairs.append((track_attrs[param], written.before_raw))
+        return ";".join(f"{attr}={float(raw)!r}" for attr, raw in sorted(pairs))
 
     def derive_provenance(self) -> str:
         """``ai`` while the bridge owns something here, ``hybrid`` once the producer took over part

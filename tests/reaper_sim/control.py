@@ -16,6 +16,8 @@ Each request is one JSON object on one line; each reply is one line,
 ``stall``          ``seconds`` (optional; omitted = until release)     ``null``
 ``release``                                                            ``null``
 ``drop``                                                               connections dropped
+``bounce``                                                             ``{"manifest", "stems",
+                                                                       "error"}`` (render.py)
 ``die``            ``exit_code`` (optional)                            (process exits)
 ``arm``            ``fault`` (stall/drop/die), ``on_function`` or      the armed fault
                    ``at_call``, ``seconds``, ``exit_code``
@@ -86,6 +88,8 @@ class ControlServer(socketserver.ThreadingTCPServer):
             return None
         if cmd == "drop":
             return sim.drop()
+        if cmd == "bounce":
+            return sim.bounce()
         if cmd == "arm":
             fault = sim.faults.arm(request["fault"], on_function=request.get("on_function"),
                                    at_call=request.get("at_call"), seconds=request.get("seconds"),
@@ -192,6 +196,10 @@ class ControlClient:
 
     def drop(self) -> int:
         return self.request("drop")
+
+    def bounce(self) -> dict[str, Any]:
+        """Run MixBridge's bounce script (stems of the selected tracks, then the manifest)."""
+        return self.request("bounce")
 
     def die(self, exit_code: int = DEFAULT_DIE_EXIT_CODE) -> None:
         """Kill the simulator now (the caller should then wait for the process)."""

@@ -163,6 +163,8 @@ class Track:
     #: ``P_EXT:<key>`` values.
     ext: dict[str, str] = field(default_factory=dict)
     is_master: bool = False
+    #: Audio file the simulator renders this track's stem from (render.py); "" = silence.
+    source: str = ""
 
     def all_envelopes(self) -> Iterator[Envelope]:
         """Built-in envelopes, then FX-parameter envelopes, in chain order."""
@@ -428,7 +430,7 @@ def next_marker_number(markers: list[Marker], is_region: bool) -> int:
 _DUMP_ONLY_PROJECT_KEYS = {"undo", "console", "ui_refresh_prevent_count", "ext_state",
                            "armed_faults"}
 _TRACK_KEYS = {"name", "guid", "vol", "pan", "width", "phase", "mute", "solo",
-               "selected", "fx_enabled", "fx", "envelopes", "ext"}
+               "selected", "fx_enabled", "fx", "envelopes", "ext", "source"}
 _DUMP_ONLY_TRACK_KEYS = {"address", "vol_db"}
 
 
@@ -465,6 +467,7 @@ def _load_track_fields(project: Project, track: Track, data: dict[str, Any],
     track.selected = bool(data.get("selected", False))
     track.fx_enabled = bool(data.get("fx_enabled", True))
     track.ext = {str(k): str(v) for k, v in data.get("ext", {}).items()}
+    track.source = str(data.get("source", ""))
     for fx_data in data.get("fx", []):
         track.fxs.append(_load_fx(project, fx_data))
     for env_data in data.get("envelopes", []):
@@ -548,6 +551,7 @@ def _dump_track(track: Track) -> dict[str, Any]:
                        "points": [_dump_point(p) for p in e.points]}
                       for e in track.envelopes.values()],
         "ext": dict(track.ext),
+        "source": track.source,
     }
     if not track.is_master:
         data["name"] = track.name
