@@ -64,6 +64,7 @@ this format that loads back. ::
          "pan": 0.0, "width": 1.0, "phase": false, "mute": false, "solo": 0,
          "selected": false, "fx_enabled": true,
          "ext": {"mixbridge": "ai"},                       # P_EXT:<key> values
+         "source": "/abs/Kick.wav",   # audio the render action renders this track from (render.py)
          "fx": [{"name": "VST: ReaEQ (Cockos)",            # or "VST: ReaComp (Cockos)"
                  "renamed": "AI EQ", "enabled": true,
                  "params": {"Freq-Band 2": {"normalized": 0.476},
@@ -101,8 +102,12 @@ uncomfortable ones (``EnumProjectMarkers*`` cannot return names to Python,
 
 Seams for later
 ---------------
-An OSC surface (reaper.md 1.4) would be another thread posting work through
-``MainLoop.call`` onto the same ``Project``; a "render stems" action would be
-registered with ``ReaScriptApi.register_action`` (e.g. 42230) and write WAVs
-plus a manifest from the model. Neither exists yet.
+The OSC surface (reaper.md 1.4) is ``osc_surface.py``: ``--osc-port P
+[--osc-feedback HOST:PORT] [--osc-pattern FILE]`` starts it as a thread posting
+work through ``MainLoop.call`` onto the same ``Project``; the READY line then
+ends with ``osc_port=N``. Rendering stems lives in
+``render.py``: the RENDER_* project settings, actions 42230/41824 and the named
+action ``_MIXBRIDGE_BOUNCE`` (MixBridge's bounce script: stems plus the bounce
+manifest), runnable from a client, the web interface (``/_/_MIXBRIDGE_BOUNCE``)
+and the control channel (``bounce``).
 """

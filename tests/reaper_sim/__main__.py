@@ -29,6 +29,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--activation-script", type=Path, default=None,
                         help="start the reapy server with this ReaScript (it must define main(port)) "
                              "instead of replaying reapy's activate_reapy_server.py")
+    parser.add_argument("--osc-port", type=int, default=None,
+                        help="run REAPER's OSC surface on this UDP port of 127.0.0.1 (0 = a free port; "
+                             "reported as osc_port=N in the READY line)")
+    parser.add_argument("--osc-feedback", default=None, metavar="HOST:PORT",
+                        help="where the OSC surface sends feedback (the device)")
+    parser.add_argument("--osc-pattern", type=Path, default=None,
+                        help="the .ReaperOSC pattern file (default: reaper_scripts/MixBridge.ReaperOSC)")
+    parser.add_argument("--render-block-frames", type=int, default=4096,
+                        help="frames per block the render action writes (render.py)")
+    parser.add_argument("--render-block-delay-ms", type=float, default=0.0,
+                        help="pause after each rendered block, to render slowly in chunks")
     return parser.parse_args(argv)
 
 
@@ -37,9 +48,19 @@ def main(argv: list[str]) -> int:
     # Imported here: server.py must set up the fake REAPER before reapy loads.
     from .server import Sim, SimConfig
 
+    feedback = None
+    if args.osc_feedback:
+        host, _, port = args.osc_feedback.rpartition(":")
+        feedback = (host or "127.0.0.1", int(port))
+    pattern = args.osc_pattern
+    if args.osc_port is not None and pattern is None:
+        pattern = Path(__file__).resolve().parents[2] / "reaper_scripts" / "MixBridge.ReaperOSC"
     config = SimConfig(project_path=args.project, web_port=args.web_port,
                        server_port=args.server_port, state_out=args.state_out,
-                       hz=args.hz, verbose=args.verbose, activation_script=args.activation_script)
+                       hz=args.hz, verbose=args.verbose, activation_script=args.activation_script,
+                       osc_port=args.osc_port, osc_feedback=feedback, osc_pattern=pattern,
+                       render_block_frames=args.render_block_frames,
+                       render_block_delay_s=args.render_block_delay_ms / 1000.0)
     try:
         sim = Sim(config)
     except (ValueError, KeyError) as error:  # a bad project file, said plainly

@@ -48,7 +48,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import fader_scaling, fx_layouts
+from . import fader_scaling, fx_layouts, render
 from .pointers import format_pointer, null_pointer, parse_pointer
 from .project import (GUID_RE, EnvelopePoint, FxInstance, Marker, Project, Track,
                       next_marker_number, sorted_markers)
@@ -308,6 +308,14 @@ class ReaScriptApi:
             action: (lambda chunk=chunk: self._toggle_envelope_on_selected(chunk))
             for action, chunk in ENVELOPE_TOGGLE_ACTIONS.items()
         }
+        #: Named commands (``NamedCommandLookup``) -> command ids.
+        self.named_commands: dict[str, int] = {}
+        # Render settings, the render actions and MixBridge's bounce script (render.py).
+        self.renderer = render.Renderer(self)
+        for command in render.RENDER_ACTIONS:
+            self.register_action(command, self.renderer.render)
+        self.register_action(render.BOUNCE_COMMAND_ID, self.renderer.bounce,
+                             name=render.BOUNCE_ACTION)
 
     # -- plumbing ---------------------------------------------------------
 
@@ -321,9 +329,20 @@ class ReaScriptApi:
                 table[signature.name] = RprFunction(self, signature, body)
         return table
 
-    def register_action(self, command_id: int, run: Callable[[], None]) -> None:
-        """Add a ``Main_OnCommand`` action (seam for render, OSC refresh, ...)."""
+    def register_action(self, command_id: int, run: Callable[[], Any],
+                        name: str | None = None) -> None:
+        """Add a ``Main_OnCommand`` action (seam for render, OSC refresh, ...); ``name`` is its
+        named command (``"_MIXBRIDGE_BOUNCE"``) for ``NamedCommandLookup`` and the web interface."""
         self.actions[command_id] = run
+        if name is not None:
+            self.named_commands[name] = command_id
+
+    def run_named_action(self, name: str) -> Any:
+        """Run an action by named command (``_NAME``) or number, returning what its model returns."""
+        command = int(name) if name.isdigit() else self.named_commands.get(name)
+        if command is None or command not in self.actions:
+            raise UnmodelledCall(f"action {name!r} is not modelled (named: {sorted(self.named_commands)})")
+        return self.actions[command]()
 
     def before_call(self, name: str, args: tuple) -> None:
         self.call_counts[name] += 1
@@ -475,6 +494,20 @@ class ReaScriptApi:
     @rpr("void TrackList_AdjustWindows(bool isMinor)")
     def TrackList_AdjustWindows(self, isMinor):
         pass
+
+    @rpr("int NamedCommandLookup(const char* command_name)")
+    def NamedCommandLookup(self, command_name):
+        return self.named_commands.get(command_name, 0)  # 0: not found, as REAPER
+
+    @rpr("double GetSetProjectInfo(ReaProject* project, const char* desc, double value, bool is_set)")
+    def GetSetProjectInfo(self, project, desc, value, is_set):
+        return self.renderer.info(desc, value, is_set)
+
+    @rpr("bool GetSetProjectInfo_String(ReaProject* project, const char* desc, "
+         "char* valuestrNeedBig, bool is_set)")
+    def GetSetProjectInfo_String(self, project, desc, valuestrNeedBig, is_set):
+        ok, value = self.renderer.info_string(desc, valuestrNeedBig, is_set)
+        return ok, ({} if is_set else {"valuestrNeedBig": value})
 
     @rpr("void Main_OnCommand(int command, int flag)")
     def Main_OnCommand(self, command, flag):

@@ -68,6 +68,8 @@ class RunningSim:
     stderr_path: Path
     state_out: Path | None
     stdout_pump: threading.Thread | None = None
+    #: UDP port of the OSC surface (``--osc-port``), None when it was not started.
+    osc_port: int | None = None
 
     @property
     def control(self) -> ControlClient:
@@ -158,7 +160,8 @@ def running_sim(project: dict[str, Any] | Path, workdir: Path, *, hz: float = TE
                          server_port=int(fields["server_port"]),
                          control_port=int(fields["control_port"]),
                          stderr_path=stderr_path, state_out=state_path,
-                         stdout_pump=pump_thread)
+                         stdout_pump=pump_thread,
+                         osc_port=int(fields["osc_port"]) if "osc_port" in fields else None)
         yield sim
     finally:
         if sim is not None:

@@ -55,6 +55,8 @@ LOOPBACK = "127.0.0.1"
 #: Named action the web interface runs to (re)start reapy's server; published
 #: in EXTSTATE ``reapy/activate_reapy_server`` as reapy.configure_reaper() would.
 ACTIVATE_ACTION = "_RSreaper_sim_activate_reapy_server"
+#: A render holds the main thread for as long as it takes (slow renders in tests).
+RENDER_TIMEOUT_S = 300.0
 #: reapy.additional_api replaces these with ctypes calls into REAPER's C table.
 _ADDITIONAL_API_SHADOWS = ("ValidatePtr2", "MIDI_GetEvt", "MIDI_GetHash", "MIDI_GetTrackHash",
                            "MIDI_InsertEvt", "MIDI_InsertTextSysexEvt", "MIDI_SetEvt")
@@ -71,6 +73,14 @@ class SimConfig:
     hz: float = 30.0
     verbose: bool = False
     activation_script: Path | None = None
+    #: OSC surface (osc_surface.py): UDP listen port (None = no surface, 0 = a free port),
+    #: feedback destination and pattern file.
+    osc_port: int | None = None
+    osc_feedback: tuple[str, int] | None = None
+    osc_pattern: Path | None = None
+    #: Rendering (render.py): frames per written block and the pause after each block.
+    render_block_frames: int = 4096
+    render_block_delay_s: float = 0.0
 
 
 class _Task:
@@ -389,8 +399,14 @@ class Sim:
         self.loop.on_script_died = self._on_script_died
         # What reapy.configure_reaper() writes to reaper-extstate.ini.
         self.api.ext_state[("reapy", "activate_reapy_server")] = json.dumps(ACTIVATE_ACTION)
+        self.api.renderer.block_frames = config.render_block_frames
+        self.api.renderer.block_delay_s = config.render_block_delay_s
         self.web = WebInterface(config.web_port, self)
         self.control = ControlServer(LOOPBACK, self)
+        self.osc = None
+        if config.osc_port is not None:
+            from .osc_surface import OscSurface
+            self.osc = OscSurface(self, config.osc_port, config.osc_feedback, config.osc_pattern)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -407,8 +423,12 @@ class Sim:
                          daemon=True).start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
+        osc_field = ""
+        if self.osc is not None:
+            self.osc.start()
+            osc_field = f" osc_port={self.osc.port}"
         print(f"READY web_port={self.web.server_address[1]} server_port={server_port} "
-              f"control_port={self.control.server_address[1]} pid={os.getpid()}", flush=True)
+              f"control_port={self.control.server_address[1]} pid={os.getpid()}{osc_field}", flush=True)
         try:
             self.loop.run()
         finally:
@@ -416,6 +436,8 @@ class Sim:
                 service.shutdown()
                 service.server_close()
             self.reapy_host.close()
+            if self.osc is not None:
+                self.osc.close()
             if self.config.state_out is not None:
                 self.write_state(self.config.state_out)
         return 0
@@ -448,6 +470,10 @@ class Sim:
             # REAPER runs the action on its main thread before answering, which
             # is what keeps reapy's activation recursion from storming.
             self.loop.call(self.reapy_host.activate, timeout_s)
+            return ""
+        if len(parts) == 1 and (parts[0].isdigit() or parts[0] in self.api.named_commands):
+            # An action (render, the bounce script): run on the main thread, answered when done.
+            self.loop.call(lambda: self.api.run_named_action(parts[0]), RENDER_TIMEOUT_S)
             return ""
         raise UnmodelledCall(f"web interface command {'/'.join(parts)!r} is not modelled")
 
@@ -522,6 +548,10 @@ class Sim:
 
     def drop(self) -> int:
         return self.faults.request_drop(timeout_s=5.0)
+
+    def bounce(self) -> dict[str, Any]:
+        """Run the bounce script's model (render.py) on the main thread; its outcome."""
+        return self.loop.call(self.api.renderer.bounce, timeout_s=RENDER_TIMEOUT_S)
 
     def die_now(self, exit_code: int) -> None:
         die(exit_code, "control channel")

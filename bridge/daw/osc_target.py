@@ -1,0 +1,768 @@
+"""Write a MixPlan into REAPER through its OSC control surface (reaper.md 1), and read it back.
+
+The OSC target is the live, low-latency side: no ReaScript, no reapy, just UDP datagrams to
+REAPER's OSC surface (default port 8000) and its feedback (to our port 9000).  Every address comes
+from :mod:`bridge.daw.osc_addresses`; the pattern file ``reaper_scripts/MixBridge.ReaperOSC``
+must be the surface's pattern config (docs/reaper-osc.md).
+
+How a pass works
+----------------
+1. **Learn.**  Set the bank size (``/device/track/count``), select bank 1, trigger action 41743
+   ("Refresh all surfaces", which makes REAPER resend every value) and collect feedback until it
+   has been quiet for ``settle_s``.  Tracks are known by name (OSC carries no GUIDs; with duplicate
+   names the first wins), with their fader in dB, pan, width, FX names, FX enabled states and FX
+   parameter values.  A bank that comes back full means there may be more: the next bank is read
+   the same way.  No feedback at all within ``timeout_s`` raises :class:`DawUnavailable`.
+2. **Compare.**  The tags of earlier passes live in a local state file (``state_path``; OSC cannot
+   write REAPER's ``P_EXT``).  A value that differs from what the bridge last wrote was changed
+   by the producer: it is theirs from then on, never written again, and the track becomes hybrid
+   — the same rule, keys and :class:`TrackTag` as the reapy target.
+3. **Write** what OSC can, rate-limited (token bucket, ``max_msgs_per_s``): the fader in dB
+   (``/track/N/volume/db``, absolute = pre-AI dB + plan delta), pan and width (``n``, ``(v+1)/2``),
+   and the parameters of AI FX that already exist ("AI EQ (MixBridge)", ...) as floats 0..1 with
+   the same :mod:`bridge.daw.mapping` conversions and stock ReaEQ/ReaComp indices as the reapy
+   target (1-based over OSC).  Track numbers are bank-relative: the bank is selected first.
+4. **Verify** by forcing another refresh and comparing the feedback with what was written; on a
+   mismatch the pass's writes are sent back to their previous values and
+   :class:`DawVerifyError` is raised.
+
+What OSC cannot do goes to ``PassReport.pending`` with a plain reason, never dropped: inserting
+an FX, ReaEQ band types, track polarity, envelopes/automation.  Each OSC write is its own undo
+point in REAPER (there is no undo block over OSC).  ``PassReport.round_trips`` counts the OSC
+messages sent.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import DawUnavailable, DawVerifyError
+from . import mapping as m
+from . import osc_addresses as oa
+from .base import PassReport
+from .tagging import MANUAL, TrackTag, Written
+
+DEFAULT_STATE_PATH = Path(".mixbridge") / "osc-state.json"
+STATE_SCHEMA = "mixbridge-osc-state"
+#: Tolerances for "is this still the value we wrote" (feedback is 32-bit float).
+DB_TOLERANCE = 1e-3
+NORM_TOLERANCE = 1e-4
+#: 1-based OSC parameter numbers of the stock plug-ins behind the AI FX (reaper.md 3; the reapy
+#: target resolves the same parameters by name).  ReaComp "Wet" is the first of its two.
+REACOMP_PARAMS = {"threshold_db": 1, "ratio": 2, "attack_ms": 3, "release_ms": 4, "makeup_db": 12}
+EQ_KIND_OFFSET = {"freq_hz": 0, "gain_db": 1, "q": 2}
+POLARITY_PARAMS = {"left": 1, "right": 2}
+AI_FX = {"eq": m.AI_EQ_NAME, "comp": m.AI_COMP_NAME, "polarity": m.AI_POLARITY_NAME}
+MAX_BANKS = 64
+#: Longest a refresh may keep streaming once it has started (a huge session at REAPER's pace).
+MAX_REFRESH_S = 60.0
+
+WHY_NO_FX = ("OSC cannot add FX: run the reapy target once (mixbridge apply --target reaper), or insert "
+             "'{fx}' on the track by hand, then apply again")
+WHY = {
+    "eq_type": "OSC cannot set a ReaEQ band type (a named config value); use the reapy target",
+    "track.polarity": "OSC has no polarity (phase) action; use the reapy target",
+    "automation": "OSC cannot write envelopes or automation points; use the reapy target",
+    "override": "the producer changed it by hand; re-enable to let the bridge write it",
+}
+
+
+class TokenBucket:
+    """At most ``rate`` messages per second on average, bursts of at most ``burst``.
+
+    ``take`` waits (paces) until a token is available; it never drops.
+    """
+
+    def __init__(self, rate: float, burst: int = 20, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate, self.burst = float(rate), float(burst)
+        self.clock, self.sleep = clock, sleep
+        self.tokens = float(burst)
+        self.stamp = clock()
+
+    def take(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            self.sleep((1.0 - self.tokens) / self.rate)  # pacing, by design
+            self.stamp = self.clock()
+            self.tokens = 1.0
+        self.tokens -= 1.0
+
+
+@dataclass
+class OscFx:
+    number: int  # 1-based
+    name: str = ""
+    enabled: bool | None = None
+    params: dict[int, float] = field(default_factory=dict)  # 1-based param -> normalized
+
+
+@dataclass
+class OscTrack:
+    number: int  # absolute, 1-based
+    name: str
+    volume_db: float | None = None
+    pan: float | None = None
+    width: float | None = None
+    mute: bool | None = None
+    fx: dict[int, OscFx] = field(default_factory=dict)
+
+    def fx_named(self, name: str) -> OscFx | None:
+        return next((f for _, f in sorted(self.fx.items()) if f.name == name), None)
+
+
+@dataclass
+class _Write:
+    track: OscTrack
+    key: str
+    value: Any  # plan value (None = back to pre-AI)
+    raw: float  # dB for volume, -1..1 for pan/width, normalized for FX params, 0/1 for enabled
+    before: float | None
+    unit: str = ""
+
+
+class _Receiver:
+    """Feedback on one UDP socket: the latest value per address, and when anything last arrived."""
+
+    def __init__(self, bind_host: str, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            # A full refresh is a burst; a large buffer keeps the kernel from dropping it.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            self.sock.bind((bind_host, port))
+        except OSError:
+            self.sock.close()
+            raise
+        self.values: dict[str, Any] = {}
+        self.count = 0
+        self.last_rx = 0.0
+        self.cond = threading.Condition()
+        self._closed = False
+        self.thread = threading.Thread(target=self._run, name="osc-feedback", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from pythonosc.osc_packet import OscPacket, ParseError  # noqa: PLC0415
+
+        self.sock.settimeout(0.1)  # so close() is noticed: recv is not interrupted by close
+        while not self._closed:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                messages = OscPacket(data).messages
+            except ParseError:
+                continue
+            with self.cond:
+                for timed in messages:
+                    msg = timed.message
+                    self.values[msg.address] = msg.params[0] if len(msg.params) == 1 else list(msg.params)
+                    self.count += 1
+                self.last_rx = time.monotonic()
+                self.cond.notify_all()
+
+    def clear(self) -> None:
+        with self.cond:
+            self.values.clear()
+
+    def wait_quiet(self, settle_s: float, deadline: float) -> None:
+        """Until nothing has arrived for ``settle_s`` (or the deadline)."""
+        with self.cond:
+            while time.monotonic() < deadline:
+                left = settle_s - (time.monotonic() - self.last_rx)
+                if left <= 0:
+                    return
+                self.cond.wait(min(left, deadline - time.monotonic()))
+
+    def wait_settled(self, since_count: int, first_deadline: float, settle_s: float) -> bool:
+        """Wait for feedback after ``since_count``, then for quiet; False if none came in time."""
+        with self.cond:
+            while self.count <= since_count:
+                left = first_deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+        self.wait_quiet(settle_s, time.monotonic() + MAX_REFRESH_S)
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.cond:
+            return dict(self.values)
+
+    def close(self) -> None:
+        self._closed = True
+        self.sock.close()
+        self.thread.join(1.0)
+
+
+class OscTarget:
+    """The OSC target (see the module docstring).
+
+    Parameters
+    ----------
+    host, port : str, int
+        Where REAPER's OSC surface listens (its "local listen port", default 8000).
+    listen_port : int
+        Where the bridge listens for feedback, on ``bind_host`` (REAPER's "device port", 9000).
+    timeout_s : float
+        How long to wait for the first feedback before deciding REAPER is not there.
+    max_msgs_per_s : float
+        Write rate limit (token bucket; ``burst`` messages may go back to back).
+    state_path : Path
+        Local tag file (OSC cannot store ``P_EXT``), default ``.mixbridge/osc-state.json``.
+    bank_size : int or None
+        Tracks per bank, sent as ``/device/track/count`` on connect; None keeps REAPER's setting
+        (then assumed to be 128, as in the shipped pattern file).
+    settle_s : float
+        Feedback is complete once nothing arrived for this long.
+    """
+
+    kind = "osc"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8000, listen_port: int = 9000, timeout_s: float = 5.0,
+                 max_msgs_per_s: float = 200.0, state_path: Path | str = DEFAULT_STATE_PATH, *,
+                 bank_size: int | None = 128, settle_s: float = 0.15, burst: int = 20,
+                 bind_host: str = "127.0.0.1") -> None:
+        self.host, self.port, self.listen_port = host, int(port), int(listen_port)
+        self.timeout_s = float(timeout_s)
+        self.bucket = TokenBucket(max_msgs_per_s, burst)
+        self.state_path = Path(state_path)
+        self.bank_size = bank_size
+        self.settle_s = settle_s
+        self.bind_host = bind_host
+        self.messages_sent = 0
+        self._rx: _Receiver | None = None
+        self._bank: int | None = None
+
+    # --- transport ------------------------------------------------------------------------------
+
+    def _open(self) -> _Receiver:
+        if self._rx is None:
+            try:
+                self._rx = _Receiver(self.bind_host, self.listen_port)
+            except OSError as exc:
+                raise DawUnavailable(f"cannot listen for REAPER's OSC feedback on {self.bind_host}:"
+                                     f"{self.listen_port} ({exc})") from exc
+            self._bank = None
+        return self._rx
+
+    def close(self) -> None:
+        if self._rx is not None:
+            self._rx.close()
+            self._rx = None
+
+    def _send(self, key: str, numbers: tuple[int, ...], value: Any, tag: str) -> None:
+        from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: PLC0415
+
+        builder = OscMessageBuilder(oa.address(key, *numbers))
+        builder.add_arg(value, tag)
+        data = builder.build().dgram
+        self.bucket.take()
+        rx = self._open()
+        try:
+            rx.sock.sendto(data, (self.host, self.port))
+        except OSError as exc:
+            self.close()
+            raise DawUnavailable(f"cannot send OSC to {self.host}:{self.port} ({exc})") from exc
+        self.messages_sent += 1
+
+    def _select_bank(self, bank: int) -> None:
+        if self._bank != bank:
+            self._send("device_track_bank", (), int(bank), "i")
+            self._bank = bank
+
+    @property
+    def _size(self) -> int:
+        return self.bank_size or 128
+
+    def _refresh_bank(self, bank: int, first: bool) -> dict[str, Any]:
+        """Select ``bank``, force a full resend, and return the settled feedback of that bank."""
+        rx = self._open()
+        rx.wait_quiet(self.settle_s, time.monotonic() + self.timeout_s)  # stale packets of a previous bank
+        rx.clear()
+        since = rx.count
+        if first and self.bank_size:
+            self._send("device_track_count", (), int(self.bank_size), "i")
+        self._select_bank(bank)
+        self._send("action", (), oa.ACTION_REFRESH_ALL, "i")
+        if not rx.wait_settled(since, time.monotonic() + self.timeout_s, self.settle_s):
+            self.close()
+            raise DawUnavailable(
+                f"no OSC feedback from REAPER within {self.timeout_s:g} s (sent to {self.host}:{self.port}, "
+                f"listening on {self.bind_host}:{self.listen_port}); is REAPER running with the MixBridge "
+                f"OSC surface configured (docs/reaper-osc.md)?")
+        return rx.snapshot()
+
+    def session(self, banks: set[int] | None = None) -> dict[int, OscTrack]:
+        """Tracks by absolute number, from a full refresh of each bank (all banks if ``banks`` is None)."""
+        tracks: dict[int, OscTrack] = {}
+        bank = 1
+        first = True
+        while bank <= MAX_BANKS:
+            if banks is not None and bank not in banks:
+                if bank > max(banks):
+                    break
+                bank += 1
+                continue
+            values = self._refresh_bank(bank, first)
+            first = False
+            found = _parse_bank(values, bank, self._size)
+            tracks.update(found)
+            if banks is None and len(found) < self._size:
+                break
+            bank += 1
+        return tracks
+
+    # --- local tags ------------------------------------------------------------------------------
+
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
+            data = {}
+        data.setdefault("schema", STATE_SCHEMA)
+        data.setdefault("schema_version", 1)
+        data.setdefault("pass", 0)
+        data.setdefault("tracks", {})
+        data.setdefault("bypassed", {})
+        return data
+
+    def _save_state(self, data: dict[str, Any]) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.state_path)
+
+    @staticmethod
+    def _tag(data: dict[str, Any], name: str) -> TrackTag:
+        t = data["tracks"].get(name) or {}
+        return TrackTag.from_ext(t.get("provenance", ""), str(t.get("pass", "")), t.get("plan", ""),
+                                 json.dumps(t["state"]) if t.get("state") else "")
+
+    @staticmethod
+    def _put_tag(data: dict[str, Any], name: str, tag: TrackTag) -> None:
+        data["tracks"][name] = {"provenance": tag.provenance, "pass": tag.pass_number, "plan": tag.plan_id,
+                                "state": json.loads(tag.state_json())}
+
+    def provenance(self) -> dict[str, str]:
+        data = self._load_state()
+        return {name: (t.get("provenance") or MANUAL) for name, t in data["tracks"].items()}
+
+    # --- values -------------------------------------------------------------------------------------
+
+    def _current(self, track: OscTrack, key: str) -> tuple[bool, float | None]:
+        """(the thing exists, its current raw value); FX keys need their AI FX on the track."""
+        target, param = key.split(".", 1)
+        if target == "track":
+            return True, {"volume_db": track.volume_db, "pan": track.pan, "width": track.width}.get(param)
+        fx = track.fx_named(AI_FX[target])
+        if fx is None:
+            return False, None
+        return True, fx.params.get(_param_number(target, param))
+
+    def _address(self, track: OscTrack, key: str) -> tuple[str, tuple[int, ...], Callable[[float], float]]:
+        """(address key, numbers without the track, raw -> OSC value) of a writable key."""
+        target, param = key.split(".", 1)
+        if target == "track":
+            if param == "volume_db":
+                return "track_volume_db", (), float
+            return ("track_pan" if param == "pan" else "track_width"), (), lambda r: (r + 1.0) / 2.0
+        fx = track.fx_named(AI_FX[target])
+        assert fx is not None
+        return "fx_param", (fx.number, _param_number(target, param)), float
+
+    # --- the pass -------------------------------------------------------------------------------------
+
+    def apply(self, plan: dict[str, Any], reenable: set[str] | None = None) -> PassReport:
+        started = time.perf_counter()
+        sent0 = self.messages_sent
+        reenable = reenable or set()
+        report = PassReport()
+        session = self.session()
+        by_name: dict[str, OscTrack] = {}
+        for t in sorted(session.values(), key=lambda t: t.number):
+            by_name.setdefault(t.name, t)
+        data = self._load_state()
+        report.pass_number = int(data.get("pass", 0)) + 1
+        writes: list[_Write] = []
+        touched: dict[str, TrackTag] = {}
+        for tp in plan.get("tracks", []):
+            track = by_name.get(tp["name"])
+            if track is None:
+                if tp.get("changes") or tp.get("automation"):
+                    report.missing_tracks.append(tp["name"])
+                continue
+            tag = self._tag(data, track.name)
+            seen = len(report.overrides)
+            self._detect_overrides(track, tag, report, reenable)
+            track_writes = self._plan_track(tp, track, tag, report)
+            if track_writes or len(report.overrides) != seen:
+                writes += track_writes
+                touched[track.name] = tag
+            elif tp.get("status") in ("manual", "untouched") and track.name not in data["tracks"]:
+                touched[track.name] = tag
+        enables = self._reenable_bypassed(data, by_name, touched)
+        self._send_writes(writes + enables)
+        if writes or enables:
+            self._verify(writes + enables, report)
+        for w in writes:
+            tag = touched[w.track.name]
+            before = tag.written[w.key].before_raw if w.key in tag.written else w.before
+            if w.value is None:
+                tag.written.pop(w.key, None)
+            else:
+                tag.written[w.key] = Written(w.value, w.raw, before if before is not None else w.raw, w.unit)
+            report.writes.append({"track": w.track.name, "param": w.key, "value": w.value, "raw": w.raw})
+        if touched:
+            for name, tag in touched.items():
+                tag.pass_number = report.pass_number
+                tag.plan_id = plan.get("id", "")
+                tag.provenance = tag.derive_provenance()
+                self._put_tag(data, name, tag)
+            data["pass"] = report.pass_number
+            self._save_state(data)
+        if writes:
+            report.undo_name = (f"MixBridge: AI pass {report.pass_number} over OSC — {len(writes)} writes "
+                                f"(each its own undo point in REAPER)")
+        report.round_trips = self.messages_sent - sent0
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _detect_overrides(self, track: OscTrack, tag: TrackTag, report: PassReport, reenable: set[str]) -> None:
+        for key, written in tag.written.items():
+            if key in tag.overrides:
+                if f"{track.name}:{key}" in reenable:
+                    del tag.overrides[key]
+                continue
+            if not _osc_writable(key):
+                continue
+            exists, current = self._current(track, key)
+            if not exists:
+                tag.overrides[key] = {"from": written.value, "to": "removed"}
+            elif current is None or abs(current - written.raw) <= _tolerance(key):
+                continue
+            else:
+                tag.overrides[key] = {"from": written.value, "to": _human(key, current, written.before_raw)}
+            report.overrides.append({"track": track.name, "param": key, **tag.overrides[key]})
+
+    def _plan_track(self, tp: dict[str, Any], track: OscTrack, tag: TrackTag, report: PassReport) -> list[_Write]:
+        from .reapy_target import ReaperTarget  # noqa: PLC0415 - the shared plan -> keys rule
+
+        wanted = ReaperTarget.desired(tp)
+        if tp.get("status") == "manual":
+            tag.opt_out = True
+            wanted = {}
+        out: list[_Write] = []
+        for key, (value, unit) in sorted(wanted.items()):
+            why = _why_not_osc(key)
+            if key in tag.overrides:
+                why = WHY["override"]
+            if why is None:
+                exists, current = self._current(track, key)
+                if not exists:
+                    why = WHY_NO_FX.format(fx=AI_FX[key.split(".", 1)[0]])
+            if why is not None:
+                report.pending.append({"track": tp["name"], "param": key, "value": value, "why": why})
+                continue
+            before = tag.written[key].before_raw if key in tag.written else current
+            raw = _to_raw(key, value, before)
+            if current is not None and abs(current - raw) <= _tolerance(key):
+                report.skipped_same += 1
+                continue
+            out.append(_Write(track, key, value, raw, current, unit))
+        for key, written in tag.written.items():  # no longer in the plan: back to pre-AI
+            if key in wanted or key in tag.overrides or not _osc_writable(key):
+                continue
+            exists, current = self._current(track, key)
+            if exists and current is not None and abs(current - written.before_raw) > _tolerance(key):
+                out.append(_Write(track, key, None, written.before_raw, current, written.unit))
+        if tp.get("automation"):
+            report.pending.append({"track": tp["name"], "param": "automation.volume_db",
+                                   "value": sum(len(a.get("points", [])) for a in tp["automation"]),
+                                   "why": WHY["automation"]})
+        return out
+
+    def _reenable_bypassed(self, data: dict[str, Any], by_name: dict[str, OscTrack],
+                           touched: dict[str, TrackTag]) -> list[_Write]:
+        """AI FX the bridge bypassed in an OSC revert are switched on again when written to."""
+        out = []
+        for name, fx_names in list(data["bypassed"].items()):
+            track = by_name.get(name)
+            if track is None or name not in touched:
+                continue
+            for fx_name in fx_names:
+                fx = track.fx_named(fx_name)
+                if fx is not None and fx.enabled is False:
+                    out.append(_Write(track, f"fx_enabled:{fx.number}", True, 1.0, 0.0))
+            del data["bypassed"][name]
+        return out
+
+    def _send_one(self, w: _Write, raw: float) -> None:
+        if w.key.startswith("fx_enabled:"):
+            self._send("fx_enabled", (self._rel(w.track), int(w.key.split(":")[1])), float(raw), "f")
+            return
+        key, numbers, to_osc = self._address(w.track, w.key)
+        self._send(key, (self._rel(w.track), *numbers), float(to_osc(raw)), "f")
+
+    def _rel(self, track: OscTrack) -> int:
+        bank, rel = oa.bank_of(track.number, self._size)
+        self._select_bank(bank)
+        return rel
+
+    def _send_writes(self, writes: list[_Write]) -> None:
+        for w in sorted(writes, key=lambda w: (w.track.number, w.key)):  # bank by bank
+            self._send_one(w, w.raw)
+
+    def _verify(self, writes: list[_Write], report: PassReport) -> None:
+        """Force a refresh of the banks written and compare feedback with what was sent."""
+        banks = {oa.bank_of(w.track.number, self._size)[0] for w in writes}
+        now = self.session(banks)
+        bad = []
+        for w in writes:
+            track = now.get(w.track.number)
+            if w.key.startswith("fx_enabled:"):
+                fx = track.fx.get(int(w.key.split(":")[1])) if track else None
+                shown = None if fx is None or fx.enabled is None else float(fx.enabled)
+            else:
+                shown = self._current(track, w.key)[1] if track else None
+            if shown is None:
+                report.unverifiable += 1
+            elif abs(shown - w.raw) <= _tolerance(w.key):
+                report.verified += 1
+            else:
+                bad.append((w, shown))
+        if bad:
+            for w in writes:  # best effort: put the pass's writes back
+                if w.before is not None:
+                    self._send_one(w, w.before)
+            report.rolled_back = True
+            w, shown = bad[0]
+            report.error = f"{w.track.name}: {w.key} shows {shown} after writing {w.raw}"
+            exc = DawVerifyError(f"track {w.track.name!r}: {w.key} shows {shown:.6g} over OSC after writing "
+                                 f"{w.raw:.6g} ({len(bad)} mismatches); the pass's writes were sent back")
+            exc.report = report  # type: ignore[attr-defined]
+            raise exc
+
+    # --- revert and A/B -----------------------------------------------------------------------------------
+
+    def revert(self, only_track: str | None = None) -> PassReport:
+        """Send the pre-AI values back and bypass the AI FX (OSC cannot remove them; noted as pending)."""
+        started = time.perf_counter()
+        sent0 = self.messages_sent
+        report = PassReport()
+        session = self.session()
+        by_name: dict[str, OscTrack] = {}
+        for t in sorted(session.values(), key=lambda t: t.number):
+            by_name.setdefault(t.name, t)
+        data = self._load_state()
+        writes: list[_Write] = []
+        for name in sorted(data["tracks"]):
+            if only_track is not None and name != only_track:
+                continue
+            track = by_name.get(name)
+            tag = self._tag(data, name)
+            if track is None or (not tag.written and not tag.points):
+                continue
+            self._detect_overrides(track, tag, report, set())
+            kept = {k.split(".", 1)[0] for k in tag.overrides}
+            for key, written in sorted(tag.written.items()):
+                if key in tag.overrides or not _osc_writable(key):
+                    if not _osc_writable(key) and key not in tag.overrides:
+                        report.pending.append({"track": name, "param": key, "value": written.before_raw,
+                                               "why": "OSC cannot restore this; run 'mixbridge revert --target reaper'"})
+                    continue
+                exists, current = self._current(track, key)
+                if exists:
+                    writes.append(_Write(track, key, None, written.before_raw, current, written.unit))
+                    report.writes.append({"track": name, "param": key, "restored": written.before_raw})
+            bypassed = []
+            for target, fx_name in AI_FX.items():
+                fx = track.fx_named(fx_name)
+                if fx is None or target in kept:
+                    continue
+                if fx.enabled is not False:
+                    writes.append(_Write(track, f"fx_enabled:{fx.number}", False, 0.0, 1.0))
+                bypassed.append(fx_name)
+                report.pending.append({"track": name, "param": target, "value": fx_name,
+                                       "why": f"OSC cannot remove FX: '{fx_name}' was bypassed; "
+                                              "run 'mixbridge revert --target reaper' to remove it"})
+            if bypassed:
+                data["bypassed"][name] = bypassed
+            if tag.points:
+                report.pending.append({"track": name, "param": "automation.volume_db", "value": len(tag.points),
+                                       "why": WHY["automation"]})
+            self._put_tag(data, name, TrackTag(provenance=MANUAL, overrides=tag.overrides,
+                                               points=tag.points))
+        self._send_writes(writes)
+        if writes:
+            self._verify(writes, report)
+            report.undo_name = "MixBridge: revert AI over OSC" + (f" on {only_track}" if only_track else "")
+        self._save_state(data)
+        report.round_trips = self.messages_sent - sent0
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def ab_toggle(self, delta_lu: float) -> dict[str, Any]:
+        """Toggle pre-AI (A) / AI (B), level-matched on the *track* faders.
+
+        ``MASTER_VOLUME`` exists over OSC only as a fader position whose curve is not public
+        (reaper.md 1.5), so the master cannot be moved by a known number of dB.  Instead A raises
+        every track's fader by ``delta_lu`` dB (in dB, exactly), which moves the summed mix by the
+        same amount; B puts every fader back exactly (AI values on AI tracks, the saved values on
+        the others).  Caveat: with folder/bus tracks the raise applies at each level.
+        """
+        session = self.session()
+        data = self._load_state()
+        going = "A" if data.get("ab", "B") == "B" else "B"
+        writes: list[_Write] = []
+        saved: dict[str, float] = data.get("ab_saved", {}) if going == "B" else {}
+        seen: set[str] = set()
+        for track in sorted(session.values(), key=lambda t: t.number):
+            if track.name in seen:
+                continue
+            seen.add(track.name)
+            tag = self._tag(data, track.name)
+            native = {}
+            for key, written in tag.written.items():
+                if key in tag.overrides or not key.startswith("track.") or not _osc_writable(key):
+                    continue
+                native[key] = written.before_raw if going == "A" else written.raw
+            volume = native.get("track.volume_db")
+            if going == "A" and delta_lu and track.volume_db is not None:
+                if volume is None:
+                    saved[track.name] = track.volume_db
+                    volume = track.volume_db
+                native["track.volume_db"] = volume + delta_lu
+            elif going == "B" and volume is None and track.name in saved:
+                native["track.volume_db"] = saved[track.name]
+            for key, raw in native.items():
+                exists, current = self._current(track, key)
+                if current is None or abs(current - raw) > _tolerance(key):
+                    writes.append(_Write(track, key, None, raw, current))
+            for fx_name in AI_FX.values():
+                fx = track.fx_named(fx_name)
+                if fx is not None and tag.written and fx.enabled is not (going == "B"):
+                    writes.append(_Write(track, f"fx_enabled:{fx.number}", None, 1.0 if going == "B" else 0.0,
+                                         None if fx.enabled is None else float(fx.enabled)))
+        self._send_writes(writes)
+        if writes:
+            self._verify(writes, PassReport())
+        data["ab"] = going
+        data["ab_saved"] = saved if going == "A" else {}
+        self._save_state(data)
+        return {"state": going, "compensation_db": round(delta_lu if going == "A" else 0.0, 2)}
+
+
+# --- pure helpers ---------------------------------------------------------------------------------------
+
+def _parse_bank(values: dict[str, Any], bank: int, size: int) -> dict[int, OscTrack]:
+    """Feedback of one bank -> tracks by absolute number."""
+    tracks: dict[int, OscTrack] = {}
+    parsed = [(oa.parse_feedback(a), v) for a, v in values.items()]
+    for fb, value in parsed:
+        if fb is not None and fb.key == "track_name":
+            n = oa.absolute_track(bank, fb.track, size)
+            tracks[n] = OscTrack(n, str(value))
+    for fb, value in parsed:
+        if fb is None or fb.track is None:
+            continue
+        track = tracks.get(oa.absolute_track(bank, fb.track, size))
+        if track is None or isinstance(value, (list, str)) and fb.key not in ("fx_name",):
+            continue
+        if fb.key == "track_volume_db":
+            track.volume_db = float(value)
+        elif fb.key == "track_pan":
+            track.pan = float(value) * 2.0 - 1.0
+        elif fb.key == "track_width":
+            track.width = float(value) * 2.0 - 1.0
+        elif fb.key == "track_mute":
+            track.mute = float(value) > 0.5
+        elif fb.key in ("fx_name", "fx_enabled", "fx_param"):
+            fx = track.fx.setdefault(fb.fx, OscFx(fb.fx))
+            if fb.key == "fx_name":
+                fx.name = str(value)
+            elif fb.key == "fx_enabled":
+                fx.enabled = float(value) > 0.5
+            else:
+                fx.params[fb.param] = float(value)
+    return tracks
+
+
+def _param_number(target: str, param: str) -> int:
+    if target == "eq":
+        band = int(param[4:param.index("_")])
+        return (band - 1) * 3 + EQ_KIND_OFFSET[param[param.index("_") + 1:]] + 1
+    if target == "comp":
+        return REACOMP_PARAMS[param]
+    return POLARITY_PARAMS[param]
+
+
+def _why_not_osc(key: str) -> str | None:
+    if key == "track.polarity":
+        return WHY["track.polarity"]
+    if key.startswith("eq.") and key.endswith("_type"):
+        return WHY["eq_type"]
+    if key.startswith("track.") and key.split(".", 1)[1] not in ("volume_db", "pan", "width"):
+        return f"OSC target does not write {key}"
+    return None
+
+
+def _osc_writable(key: str) -> bool:
+    return _why_not_osc(key) is None
+
+
+def _tolerance(key: str) -> float:
+    return DB_TOLERANCE if key == "track.volume_db" else NORM_TOLERANCE
+
+
+def _to_raw(key: str, value: Any, before: float | None) -> float:
+    target, param = key.split(".", 1)
+    if key == "track.volume_db":  # the plan's volume is relative to the pre-AI fader
+        return (before if before is not None else 0.0) + float(value)
+    if target == "track":
+        return float(value)
+    if target == "eq":
+        kind = param[param.index("_") + 1:]
+        return float({"freq_hz": m.reaeq_freq_normalized, "gain_db": m.reaeq_gain_normalized,
+                      "q": m.reaeq_bandwidth_normalized}[kind](float(value)))
+    if target == "comp":
+        return float({"threshold_db": m.reacomp_threshold_normalized, "ratio": m.reacomp_ratio_normalized,
+                      "attack_ms": m.reacomp_attack_normalized, "release_ms": m.reacomp_release_normalized,
+                      "makeup_db": m.reacomp_wet_normalized}[param](float(value)))
+    return 1.0 if value else 0.0  # polarity.left / polarity.right on the AI polarity JSFX
+
+
+def _human(key: str, raw: float, before: float) -> Any:
+    if key == "track.volume_db":
+        return round(raw - before, 2)
+    if key.startswith("track."):
+        return round(raw, 4)
+    target, param = key.split(".", 1)
+    if target == "eq":
+        kind = param[param.index("_") + 1:]
+        if kind == "freq_hz":
+            return round(m.reaeq_freq_hz(raw), 1)
+        if kind == "gain_db":
+            return round(m.reaeq_gain_db(raw), 2)
+        return round(raw, 4)
+    if target == "comp":
+        return round({"threshold_db": lambda r: 20 * math.log10(max(r * 2, 1e-9)), "ratio": lambda r: 1 + 99 * r,
+                      "attack_ms": lambda r: r * 500, "release_ms": lambda r: r * 5000,
+                      "makeup_db": lambda r: 20 * math.log10(max(r * 2, 1e-9))}[param](raw), 2)
+    return round(raw, 4)
