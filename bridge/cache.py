@@ -1,0 +1,484 @@
+"""The analysis cache: per-stem results keyed by content, and the last pass's mix sum.
+
+Lives in ``<stems dir>/.mixbridge/cache/`` (see ``docs/cache.md``)::
+
+    cache/
+      index.json                 path -> (size, mtime_ns, ctime_ns, inode, sha256): the stat fast path
+      entries/<sha256>/          one stem's content, whatever its file name
+        entry.json               schema, analysis version, StemInfo, StemAnalysis (JSON)
+        arrays.npz               slim StemFeatures + the activity mask (no pickles)
+        audio<.ext>              the stem's bytes as analysed: its old contribution to the mix
+      mix/
+        state.json               mix rate and length, the member hashes, the sum file's name
+        sum-<token>.f32          float32 stereo sum of the members at the mix rate
+        features-<token>.npz     the summed mix's features (a no-change pass decodes nothing)
+      tmp/                       entries being built; renamed into entries/ only when complete
+
+Entries are keyed by the SHA-256 of the file's bytes, so an identical re-render (new mtime,
+same bytes) is a hit; an unchanged ``stat`` skips even the hashing.  Every entry names the
+schema version and :data:`ANALYSIS_VERSION` (a hash of the analysis source code), so results from
+other code are never used.  Anything that does not parse and check is deleted and rebuilt.
+Writes go to ``tmp/`` and are renamed into place, so a process killed at any moment leaves either
+a whole entry or none.  Only this module reads or writes the cache's files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .analyze.features import StemFeatures
+from .analyze.levels import ClipStats
+from .analyze.stem import FaultMeasures, LevelMeasures, LoudnessMeasures, SpectrumMeasures, StemAnalysis
+from .analyze.stereo import StereoMeasures
+
+SCHEMA = "mixbridge-cache"
+#: Bumped whenever the layout or the JSON of an entry changes.
+SCHEMA_VERSION = 1
+#: Default bound on the cache's size on disk; least recently used entries go first.
+DEFAULT_MAX_BYTES = 8 * 1024 ** 3
+#: Build folders older than this are leftovers of a killed process.
+STALE_TMP_S = 3600.0
+#: After this many incremental updates the mix is summed afresh, bounding float32 drift.
+MAX_MIX_GENERATIONS = 32
+_CHUNK = 1 << 20
+
+
+def _analysis_version() -> str:
+    """A hash of every source file whose code decides a cached number.
+
+    Any edit to the analysis (or to how stems are read and summed) invalidates the cache by
+    itself, with no version constant to forget.
+    """
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted((root / "analyze").glob("*.py")) + [root / "stems.py", root / "pipeline.py"]:
+        digest.update(path.name.encode())
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            pass
+    return digest.hexdigest()[:16]
+
+
+ANALYSIS_VERSION = _analysis_version()
+
+
+# ---------------------------------------------------------------------------------------- codec
+# StemAnalysis is a tree of frozen dataclasses holding floats, None, tuples and one bool array.
+# JSON keeps floats exactly (shortest repr round-trips); tuples come back as tuples.
+_NESTED: dict[type, dict[str, type]] = {
+    StemAnalysis: {"loudness": LoudnessMeasures, "levels": LevelMeasures, "faults": FaultMeasures,
+                   "spectrum": SpectrumMeasures, "stereo": StereoMeasures},
+    FaultMeasures: {"clip": ClipStats},
+}
+
+
+def _encode(value):
+    if is_dataclass(value):
+        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)
+                if not isinstance(getattr(value, f.name), np.ndarray)}
+    if isinstance(value, (tuple, list)):
+        return [_encode(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _decode(cls: type, data: dict, arrays: dict[str, np.ndarray] | None = None):
+    nested = _NESTED.get(cls, {})
+    values = {}
+    for f in fields(cls):
+        if f.name in nested:
+            raw = data[f.name]
+            values[f.name] = None if raw is None else _decode(nested[f.name], raw)
+        elif arrays is not None and f.name in arrays:
+            values[f.name] = arrays[f.name]
+        else:
+            values[f.name] = _tuples(data[f.name])
+    return cls(**values)
+
+
+def analysis_to_json(analysis: StemAnalysis) -> dict:
+    """A :class:`StemAnalysis` as JSON-able data; the ``active`` array is stored beside it."""
+    return _encode(analysis)
+
+
+def analysis_from_json(data: dict, active: np.ndarray) -> StemAnalysis:
+    return _decode(StemAnalysis, data, {"active": active.astype(bool)})
+
+
+# ---------------------------------------------------------------------------------------- files
+def stat_key(path: Path) -> list[int]:
+    """What must not change for a file's recorded hash to still hold.
+
+    ctime is in too: no tool can set it back, so a rewrite that restores size and mtime still
+    misses the fast path and gets hashed.
+    """
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def hash_file(path: Path) -> str:
+    """SHA-256 of a file's bytes (hashlib releases the GIL, so threads hash in parallel)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def copy_and_hash(source: Path, target: Path) -> str:
+    """Copy ``source`` to ``target`` and return the SHA-256 of exactly the bytes copied.
+
+    One read serves both, so the hash and the snapshot cannot disagree even if the source is
+    rewritten meanwhile.
+    """
+    digest = hashlib.sha256()
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    with open(source, "rb", buffering=0) as src, open(target, "wb", buffering=0) as dst:
+        while True:
+            n = src.readinto(buffer)
+            if not n:
+                break
+            digest.update(view[:n])
+            chunk = view[:n]
+            while chunk:
+                chunk = chunk[dst.write(chunk):]
+    return digest.hexdigest()
+
+
+def _write_json_atomic(path: Path, doc: dict) -> None:
+    # No fsync: it would stall behind the gigabytes a render has just written.  A kill cannot
+    # tear a rename, and after a power cut every reader checks what it loads anyway.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, separators=(",", ":"))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _loadz(path: Path) -> dict[str, np.ndarray]:
+    # allow_pickle=False: an .npz can only ever give back plain arrays.
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    try:
+        for child in os.scandir(path):
+            try:
+                total += child.stat(follow_symlinks=False).st_size
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return total
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a folder so that no reader ever sees it half deleted: rename away, then delete."""
+    try:
+        doomed = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.del")
+        os.rename(path, doomed)
+    except OSError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------- values
+@dataclass(frozen=True, slots=True)
+class CachedStem:
+    """One cache entry, loaded and checked.
+
+    Attributes
+    ----------
+    sha256 : str
+    header : dict
+        The StemInfo fields that do not depend on where the file lives
+        (``sample_rate``, ``channels``, ``frames``, ``format``, ``subtype``).
+    analysis : StemAnalysis
+    features : StemFeatures
+        Slim (see :meth:`StemFeatures.slim`).
+    audio : Path
+        The snapshot of the stem's bytes.
+    """
+
+    sha256: str
+    header: dict
+    analysis: StemAnalysis
+    features: StemFeatures
+    audio: Path
+
+
+@dataclass(frozen=True, slots=True)
+class MixState:
+    """The last pass's mix: which contents were summed, at what rate and length, and where.
+
+    ``members`` lists content hashes with repetition (two identical stems are both in the sum).
+    """
+
+    mix_rate: int
+    mix_frames: int
+    members: tuple[str, ...]
+    sum_path: Path
+    features: StemFeatures
+    generation: int
+
+
+HEADER_FIELDS = ("sample_rate", "channels", "frames", "format", "subtype")
+
+
+class AnalysisCache:
+    """Per-stem analysis results keyed by content, plus the last mix sum.  See the module docs.
+
+    Parameters
+    ----------
+    folder : path
+        The cache folder, normally ``<stems dir>/.mixbridge/cache`` (:meth:`for_stems`).
+    max_bytes : int
+        Size bound; :meth:`evict` drops least recently used entries beyond it.
+    """
+
+    def __init__(self, folder: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.folder = Path(folder)
+        self.max_bytes = max_bytes
+        self.entries = self.folder / "entries"
+        self.tmp = self.folder / "tmp"
+        self.mix_dir = self.folder / "mix"
+        for d in (self.entries, self.tmp, self.mix_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self._index: dict[str, list] | None = None
+        self._index_dirty = False
+
+    @classmethod
+    def for_stems(cls, stems_dir: str | os.PathLike, **kwargs) -> "AnalysisCache":
+        return cls(Path(stems_dir) / ".mixbridge" / "cache", **kwargs)
+
+    # ------------------------------------------------------------------ path -> hash fast path
+    def _load_index(self) -> dict[str, list]:
+        if self._index is None:
+            doc = _read_json(self.folder / "index.json") or {}
+            ok = doc.get("schema") == SCHEMA and doc.get("schema_version") == SCHEMA_VERSION
+            files = doc.get("files") if ok and isinstance(doc.get("files"), dict) else {}
+            self._index = {k: v for k, v in files.items()
+                           if isinstance(v, list) and len(v) == 5 and isinstance(v[4], str)}
+        return self._index
+
+    def known_hash(self, path: Path) -> str | None:
+        """The content hash of ``path`` if its stat is unchanged since it was last hashed."""
+        record = self._load_index().get(str(Path(path).resolve()))
+        if record is None:
+            return None
+        try:
+            current = stat_key(path)
+        except OSError:
+            return None
+        return record[4] if record[:4] == current else None
+
+    def remember(self, path: Path, stat: list[int], sha256: str) -> None:
+        self._load_index()[str(Path(path).resolve())] = list(stat) + [sha256]
+        self._index_dirty = True
+
+    def save_index(self) -> None:
+        if not self._index_dirty:
+            return
+        index = self._load_index()
+        live = {k: v for k, v in index.items() if (self.entries / v[4]).is_dir()}
+        _write_json_atomic(self.folder / "index.json",
+                           {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "files": live})
+        self._index_dirty = False
+
+    # ------------------------------------------------------------------ entries
+    def entry_dir(self, sha256: str) -> Path:
+        return self.entries / sha256
+
+    def load(self, sha256: str) -> CachedStem | None:
+        """The entry for a content hash, or ``None``; a bad entry is deleted so it gets rebuilt."""
+        folder = self.entry_dir(sha256)
+        if not folder.is_dir():
+            return None
+        try:
+            entry = self._read_entry(folder, sha256)
+        except Exception:  # anything malformed, truncated or foreign: never used, rebuilt
+            entry = None
+        if entry is None:
+            _remove_tree(folder)
+            return None
+        try:
+            os.utime(folder)  # least-recently-used order for eviction
+        except OSError:
+            pass
+        return entry
+
+    def _read_entry(self, folder: Path, sha256: str) -> CachedStem | None:
+        doc = _read_json(folder / "entry.json")
+        if (doc is None or doc.get("schema") != SCHEMA or doc.get("schema_version") != SCHEMA_VERSION
+                or doc.get("analysis_version") != ANALYSIS_VERSION or doc.get("sha256") != sha256):
+            return None
+        header = doc["header"]
+        if set(header) != set(HEADER_FIELDS):
+            return None
+        audio = folder / doc["audio"]
+        if audio.parent != folder or audio.stat().st_size != doc["size"]:
+            return None
+        arrays = _loadz(folder / "arrays.npz")
+        active = arrays.pop("active")
+        features = StemFeatures.from_arrays(arrays)
+        analysis = analysis_from_json(doc["analysis"], active)
+        frames = features.n_frames
+        bands = features.band_power.shape[1] if features.band_power.ndim == 2 else -1
+        if (features.sample_rate != header["sample_rate"] or features.channels != header["channels"]
+                or len(active) != frames or features.subhop_power.shape[1:] != (features.channels,)
+                or bands <= 0 or len(analysis.spectrum.band_db) != bands):
+            return None
+        return CachedStem(sha256, header, analysis, features, audio)
+
+    def new_build(self) -> Path:
+        """A private folder to build one entry in (see :meth:`commit`)."""
+        folder = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        folder.mkdir(parents=True)
+        return folder
+
+    def commit(self, build: Path, sha256: str, audio_name: str, header: dict, analysis: StemAnalysis,
+               features: StemFeatures) -> bool:
+        """Finish an entry built in ``build`` (which already holds ``audio_name``) and publish it.
+
+        The JSON goes last, and the folder appears under ``entries/`` by one rename: a reader sees
+        the whole entry or nothing.  Returns False when another writer published it first.
+        """
+        arrays = features.to_arrays()
+        arrays["active"] = np.asarray(analysis.active, dtype=bool)
+        _savez(build / "arrays.npz", arrays)
+        doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "analysis_version": ANALYSIS_VERSION,
+               "sha256": sha256, "size": (build / audio_name).stat().st_size, "audio": audio_name,
+               "header": {k: header[k] for k in HEADER_FIELDS}, "analysis": analysis_to_json(analysis),
+               "created_at": time.time()}
+        with open(build / "entry.json", "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, separators=(",", ":"))
+        target = self.entry_dir(sha256)
+        try:
+            os.rename(build, target)
+            return True
+        except OSError:  # already there (a concurrent writer): keep theirs
+            shutil.rmtree(build, ignore_errors=True)
+            return False
+
+    def discard(self, build: Path) -> None:
+        shutil.rmtree(build, ignore_errors=True)
+
+    def clean_tmp(self, older_than_s: float = STALE_TMP_S) -> None:
+        """Remove build folders left by killed processes (only old ones: a live writer may own the rest)."""
+        now = time.time()
+        for child in list(self.tmp.iterdir()) + [p for p in self.folder.rglob(".*.del")]:
+            try:
+                if now - child.stat().st_mtime > older_than_s or child.name.endswith(".del"):
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------------ the mix
+    def load_mix_state(self, mix_rate: int, mix_frames: int) -> MixState | None:
+        """The last mix, if it was summed at this rate and length and its files check out."""
+        doc = _read_json(self.mix_dir / "state.json")
+        try:
+            if (doc is None or doc.get("schema") != SCHEMA or doc.get("schema_version") != SCHEMA_VERSION
+                    or doc.get("analysis_version") != ANALYSIS_VERSION or doc.get("mix_rate") != mix_rate
+                    or doc.get("mix_frames") != mix_frames or doc.get("channels") != 2):
+                return None
+            sum_path = self.mix_dir / doc["sum"]
+            if sum_path.parent != self.mix_dir or sum_path.stat().st_size != mix_frames * 2 * 4:
+                return None
+            features = StemFeatures.from_arrays(_loadz(self.mix_dir / doc["features"]))
+            members = tuple(str(m) for m in doc["members"])
+            return MixState(mix_rate, mix_frames, members, sum_path, features, int(doc["generation"]))
+        except Exception:
+            return None
+
+    def new_sum_path(self) -> Path:
+        return self.mix_dir / f"sum-{uuid.uuid4().hex[:12]}.f32"
+
+    def save_mix_state(self, mix_rate: int, mix_frames: int, members: list[str], sum_path: Path,
+                       features: StemFeatures, generation: int) -> None:
+        """Record the mix just summed; older sum files are deleted after the switch."""
+        token = sum_path.stem.split("-", 1)[1]
+        features_name = f"features-{token}.npz"
+        _savez(self.mix_dir / features_name, features.to_arrays())
+        _write_json_atomic(self.mix_dir / "state.json", {
+            "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "analysis_version": ANALYSIS_VERSION,
+            "mix_rate": mix_rate, "mix_frames": mix_frames, "channels": 2, "sum": sum_path.name,
+            "features": features_name, "members": sorted(members), "generation": generation})
+        self._prune_mix(keep={sum_path.name, features_name})
+
+    def drop_mix_state(self, keep: set[str] = frozenset()) -> None:
+        try:
+            (self.mix_dir / "state.json").unlink()
+        except OSError:
+            pass
+        self._prune_mix(keep=set(keep))
+
+    def _prune_mix(self, keep: set[str]) -> None:
+        for child in self.mix_dir.iterdir():
+            if child.name != "state.json" and child.name not in keep and not child.name.startswith("."):
+                try:
+                    child.unlink()
+                except OSError:
+                    pass
+
+    # ------------------------------------------------------------------ size bound
+    def evict(self, keep: set[str] = frozenset()) -> list[str]:
+        """Drop least recently used entries (never those in ``keep``) until under ``max_bytes``.
+
+        Returns the hashes removed.
+        """
+        sized = []
+        total = sum(_dir_bytes(p) for p in (self.mix_dir,))
+        for child in self.entries.iterdir():
+            if not child.is_dir():
+                continue
+            size = _dir_bytes(child)
+            total += size
+            try:
+                sized.append((child.stat().st_mtime, child.name, size))
+            except OSError:
+                pass
+        removed = []
+        for _, name, size in sorted(sized):
+            if total <= self.max_bytes:
+                break
+            if name in keep:
+                continue
+            _remove_tree(self.entries / name)
+            total -= size
+            removed.append(name)
+        return removed
+
+
+def members_delta(old: tuple[str, ...], new: list[str]) -> tuple[list[str], list[str]]:
+    """(to add, to subtract), as multisets, turning the ``old`` mix members into ``new``."""
+    before, after = Counter(old), Counter(new)
+    return list((after - before).elements()), list((before - after).elements())
