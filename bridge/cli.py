@@ -100,6 +100,12 @@ def _reaper(args):
     from .daw.reapy_conn import ReapyConnection
     from .daw.reapy_target import ReaperTarget
 
+    if getattr(args, "target", "reaper") == "osc":
+        from .daw.osc_target import DEFAULT_STATE_PATH, OscTarget
+
+        return OscTarget(args.host, args.osc_port, args.osc_listen, args.timeout,
+                         max_msgs_per_s=args.osc_rate, state_path=args.osc_state or DEFAULT_STATE_PATH)
+
     return ReaperTarget(ReapyConnection(args.host, args.web_port, args.timeout).connect())
 
 
@@ -121,7 +127,7 @@ def cmd_apply(args, out: TextIO) -> ExitStatus:
     import json
 
     plan = _load_plan(args.plan)
-    if args.target != "reaper":
+    if args.target not in ("reaper", "osc"):
         print(f"mixbridge: target {args.target!r} is not available yet", file=sys.stderr)
         return ExitStatus.USAGE
     target = _reaper(args)
@@ -171,6 +177,8 @@ def cmd_revert(args, out: TextIO) -> ExitStatus:
     report = _reaper(args).revert(args.track)
     print(f"{report.undo_name or 'nothing to revert'}: {len(report.writes)} values restored, "
           f"{len(report.overrides)} manual changes left alone", file=out)
+    for p in report.pending:
+        print(f"  pending: {p['track']} {p['param']}: {p['why']}", file=out)
     return ExitStatus.OK
 
 
@@ -178,8 +186,56 @@ def cmd_ab(args, out: TextIO) -> ExitStatus:
     delta = float(_load_plan(args.plan)["mix"].get("estimated_ai_delta_lu") or 0.0) if args.plan else 0.0
     state = _reaper(args).ab_toggle(delta)
     label = "A (pre-AI)" if state["state"] == "A" else "B (AI)"
-    print(f"now playing {label}; level matched by {state['compensation_db']:+.1f} dB on the master", file=out)
+    where = "every track fader" if args.target == "osc" else "the master"
+    print(f"now playing {label}; level matched by {state['compensation_db']:+.1f} dB on {where}", file=out)
     return ExitStatus.OK
+
+
+def cmd_watch(args, out: TextIO) -> ExitStatus:
+    """Watch a render folder and run a pass per bounce until Ctrl-C (docs/workflow.md)."""
+    import logging
+    import signal
+    import threading
+
+    from .watch import Console, Watcher, WatchSettings
+    from .watch.bounce import compile_pattern
+
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        print(f"mixbridge: {folder}: not a folder", file=sys.stderr)
+        return ExitStatus.USAGE
+    try:
+        compile_pattern(args.name_pattern)
+    except ValueError as exc:
+        print(f"mixbridge: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    if not 0.0 <= args.amount <= 1.0:
+        print("mixbridge: --amount must be between 0 and 1", file=sys.stderr)
+        return ExitStatus.USAGE
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = WatchSettings(
+        folder=folder, target=args.target, recursive=args.recursive,
+        reference=Path(args.reference) if args.reference else None, amount=args.amount,
+        review=args.review, surface=args.surface, surface_bind=args.bind, surface_port=args.port,
+        surface_allow=tuple(args.allow or ()), settle_s=args.settle, name_pattern=args.name_pattern,
+        jobs=args.jobs, host=args.host, web_port=args.web_port, osc_port=args.osc_port,
+        osc_listen=args.osc_listen, timeout_s=args.timeout)
+    watcher = Watcher(settings, console=Console(out))
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        watcher.start()
+        while not stop.wait(0.25):
+            if not watcher.alive:
+                break
+    finally:
+        clean = watcher.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(f"mixbridge watch: stopped after {len(watcher.passes)} passes"
+          + ("" if clean else " (the pass under way will run again on the next start)"), file=out, flush=True)
+    return ExitStatus.OK if watcher.crashed is None else ExitStatus.SOME_FAILED
 
 
 def cmd_demo(args, out: TextIO) -> ExitStatus:
@@ -207,6 +263,101 @@ def cmd_demo(args, out: TextIO) -> ExitStatus:
     print(f"\nin {folder}:\n  stems, analysis.json, plan.json (id {plan.id})\n  notes: "
           + ", ".join(Path(p).name for p in written), file=out)
     return _analysis_status(result)
+
+
+def cmd_surface(args, out: TextIO) -> ExitStatus:
+    """Serve the /mixbridge OSC address space to control surfaces until Ctrl-C (docs/osc.md)."""
+    import signal
+    import threading
+
+    from .control.controller import SessionController, track_info_from_result
+    from .control.server import SurfaceServer
+    from .daw.base import make_target
+
+    if not args.stems and not args.plan:
+        print("mixbridge: surface needs a STEMS_DIR to analyse or --plan PLAN", file=sys.stderr)
+        return ExitStatus.USAGE
+    if not 0.0 <= args.amount <= 1.0:
+        print("mixbridge: --amount must be between 0 and 1", file=sys.stderr)
+        return ExitStatus.USAGE
+    reanalyse = replan = None
+    if args.stems:
+        from .config import RoleConfig, read_config
+        from .pipeline import analyze_session, plan_session
+        from .suggest.plan import plan_dict
+
+        roles = RoleConfig().merged(read_config(args.stems)) if Path(args.stems).is_dir() else RoleConfig()
+        latest: dict = {}
+
+        def analyse() -> None:
+            result = analyze_session([args.stems], jobs=args.jobs)
+            if not result.ok:
+                raise BridgeError(f"nothing usable in {args.stems}", code="E_NO_STEMS")
+            latest["result"] = result
+
+        def replan(amount: float):
+            result = latest["result"]
+            return plan_dict(plan_session(result, roles, amount=amount)), track_info_from_result(result)
+
+        def reanalyse():
+            analyse()
+            return replan(controller.amount)
+
+        analyse()
+        plan_doc, track_info = replan(args.amount)
+        state_dir = Path(args.stems) / ".mixbridge"
+    else:
+        plan_doc, track_info = _load_plan(args.plan), {}
+        state_dir = Path(args.plan).resolve().parent / ".mixbridge"
+    target = make_target(args.target, host=args.host, web_port=args.web_port, osc_port=args.osc_port,
+                         osc_listen=args.osc_listen, timeout_s=args.timeout, state_dir=state_dir)
+    controller = SessionController(target, plan_doc, track_info, reanalyse=reanalyse, replan=replan)
+    server = SurfaceServer(controller, bind=args.bind, port=args.port, allow=args.allow or ())
+    stop = threading.Event()
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"mixbridge: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        host, port = server.address
+        print(f"mixbridge surface: listening on udp://{host}:{port} (target {args.target}, "
+              f"{len(plan_doc.get('tracks', []))} tracks, {len(controller.review.suggestions)} suggestions; "
+              f"Ctrl-C stops)", file=out, flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        target.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    counters = server.counters
+    print(f"mixbridge surface: stopped ({counters['commands']} commands, {counters['refused']} refused)",
+          file=out, flush=True)
+    return ExitStatus.OK
+
+
+def cmd_install_scripts(args, out: TextIO) -> ExitStatus:
+    """Copy the in-REAPER files into REAPER's resource path (docs/scripts.md)."""
+    from .install import default_resource_path, install_scripts
+
+    resource = Path(args.resource_path).expanduser() if args.resource_path else default_resource_path()
+    try:
+        steps = install_scripts(resource, dry_run=args.dry_run, force=args.force)
+    except FileNotFoundError as exc:
+        hint = "" if args.resource_path else " (is REAPER installed? pass --resource-path DIR)"
+        print(f"mixbridge: {exc}{hint}", file=sys.stderr)
+        return ExitStatus.USAGE
+    verb = "would be " if args.dry_run else ""
+    print(f"REAPER resource path: {resource}", file=out)
+    for step in steps:
+        note = f" (your version kept as {step.backup})" if step.backup else ""
+        print(f"  {verb}{step.action:9} {step.dest}{note}", file=out)
+    if not args.dry_run:
+        print("\nNext, in REAPER: Actions > Show action list > New action > Load ReaScript..., pick the "
+              f"MixBridge_*.lua files in {resource / 'Scripts' / 'MixBridge'} (docs/scripts.md).", file=out)
+    return ExitStatus.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,7 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(func=cmd_plan)
 
     def reaper_options(p):
-        p.add_argument("--target", choices=["reaper"], default="reaper", help="where to write (reapy)")
+        p.add_argument("--target", choices=["reaper", "osc"], default="reaper",
+                       help="where to write: reaper (reapy, everything) or osc (REAPER's OSC surface; "
+                            "see docs/reaper-osc.md for what OSC cannot do)")
+        p.add_argument("--osc-port", type=int, default=8000, help="REAPER's OSC listen port (--target osc)")
+        p.add_argument("--listen", "--osc-listen", dest="osc_listen", type=int, default=9000,
+                       help="port on 127.0.0.1 for REAPER's OSC feedback (--target osc)")
+        p.add_argument("--osc-rate", type=float, default=200.0, help="max OSC messages per second (--target osc)")
+        p.add_argument("--osc-state", type=Path, default=None,
+                       help="local tag file of the OSC target (default .mixbridge/osc-state.json)")
         p.add_argument("--host", default="127.0.0.1", help="REAPER's host (default loopback)")
         p.add_argument("--web-port", type=int, default=2307, help="REAPER web interface port (reapy's 2307)")
         p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each REAPER call")
@@ -263,11 +422,67 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--plan", help="the applied plan (its loudness estimate sets the level match)")
     ab.set_defaults(func=cmd_ab)
 
+    surface = sub.add_parser("surface", help="serve /mixbridge OSC to control surfaces: review and accept "
+                                             "suggestions (docs/osc.md)")
+    surface.add_argument("stems", nargs="?", metavar="STEMS_DIR", help="analyse and plan these stems "
+                         "(re-analyse and the amount work on them)")
+    surface.add_argument("--plan", help="review this plan instead of analysing stems")
+    surface.add_argument("--amount", type=float, default=1.0, help="starting amount, 0..1 (with STEMS_DIR)")
+    surface.add_argument("--target", choices=["reaper", "osc", "plan"], default="reaper",
+                         help="where accepted suggestions land (plan: files in .mixbridge/, no DAW)")
+    surface.add_argument("--host", default="127.0.0.1", help="REAPER's host (default loopback)")
+    surface.add_argument("--web-port", type=int, default=2307, help="REAPER web interface port (reapy's 2307)")
+    surface.add_argument("--osc-port", type=int, default=8000, help="REAPER's OSC listen port (--target osc)")
+    surface.add_argument("--osc-listen", type=int, default=9000, help="port for REAPER's OSC feedback (--target osc)")
+    surface.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each REAPER call")
+    surface.add_argument("--bind", default="127.0.0.1", help="address to listen on (default loopback only)")
+    surface.add_argument("--port", type=int, default=9100, help="UDP port for surfaces (default 9100)")
+    surface.add_argument("--allow", nargs="+", metavar="HOST",
+                         help="surface hosts allowed to send (required for a non-loopback --bind)")
+    surface.add_argument("--jobs", type=int, default=None)
+    surface.set_defaults(func=cmd_surface)
+
+    watch = sub.add_parser("watch", help="watch a render folder: analyse, plan and apply every bounce "
+                                         "(docs/workflow.md)")
+    watch.add_argument("dir", metavar="DIR", help="the folder REAPER renders the stems into")
+    watch.add_argument("--target", choices=["reaper", "osc", "plan"], default="plan",
+                       help="where plans land (plan: files beside the stems, no DAW; the default)")
+    watch.add_argument("--reference", metavar="REF", help="a reference track to steer tonal balance towards")
+    watch.add_argument("--amount", type=float, default=1.0, help="scale every move, 0..1")
+    watch.add_argument("--surface", action="store_true", help="also serve the OSC control surface (docs/osc.md)")
+    watch.add_argument("--review", action=argparse.BooleanOptionalAction, default=None,
+                       help="hold suggestions until accepted (default: on with --surface)")
+    watch.add_argument("--recursive", action="store_true", help="watch sub-folders too")
+    watch.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+                       help="without a bounce manifest, a bounce is complete this long after the last file event")
+    watch.add_argument("--name-pattern", metavar="RE",
+                       help="map file names to track names, e.g. '(?P<track>.+?)_\\d+'")
+    watch.add_argument("--verbose", action="store_true", help="log what the watcher does")
+    watch.add_argument("--host", default="127.0.0.1", help="REAPER's host (default loopback)")
+    watch.add_argument("--web-port", type=int, default=2307, help="REAPER web interface port (reapy's 2307)")
+    watch.add_argument("--osc-port", type=int, default=8000, help="REAPER's OSC listen port (--target osc)")
+    watch.add_argument("--osc-listen", type=int, default=9000, help="port for REAPER's OSC feedback (--target osc)")
+    watch.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each REAPER call")
+    watch.add_argument("--bind", default="127.0.0.1", help="control surface address (with --surface)")
+    watch.add_argument("--port", type=int, default=9100, help="control surface UDP port (with --surface)")
+    watch.add_argument("--allow", nargs="+", metavar="HOST", help="surface hosts allowed to send (with --surface)")
+    watch.add_argument("--jobs", type=int, default=None)
+    watch.set_defaults(func=cmd_watch)
+
     demo = sub.add_parser("demo", help="synthesise a small session with known problems and analyse it (no REAPER)")
     demo.add_argument("--dir", help="where to write the session (default: a new temporary folder)")
     demo.add_argument("--seconds", type=float, default=40.0, help="song length (default 40 s)")
     demo.add_argument("--jobs", type=int, default=None)
     demo.set_defaults(func=cmd_demo)
+
+    install = sub.add_parser("install-scripts", help="copy the ReaScripts, JSFX and OSC pattern file into "
+                                                     "REAPER's resource path")
+    install.add_argument("--resource-path", metavar="DIR",
+                         help="REAPER's resource path (default: the OS default; Options > Show REAPER "
+                              "resource path shows yours)")
+    install.add_argument("--dry-run", action="store_true", help="say what would be copied, copy nothing")
+    install.add_argument("--force", action="store_true", help="replace files you edited without a backup")
+    install.set_defaults(func=cmd_install_scripts)
     return parser
 
 

@@ -1,0 +1,176 @@
+"""One bounce: which stem files make it, and which REAPER track each belongs to.
+
+Tracks are found, in order of trust:
+
+1. the bounce manifest (track GUID ↔ file), also remembered from earlier bounces, since a re-bounce
+   of one track lists only that track;
+2. a configurable pattern on the file name (``--name-pattern '(?P<track>.+?)_\\d+'``);
+3. the file name itself: REAPER's ``$track`` render wildcard names the file after the track.
+
+The GUID goes into the plan's track entry, so the reapy target finds the track even when the
+producer renamed it after the bounce.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import InputFileError
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    file: Path  # absolute
+    track_name: str
+    track_guid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BounceManifest:
+    """The watcher's view of a bounce manifest (``docs/manifest.md``)."""
+
+    path: Path
+    bounce_id: str
+    created_at: str
+    stems: tuple[ManifestEntry, ...]
+
+
+def read_bounce_manifest(path: Path) -> BounceManifest:
+    """Read a manifest with :func:`bridge.manifest.read_manifest`.
+
+    Raises
+    ------
+    InputFileError
+        ``E_MANIFEST`` when it is malformed.
+    """
+    try:
+        from ..manifest import read_manifest  # owned by the scripts helper
+    except ImportError:  # FALLBACK until bridge/manifest.py lands: remove with it
+        return _read_manifest_fallback(path)
+    m = read_manifest(path)
+    return BounceManifest(Path(path), str(m.bounce_id), str(m.created_at),
+                          tuple(ManifestEntry(Path(s.file), str(s.track_name), str(s.track_guid or ""))
+                                for s in m.stems))
+
+
+def _read_manifest_fallback(path: Path) -> BounceManifest:
+    """FALLBACK (minimal) reader of the agreed manifest shape; ``bridge.manifest`` replaces it."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{path}: {exc}", code="E_MANIFEST") from exc
+    if not isinstance(doc, dict) or doc.get("schema") != "mixbridge-bounce" or not isinstance(doc.get("stems"), list):
+        raise InputFileError(f"{path}: not a MixBridge bounce manifest", code="E_MANIFEST")
+    stems = []
+    for s in doc["stems"]:
+        if not isinstance(s, dict) or not isinstance(s.get("file"), str) or not s["file"]:
+            raise InputFileError(f"{path}: a stem entry has no file", code="E_MANIFEST")
+        stems.append(ManifestEntry((path.parent / s["file"]).resolve(), str(s.get("track_name") or Path(s["file"]).stem),
+                                   str(s.get("track_guid") or "")))
+    return BounceManifest(path, str(doc.get("bounce_id") or ""), str(doc.get("created_at") or ""), tuple(stems))
+
+
+@dataclass(frozen=True, slots=True)
+class TrackRef:
+    """Which REAPER track a stem belongs to."""
+
+    stem: str  # the stem's name in the analysis (file name without ending)
+    track: str  # the REAPER track name
+    guid: str = ""
+    source: str = "name"  # "manifest" | "pattern" | "name"
+
+
+@dataclass(frozen=True, slots=True)
+class Bounce:
+    """The stems of one pass.
+
+    Attributes
+    ----------
+    id : str
+        The manifest's bounce id, else made from the stems' fingerprints.
+    reason : str
+        ``manifest``, ``settle``, ``startup``, ``rerun``, ``timeout``.
+    paths : tuple of Path
+        Every stem of the session (not only the re-bounced ones: masking and balance need all).
+    missing : tuple of Path
+        Files the manifest lists that never arrived.
+    manifest : Path or None
+    fingerprints : dict
+        ``relative path -> [size, mtime_ns]`` when the pass was decided.
+    """
+
+    id: str
+    reason: str
+    paths: tuple[Path, ...]
+    missing: tuple[Path, ...] = ()
+    manifest: Path | None = None
+    fingerprints: dict[str, list[int]] = field(default_factory=dict)
+
+
+def stem_names(paths: Iterable[Path]) -> dict[Path, str]:
+    """The analysis' name for each file (as :func:`bridge.pipeline.analyze_session` names them:
+    the file name without ending, with the ending kept when two files share a name)."""
+    paths = list(paths)
+    counts = Counter(p.stem for p in paths)
+    return {p: (p.stem if counts[p.stem] == 1 else f"{p.stem}{p.suffix}") for p in paths}
+
+
+def compile_pattern(pattern: str | None) -> re.Pattern | None:
+    """Compile ``--name-pattern``; it must match a whole file name (without ending).
+
+    Raises
+    ------
+    ValueError
+        Not a regular expression.
+    """
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"--name-pattern: {exc}") from exc
+
+
+def map_tracks(paths: Iterable[Path], manifest: dict[Path, ManifestEntry] | None = None,
+               pattern: re.Pattern | None = None) -> dict[str, TrackRef]:
+    """Stem name → :class:`TrackRef` for every file (see the module docstring for the order)."""
+    manifest = manifest or {}
+    out: dict[str, TrackRef] = {}
+    for path, name in stem_names(paths).items():
+        entry = manifest.get(path) or manifest.get(path.resolve())
+        if entry is not None:
+            out[name] = TrackRef(name, entry.track_name or name, entry.track_guid, "manifest")
+            continue
+        if pattern is not None:
+            m = pattern.fullmatch(path.stem)
+            if m is not None:
+                groups = m.groupdict()
+                track = groups.get("track") if "track" in groups else (m.group(1) if m.groups() else None)
+                if track:
+                    out[name] = TrackRef(name, track, "", "pattern")
+                    continue
+        out[name] = TrackRef(name, name, "", "name")
+    return out
+
+
+def apply_track_map(plan_doc: dict[str, Any], tracks: dict[str, TrackRef]) -> dict[str, Any]:
+    """Put the REAPER track names and GUIDs into a plan document (in place; also returned).
+
+    A renamed track keeps its stem name under ``stem``, so the notes (which speak in stem names)
+    and the target's report (which speaks in track names) can be matched.
+    """
+    for tp in plan_doc.get("tracks", []):
+        ref = tracks.get(tp.get("name", ""))
+        if ref is None:
+            continue
+        if ref.track != ref.stem:
+            tp["stem"] = ref.stem
+            tp["name"] = ref.track
+        if ref.guid:
+            tp["guid"] = ref.guid
+    return plan_doc
