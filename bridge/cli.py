@@ -239,30 +239,10 @@ def cmd_watch(args, out: TextIO) -> ExitStatus:
 
 
 def cmd_demo(args, out: TextIO) -> ExitStatus:
-    from .pipeline import analyze_session
-    from .report import table, write_json
-    from .synth import default_session, write_session
+    """The full loop on files, no REAPER: synthesise, bounce, watch, plan, notes, re-bounce one stem."""
+    from .demo import run_demo
 
-    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="mixbridge-demo-"))
-    print(f"Synthesising a 10-stem session with planted mix problems in {folder} ...", file=out)
-    write_session(folder, default_session(), duration_s=args.seconds)
-    result = analyze_session([folder], jobs=args.jobs)
-    print(table(result), file=out)
-    write_json(result, folder / "analysis.json")
-
-    from .notes.model import NotesInput
-    from .notes.render import write_notes
-    from .pipeline import plan_session
-    from .suggest.plan import plan_json
-
-    plan = plan_session(result)
-    (folder / "plan.json").write_text(plan_json(plan), encoding="utf-8")
-    written = write_notes(NotesInput(result, plan), folder / "notes.html")
-    print("", file=out)
-    print(plan_summary(plan), file=out)
-    print(f"\nin {folder}:\n  stems, analysis.json, plan.json (id {plan.id})\n  notes: "
-          + ", ".join(Path(p).name for p in written), file=out)
-    return _analysis_status(result)
+    return ExitStatus(run_demo(Path(args.dir) if args.dir else None, args.seconds, args.jobs, out))
 
 
 def cmd_surface(args, out: TextIO) -> ExitStatus:
@@ -469,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--jobs", type=int, default=None)
     watch.set_defaults(func=cmd_watch)
 
-    demo = sub.add_parser("demo", help="synthesise a small session with known problems and analyse it (no REAPER)")
+    demo = sub.add_parser("demo", help="the full loop with no REAPER: synthesise a session with known problems, "
+                                           "bounce it into a watched folder, plan, notes, re-bounce one stem")
     demo.add_argument("--dir", help="where to write the session (default: a new temporary folder)")
     demo.add_argument("--seconds", type=float, default=40.0, help="song length (default 40 s)")
     demo.add_argument("--jobs", type=int, default=None)

@@ -151,3 +151,30 @@ def test_importing_bridge_does_not_import_reapy_or_pythonosc():
     assert proc.returncode == 0, f"importing bridge failed:\n{proc.stderr}"
     leaked = json.loads(proc.stdout)
     assert leaked == [], f"importing bridge pulled in DAW/OSC client modules: {leaked}"
+
+
+def test_demo_runs_the_full_loop_and_re_analyses_only_the_fixed_stem(tmp_path):
+    """`mixbridge demo` (the README's first command): bounce → watch → plan → notes, then a
+    re-bounce of one fixed track re-analyses that stem alone and the notes say what changed."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "bridge", "demo", "--dir", str(tmp_path), "--seconds", "12"],
+                          capture_output=True, text=True, timeout=240, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    renders = tmp_path / "MixBridge stems"
+    plan = json.loads((renders / "mixbridge-plan.json").read_text(encoding="utf-8"))
+    assert plan["schema_version"] == 1 and {t["name"] for t in plan["tracks"]} >= {"Keys", "Kick", "Bass_DI"}
+    assert (renders / "mixbridge-notes.html").stat().st_size > 1000
+    assert "pass 2: 10 stems (1 re-analysed, 9 cached)" in proc.stdout
+    assert "re-analysed: Keys;" in proc.stdout
+    # Keys was planted 9 dB too hot and fixed between the bounces: the first plan turns it down,
+    # the second no longer does, and the pass-2 notes record the level change.
+    first = json.loads((renders / ".mixbridge" / "passes" / "0001" / "plan.json").read_text(encoding="utf-8"))
+    keys = next(t for t in first["tracks"] if t["name"] == "Keys")
+    assert any(c["param"] == "volume_db" and c["value"] < -6 for c in keys["changes"])
+    keys_now = next(t for t in plan["tracks"] if t["name"] == "Keys")
+    assert not any(c["param"] == "volume_db" and c["value"] < -6 for c in keys_now["changes"])
+    notes2 = (renders / ".mixbridge" / "passes" / "0002" / "notes.md").read_text(encoding="utf-8")
+    assert "Keys" in notes2 and "-9.0" in notes2
