@@ -177,4 +177,5 @@ def test_demo_runs_the_full_loop_and_re_analyses_only_the_fixed_stem(tmp_path):
     keys_now = next(t for t in plan["tracks"] if t["name"] == "Keys")
     assert not any(c["param"] == "volume_db" and c["value"] < -6 for c in keys_now["changes"])
     notes2 = (renders / ".mixbridge" / "passes" / "0002" / "notes.md").read_text(encoding="utf-8")
-    assert "Keys" in notes2 and "-9.0" in notes2
+    changes = notes2[notes2.index("## Changes since the previous bounce"):]
+    assert "| `Keys` | -9.0 LU |" in changes
