@@ -287,6 +287,14 @@ class SessionController:
             self.amount = float((plan_doc.get("settings") or {}).get("amount", self.amount))
             self._publish()
 
+    def record_accept_all(self) -> dict:
+        """Mark every pending suggestion accepted *without* applying it (the owner applies and
+        reports itself, e.g. the watcher for the Lua "Accept all pending" request); returns the
+        plan document of everything accepted."""
+        with self._lock:
+            self.review = self.review.accept_all()
+            return self.review.plan_for_target()
+
     def accepted(self) -> tuple[str, ...]:
         with self._lock:
             return self.review.accepted_ids

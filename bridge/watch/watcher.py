@@ -747,9 +747,7 @@ class Watcher:
             held = len(last.pending_review)
             if self.controller is not None:
                 # The watcher applies (and reports) itself; the controller only keeps the decisions.
-                with self.controller._lock:
-                    self.controller.review = self.controller.review.accept_all()
-                doc = self.controller.review.plan_for_target()
+                doc = self.controller.record_accept_all()
             elif self._review is not None:
                 self._review = self._review.accept_all()
                 doc = self._review.plan_for_target()
