@@ -61,7 +61,8 @@ def test_review_mode_and_script_requests_accept_all_then_revert(tmp_path):
     project = _project(tmp_path)
     render_dir = tmp_path / "song" / "MixBridge stems"
     render_dir.mkdir()
-    with running_sim(project, tmp_path / "sim") as sim:
+    # --verbose: the simulator logs each web request, which shows when the watcher has started polling.
+    with running_sim(project, tmp_path / "sim", extra_args=("--verbose",)) as sim:
         watcher = subprocess.Popen(
             [sys.executable, "-m", "bridge", "watch", str(render_dir), "--target", "reaper",
              "--web-port", str(sim.web_port), "--review", "--jobs", "1"],
@@ -89,6 +90,10 @@ def test_review_mode_and_script_requests_accept_all_then_revert(tmp_path):
             assert all(_track(sim, n)["vol"] == 1.0 and not _track(sim, n)["fx"] for n in GUIDS), \
                 "review mode: nothing written before it is accepted"
 
+            # The bridge ignores requests already queued when it first polls (a script run while no
+            # bridge was listening must not fire later by surprise), so wait until it has polled twice.
+            polls = lambda: sim.stderr_text().count("GET /_/GET/EXTSTATE/mixbridge/requests ")  # noqa: E731
+            _wait(lambda: polls() >= 2, 30, "the watcher to poll the script requests")
             _request(sim.web_port, "1 accept_all")
             bass = _wait(lambda: (lambda t: t if t["vol"] > 1.5 else None)(_track(sim, "Bass_DI")), 30,
                          "Accept all pending to raise Bass_DI")
