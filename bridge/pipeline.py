@@ -746,13 +746,23 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
         if worked.analysis is not None:
             features[name] = worked.features
             analysed.append((name, worked.features, worked.analysis))
+    keys = [outcomes[p].sha256 for p in files if outcomes[p].analysis is not None]
+    if len(_MASKING_MEMO) > MASKING_MEMO_MAX:
+        _MASKING_MEMO.clear()
     mark = time.perf_counter()
-    mix_analysis = analyze_mix(analysed, mix, markers, alignment)
+    mix_analysis = analyze_mix(analysed, mix, markers, alignment,
+                               stem_keys=keys if all(keys) else None, masking_memo=_MASKING_MEMO)
     timings["cross_stem_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started
     reanalysed = tuple(names[p] for p in files if not outcomes[p].from_cache)
     cached = tuple(names[p] for p in files if outcomes[p].from_cache)
     return SessionResult(tuple(stems), mix_analysis, features, timings, reanalysed, cached)
+
+
+#: Masking results per pair of stem contents (SHA-256), kept for the life of the process (the watcher):
+#: a re-bounce with one changed stem recomputes only that stem's pairs.  Bounded by clearing.
+_MASKING_MEMO: dict = {}
+MASKING_MEMO_MAX = 20_000
 
 
 def _unique_names(files: list[Path]) -> dict[Path, str]:

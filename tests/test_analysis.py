@@ -198,3 +198,29 @@ def test_markers_become_sections():
                                                   Section("Chorus", 10.0, 25.0, "markers")]
     regions = [("Chorus", 10.0, 20.0), ("Verse", 0.0, 10.0)]
     assert [s.name for s in sections_from_markers(regions, 25.0)] == ["Verse", "Chorus"]
+
+
+def test_masking_memo_reuses_unchanged_pairs_and_gives_the_same_answer():
+    """A re-bounce with one changed stem: pairs of unchanged stems come from the memo, and the
+    result equals a fresh computation (names are applied after the lookup, so a rename is safe)."""
+    from bridge.analyze import masking
+
+    rng = np.random.default_rng(7)
+    bands = len(masking.BAND_LOW_HZ)
+    power = [(rng.random((300, bands)) ** 4).astype(np.float32) * 10 ** rng.uniform(-6, -2) for _ in range(6)]
+    active = [rng.random(300) > 0.1 for _ in range(6)]
+    names, keys, memo = [f"s{i}" for i in range(6)], [f"k{i}" for i in range(6)], {}
+    assert masking.masking_pairs(names, power, active, keys, memo) == masking.masking_pairs(names, power, active)
+    assert len(memo) == 15
+    power[2] = power[2] * np.float32(0.3)
+    keys[2] = "k2-new"
+    names[0] = "renamed"
+    calls = []
+    original = masking._pair
+    masking._pair = lambda *a: calls.append(a[:2]) or original(*a)
+    try:
+        again = masking.masking_pairs(names, power, active, keys, memo)
+    finally:
+        masking._pair = original
+    assert sorted(calls) == [(0, 2), (1, 2), (2, 3), (2, 4), (2, 5)], "only the changed stem's pairs"
+    assert again == masking.masking_pairs(names, power, active)

@@ -142,7 +142,8 @@ def _best_run(direction: _Direction) -> tuple[int, int] | None:
     return lo, hi
 
 
-def masking_pairs(names: list[str], band_power: list[np.ndarray], active: list[np.ndarray]) -> list[MaskingPair]:
+def masking_pairs(names: list[str], band_power: list[np.ndarray], active: list[np.ndarray],
+                  keys: list[str] | None = None, memo: dict | None = None) -> list[MaskingPair]:
     """Significant pairwise masking conflicts, strongest first.
 
     Parameters
@@ -151,24 +152,35 @@ def masking_pairs(names: list[str], band_power: list[np.ndarray], active: list[n
     band_power : list of ndarray [shape=(frames, bands)]
         Band mean squares per stem, on a common frame count.
     active : list of ndarray [shape=(frames,)], bool
+    keys, memo : optional
+        A content key per stem (e.g. its file's SHA-256) and a dict that outlives the call.  A pair's
+        result depends only on its two stems, so with both given, pairs of unchanged stems are taken
+        from ``memo`` (a re-bounce with one changed stem recomputes n-1 pairs, not n(n-1)/2).
 
     Returns
     -------
     list of MaskingPair
     """
     n = len(names)
+    frames = int(band_power[0].shape[0]) if n else 0
     # float32 throughout: dB-scale decisions need no more, and it halves the working set.
-    energy = [np.asarray(p, dtype=np.float32) for p in band_power]
     spread = (_SPREAD * 10.0 ** (-THRESHOLD_OFFSET_DB / 10.0)).astype(np.float32)
-    thresholds = [e @ spread for e in energy]
-    significant = []
-    for e, a in zip(energy, active):
-        loudest = e.max(axis=1, keepdims=True)
-        # A band counts where it is a real part of the stem in that frame, and where the stem is
-        # near its own usual strength in that band: a decaying tail being covered is not a conflict.
-        strong = np.percentile(e[a], 95, axis=0) if a.any() else np.zeros(e.shape[1], np.float32)
-        significant.append((e > 0.0) & (e >= loudest * 10.0 ** (-SIGNIFICANT_WITHIN_DB / 10.0))
+    prepared: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def prep(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(energy, masking threshold, significant cells) of stem i, computed once and only if needed."""
+        if i not in prepared:
+            e = np.asarray(band_power[i], dtype=np.float32)
+            a = active[i]
+            loudest = e.max(axis=1, keepdims=True)
+            # A band counts where it is a real part of the stem in that frame, and where the stem is
+            # near its own usual strength in that band: a decaying tail being covered is not a conflict.
+            strong = np.percentile(e[a], 95, axis=0) if a.any() else np.zeros(e.shape[1], np.float32)
+            significant = ((e > 0.0) & (e >= loudest * 10.0 ** (-SIGNIFICANT_WITHIN_DB / 10.0))
                            & (e >= strong * 10.0 ** (-STRENGTH_WITHIN_DB / 10.0)))
+            prepared[i] = (e, e @ spread, significant)
+        return prepared[i]
+
     pairs: list[tuple[float, MaskingPair]] = []
     for i in range(n):
         if not active[i].any():
@@ -176,34 +188,50 @@ def masking_pairs(names: list[str], band_power: list[np.ndarray], active: list[n
         for j in range(i + 1, n):
             if not active[j].any() or not (active[i] & active[j]).any():
                 continue
-            forward = _direction(energy[i], active[i], significant[i], thresholds[j], active[j])
-            backward = _direction(energy[j], active[j], significant[j], thresholds[i], active[i])
-            runs = [(forward, backward, i, j, _best_run(forward)), (backward, forward, j, i, _best_run(backward))]
-            scored = [(float(np.sum(d.band_fraction[r[0]:r[1]] * d.band_overlap[r[0]:r[1]])), d, other, a, b, r)
-                      for d, other, a, b, r in runs if r is not None]
-            if not scored:
+            memo_key = (keys[i], keys[j], frames) if keys is not None and memo is not None else None
+            if memo_key is not None and memo_key in memo:
+                found = memo[memo_key]
+            else:
+                found = _pair(i, j, prep, active)
+                if memo_key is not None:
+                    memo[memo_key] = found
+            if found is None:
                 continue
-            scored.sort(key=lambda item: -item[0])
-            score, d, other, a, b, (lo, hi) = scored[0]
-            reverse = other.band_overlap[lo:hi]
-            reverse_ok = (other.band_fraction[lo:hi] >= MIN_TIME_FRACTION) & (np.nan_to_num(reverse) >= MIN_OVERLAP_DB)
-            counts = d.masked_cells[:, lo:hi].sum(axis=0)
-            overlap = float(np.sum(np.nan_to_num(d.band_overlap[lo:hi]) * counts) / max(counts.sum(), 1))
-            in_range = d.masked_cells[:, lo:hi].any(axis=1)
-            pair = MaskingPair(
-                masked=names[a],
-                masker=names[b],
-                band_low_hz=round(float(BAND_LOW_HZ[lo]), 1),
-                band_high_hz=round(float(BAND_HIGH_HZ[hi - 1]), 1),
-                centre_hz=round(float(np.sqrt(BAND_LOW_HZ[lo] * BAND_HIGH_HZ[hi - 1])), 1),
-                overlap_db=round(overlap, 2),
-                time_fraction=round(float(in_range.sum() / max(int(active[a].sum()), 1)), 3),
-                mutual=bool(reverse_ok.any()),
-                reverse_overlap_db=round(float(np.nanmean(reverse[reverse_ok])), 2) if reverse_ok.any() else None,
-                band_overlap_db=tuple(round(float(v), 2) if np.isfinite(v) and
-                                      d.band_fraction[k] >= MIN_TIME_FRACTION else None
-                                      for k, v in enumerate(d.band_overlap)),
-            )
-            pairs.append((score, pair))
+            score, masked_is_i, fields = found
+            a, b = (i, j) if masked_is_i else (j, i)
+            pairs.append((score, MaskingPair(masked=names[a], masker=names[b], **fields)))
     pairs.sort(key=lambda item: (-item[0], item[1].masked, item[1].masker))
     return [pair for _, pair in pairs]
+
+
+def _pair(i: int, j: int, prep, active: list[np.ndarray]) -> tuple[float, bool, dict] | None:
+    """The stronger direction of stems i and j: (score, whether i is the masked one, the pair's fields)."""
+    energy_i, threshold_i, significant_i = prep(i)
+    energy_j, threshold_j, significant_j = prep(j)
+    forward = _direction(energy_i, active[i], significant_i, threshold_j, active[j])
+    backward = _direction(energy_j, active[j], significant_j, threshold_i, active[i])
+    runs = [(forward, backward, i, _best_run(forward)), (backward, forward, j, _best_run(backward))]
+    scored = [(float(np.sum(d.band_fraction[r[0]:r[1]] * d.band_overlap[r[0]:r[1]])), d, other, a, r)
+              for d, other, a, r in runs if r is not None]
+    if not scored:
+        return None
+    scored.sort(key=lambda item: -item[0])
+    score, d, other, a, (lo, hi) = scored[0]
+    reverse = other.band_overlap[lo:hi]
+    reverse_ok = (other.band_fraction[lo:hi] >= MIN_TIME_FRACTION) & (np.nan_to_num(reverse) >= MIN_OVERLAP_DB)
+    counts = d.masked_cells[:, lo:hi].sum(axis=0)
+    overlap = float(np.sum(np.nan_to_num(d.band_overlap[lo:hi]) * counts) / max(counts.sum(), 1))
+    in_range = d.masked_cells[:, lo:hi].any(axis=1)
+    fields = dict(
+        band_low_hz=round(float(BAND_LOW_HZ[lo]), 1),
+        band_high_hz=round(float(BAND_HIGH_HZ[hi - 1]), 1),
+        centre_hz=round(float(np.sqrt(BAND_LOW_HZ[lo] * BAND_HIGH_HZ[hi - 1])), 1),
+        overlap_db=round(overlap, 2),
+        time_fraction=round(float(in_range.sum() / max(int(active[a].sum()), 1)), 3),
+        mutual=bool(reverse_ok.any()),
+        reverse_overlap_db=round(float(np.nanmean(reverse[reverse_ok])), 2) if reverse_ok.any() else None,
+        band_overlap_db=tuple(round(float(v), 2) if np.isfinite(v) and
+                              d.band_fraction[k] >= MIN_TIME_FRACTION else None
+                              for k, v in enumerate(d.band_overlap)),
+    )
+    return score, a == i, fields

@@ -57,7 +57,8 @@ def _pad_frames(array: np.ndarray, frames: int) -> np.ndarray:
 
 def analyze_mix(stems: list[tuple[str, StemFeatures, StemAnalysis]], mix: StemFeatures | None,
                 markers: list[tuple[str, float, float | None]] | None = None,
-                alignment: tuple[str, ...] = ()) -> MixAnalysis:
+                alignment: tuple[str, ...] = (), stem_keys: list[str] | None = None,
+                masking_memo: dict | None = None) -> MixAnalysis:
     """Cross-stem measures.
 
     Parameters
@@ -70,6 +71,9 @@ def analyze_mix(stems: list[tuple[str, StemFeatures, StemAnalysis]], mix: StemFe
         Markers and regions; sections are detected when absent.
     alignment : tuple of str
         Notes from summing (resampling, padding) to carry into the result.
+    stem_keys, masking_memo : optional
+        Content keys of ``stems`` and a dict kept between calls: masking pairs of unchanged stems
+        are reused (see :func:`~bridge.analyze.masking.masking_pairs`).
     """
     if not stems:
         return MixAnalysis(None, None, (), (), alignment)
@@ -79,7 +83,7 @@ def analyze_mix(stems: list[tuple[str, StemFeatures, StemAnalysis]], mix: StemFe
     names = [name for name, _, _ in stems]
     band_power = [_pad_frames(f.band_power, frames) for _, f, _ in stems]
     active = [_pad_frames(a.active, frames) for _, _, a in stems]
-    pairs = tuple(masking_pairs(names, band_power, active))
+    pairs = tuple(masking_pairs(names, band_power, active, stem_keys, masking_memo))
 
     notes = list(alignment)
     rates = sorted({f.sample_rate for _, f, _ in stems})

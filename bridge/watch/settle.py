@@ -3,7 +3,9 @@
 REAPER renders a WAV by writing a header with placeholder sizes, then the audio in pieces, then
 going back to fill in the sizes.  A file is a candidate only when
 
-1. its size and modification time are unchanged for ``stable_polls`` polls ``poll_s`` apart, and
+1. its size and modification time are unchanged for ``stable_polls`` polls ``poll_s`` apart (not
+   needed when the bounce manifest lists it: the manifest is written after the render, so it is
+   the completion signal), and
 2. :func:`bridge.stems.open_stem` accepts it: the header's declared payload fits the file
    (``check_container`` catches placeholder sizes) and libsndfile can read the header.
 
@@ -107,13 +109,19 @@ class CompletenessTracker:
                     continue  # a manifest lists it: wait for it to appear (the manifest wait is bounded)
                 del self.files[path]  # deleted or renamed away: nothing to wait for
                 continue
-            if seen != (state.size, state.mtime_ns):
+            if state.final:
+                # A manifest lists it: the bounce script writes the manifest only after the render
+                # returned, so it is the completion signal; the header and readability are still
+                # checked below, and any error is final.  No stability polls to wait out.
                 state.size, state.mtime_ns = seen
-                state.stable, state.last_change_s = 0, now_s
-                continue
-            state.stable += 1
-            if state.stable < self.stable_polls:
-                continue
+            else:
+                if seen != (state.size, state.mtime_ns):
+                    state.size, state.mtime_ns = seen
+                    state.stable, state.last_change_s = 0, now_s
+                    continue
+                state.stable += 1
+                if state.stable < self.stable_polls:
+                    continue
             try:
                 self._check(path)
             except BridgeError as exc:
