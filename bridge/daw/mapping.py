@@ -105,3 +105,40 @@ def parse_formatted(text: str) -> float | None:
 def eq_param_name(kind: str, band: int) -> str:
     """ReaEQ parameter name for ``kind`` in ("Freq", "Gain", "BW") of 1-based ``band``."""
     return f"{kind}-{REAEQ_BANDS[band - 1]}"
+
+
+def fx_normalized(key: str, value: float) -> Normalized:
+    """An AI FX parameter in plan units (``eq.band2_gain_db`` -6.0, ``comp.ratio`` 2.0) -> its 0..1 value.
+
+    Shared by every target.  Keys as in :mod:`bridge.daw.tagging`; EQ band types are not parameters
+    (they are ReaEQ named config) and polarity flags are 0/1.
+    """
+    target, param = key.split(".", 1)
+    if target == "eq":
+        kind = param[param.index("_") + 1:]
+        return {"freq_hz": reaeq_freq_normalized, "gain_db": reaeq_gain_normalized,
+                "q": reaeq_bandwidth_normalized}[kind](float(value))
+    if target == "comp":
+        return {"threshold_db": reacomp_threshold_normalized, "ratio": reacomp_ratio_normalized,
+                "attack_ms": reacomp_attack_normalized, "release_ms": reacomp_release_normalized,
+                "makeup_db": reacomp_wet_normalized}[param](float(value))
+    if target == "polarity":
+        return Normalized(1.0 if value else 0.0)
+    raise KeyError(key)
+
+
+def fx_plan_value(key: str, normalized: float) -> float:
+    """The inverse of :func:`fx_normalized`, rounded for the notes ("moved from -6.0 to -1.9 dB")."""
+    target, param = key.split(".", 1)
+    if target == "eq":
+        kind = param[param.index("_") + 1:]
+        if kind == "freq_hz":
+            return round(reaeq_freq_hz(normalized), 1)
+        if kind == "gain_db":
+            return round(reaeq_gain_db(normalized), 2)
+        return round(normalized, 4)
+    if target == "comp":
+        return round({"threshold_db": lambda r: 20 * math.log10(max(r * 2, 1e-9)), "ratio": lambda r: 1 + 99 * r,
+                      "attack_ms": lambda r: r * 500, "release_ms": lambda r: r * 5000,
+                      "makeup_db": lambda r: 20 * math.log10(max(r * 2, 1e-9))}[param](normalized), 2)
+    return round(normalized, 4)

@@ -34,7 +34,6 @@ messages sent.
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import threading
@@ -732,20 +731,11 @@ def _tolerance(key: str) -> float:
 
 
 def _to_raw(key: str, value: Any, before: float | None) -> float:
-    target, param = key.split(".", 1)
-    if key == "track.volume_db":  # the plan's volume is relative to the pre-AI fader
+    if key == "track.volume_db":  # the plan's volume is relative to the pre-AI fader, in dB over OSC
         return (before if before is not None else 0.0) + float(value)
-    if target == "track":
+    if key.startswith("track."):
         return float(value)
-    if target == "eq":
-        kind = param[param.index("_") + 1:]
-        return float({"freq_hz": m.reaeq_freq_normalized, "gain_db": m.reaeq_gain_normalized,
-                      "q": m.reaeq_bandwidth_normalized}[kind](float(value)))
-    if target == "comp":
-        return float({"threshold_db": m.reacomp_threshold_normalized, "ratio": m.reacomp_ratio_normalized,
-                      "attack_ms": m.reacomp_attack_normalized, "release_ms": m.reacomp_release_normalized,
-                      "makeup_db": m.reacomp_wet_normalized}[param](float(value)))
-    return 1.0 if value else 0.0  # polarity.left / polarity.right on the AI polarity JSFX
+    return float(m.fx_normalized(key, value))
 
 
 def _human(key: str, raw: float, before: float) -> Any:
@@ -753,16 +743,4 @@ def _human(key: str, raw: float, before: float) -> Any:
         return round(raw - before, 2)
     if key.startswith("track."):
         return round(raw, 4)
-    target, param = key.split(".", 1)
-    if target == "eq":
-        kind = param[param.index("_") + 1:]
-        if kind == "freq_hz":
-            return round(m.reaeq_freq_hz(raw), 1)
-        if kind == "gain_db":
-            return round(m.reaeq_gain_db(raw), 2)
-        return round(raw, 4)
-    if target == "comp":
-        return round({"threshold_db": lambda r: 20 * math.log10(max(r * 2, 1e-9)), "ratio": lambda r: 1 + 99 * r,
-                      "attack_ms": lambda r: r * 500, "release_ms": lambda r: r * 5000,
-                      "makeup_db": lambda r: 20 * math.log10(max(r * 2, 1e-9))}[param](raw), 2)
-    return round(raw, 4)
+    return m.fx_plan_value(key, raw)

@@ -17,9 +17,8 @@ connection if need be) and the error is reported: the session ends fully applied
 from __future__ import annotations
 
 import json
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import BridgeError, DawTimeout, DawUnavailable, DawVerifyError, TargetNotFound
@@ -595,38 +594,18 @@ def _to_raw(key: str, value: Any, before: float | None) -> float:
         if param == "volume_db":
             return (before if before is not None else 1.0) * m.db_to_fader_gain(float(value))
         return float(value)
-    if target == "eq":
-        kind = param[param.index("_") + 1:]
-        if kind == "type":
-            return float(m.REAEQ_BAND_TYPE[value])
-        return float({"freq_hz": m.reaeq_freq_normalized, "gain_db": m.reaeq_gain_normalized,
-                      "q": m.reaeq_bandwidth_normalized}[kind](float(value)))
-    if target == "comp":
-        return float({"threshold_db": m.reacomp_threshold_normalized, "ratio": m.reacomp_ratio_normalized,
-                      "attack_ms": m.reacomp_attack_normalized, "release_ms": m.reacomp_release_normalized,
-                      "makeup_db": m.reacomp_wet_normalized}[param](float(value)))
-    if target == "polarity":
-        return 1.0 if value else 0.0
-    raise KeyError(key)
+    if target == "eq" and param.endswith("_type"):
+        return float(m.REAEQ_BAND_TYPE[value])
+    return float(m.fx_normalized(key, value))
 
 
 def _human(key: str, raw: float, before: float) -> Any:
     """A raw value in plan units, for the notes ("the producer moved it from -3.0 to -1.5 dB")."""
-    target, param = key.split(".", 1)
     if key == "track.volume_db":
         return round(m.fader_gain_to_db(raw / before) if before else m.fader_gain_to_db(raw), 2)
-    if target == "eq":
-        kind = param[param.index("_") + 1:]
-        if kind == "freq_hz":
-            return round(m.reaeq_freq_hz(raw), 1)
-        if kind == "gain_db":
-            return round(m.reaeq_gain_db(raw), 2)
+    if key.startswith("track.") or key.endswith("_type"):
         return round(raw, 4)
-    if target == "comp":
-        return round({"threshold_db": lambda r: 20 * math.log10(max(r * 2, 1e-9)), "ratio": lambda r: 1 + 99 * r,
-                      "attack_ms": lambda r: r * 500, "release_ms": lambda r: r * 5000,
-                      "makeup_db": lambda r: 20 * math.log10(max(r * 2, 1e-9))}[param](raw), 2)
-    return round(raw, 4)
+    return m.fx_plan_value(key, raw)
 
 
 def _write_order(key: str) -> tuple[int, str]:
