@@ -367,19 +367,29 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--recursive", action="store_true")
     plan.set_defaults(func=cmd_plan)
 
+    def connection_options(p):
+        """How to reach REAPER: reapy over its web interface, or REAPER's OSC surface."""
+        p.add_argument("--host", default="127.0.0.1", help="REAPER's host (default loopback)")
+        p.add_argument("--web-port", type=int, default=2307, help="REAPER web interface port (reapy's 2307)")
+        p.add_argument("--osc-port", type=int, default=8000, help="REAPER's OSC listen port (--target osc)")
+        p.add_argument("--listen", "--osc-listen", dest="osc_listen", type=int, default=9000,
+                       help="port on 127.0.0.1 for REAPER's OSC feedback (--target osc)")
+        p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each REAPER call")
+
+    def surface_options(p, note=""):
+        p.add_argument("--bind", default="127.0.0.1", help="control surface address (default loopback only)" + note)
+        p.add_argument("--port", type=int, default=9100, help="control surface UDP port (default 9100)" + note)
+        p.add_argument("--allow", nargs="+", metavar="HOST",
+                       help="surface hosts allowed to send (required for a non-loopback --bind)")
+
     def reaper_options(p):
         p.add_argument("--target", choices=["reaper", "osc"], default="reaper",
                        help="where to write: reaper (reapy, everything) or osc (REAPER's OSC surface; "
                             "see docs/reaper-osc.md for what OSC cannot do)")
-        p.add_argument("--osc-port", type=int, default=8000, help="REAPER's OSC listen port (--target osc)")
-        p.add_argument("--listen", "--osc-listen", dest="osc_listen", type=int, default=9000,
-                       help="port on 127.0.0.1 for REAPER's OSC feedback (--target osc)")
+        connection_options(p)
         p.add_argument("--osc-rate", type=float, default=200.0, help="max OSC messages per second (--target osc)")
         p.add_argument("--osc-state", type=Path, default=None,
                        help="local tag file of the OSC target (default .mixbridge/osc-state.json)")
-        p.add_argument("--host", default="127.0.0.1", help="REAPER's host (default loopback)")
-        p.add_argument("--web-port", type=int, default=2307, help="REAPER web interface port (reapy's 2307)")
-        p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each REAPER call")
 
     apply = sub.add_parser("apply", help="write a plan into the REAPER session (one undo point)")
     apply.add_argument("plan", help="a plan written by 'mixbridge plan --json'")
@@ -410,15 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     surface.add_argument("--amount", type=float, default=1.0, help="starting amount, 0..1 (with STEMS_DIR)")
     surface.add_argument("--target", choices=["reaper", "osc", "plan"], default="reaper",
                          help="where accepted suggestions land (plan: files in .mixbridge/, no DAW)")
-    surface.add_argument("--host", default="127.0.0.1", help="REAPER's host (default loopback)")
-    surface.add_argument("--web-port", type=int, default=2307, help="REAPER web interface port (reapy's 2307)")
-    surface.add_argument("--osc-port", type=int, default=8000, help="REAPER's OSC listen port (--target osc)")
-    surface.add_argument("--osc-listen", type=int, default=9000, help="port for REAPER's OSC feedback (--target osc)")
-    surface.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each REAPER call")
-    surface.add_argument("--bind", default="127.0.0.1", help="address to listen on (default loopback only)")
-    surface.add_argument("--port", type=int, default=9100, help="UDP port for surfaces (default 9100)")
-    surface.add_argument("--allow", nargs="+", metavar="HOST",
-                         help="surface hosts allowed to send (required for a non-loopback --bind)")
+    connection_options(surface)
+    surface_options(surface)
     surface.add_argument("--jobs", type=int, default=None)
     surface.set_defaults(func=cmd_surface)
 
@@ -438,14 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--name-pattern", metavar="RE",
                        help="map file names to track names, e.g. '(?P<track>.+?)_\\d+'")
     watch.add_argument("--verbose", action="store_true", help="log what the watcher does")
-    watch.add_argument("--host", default="127.0.0.1", help="REAPER's host (default loopback)")
-    watch.add_argument("--web-port", type=int, default=2307, help="REAPER web interface port (reapy's 2307)")
-    watch.add_argument("--osc-port", type=int, default=8000, help="REAPER's OSC listen port (--target osc)")
-    watch.add_argument("--osc-listen", type=int, default=9000, help="port for REAPER's OSC feedback (--target osc)")
-    watch.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each REAPER call")
-    watch.add_argument("--bind", default="127.0.0.1", help="control surface address (with --surface)")
-    watch.add_argument("--port", type=int, default=9100, help="control surface UDP port (with --surface)")
-    watch.add_argument("--allow", nargs="+", metavar="HOST", help="surface hosts allowed to send (with --surface)")
+    connection_options(watch)
+    surface_options(watch, note="; with --surface")
     watch.add_argument("--jobs", type=int, default=None)
     watch.set_defaults(func=cmd_watch)
 
