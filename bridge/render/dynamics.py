@@ -185,6 +185,8 @@ class StreamingCompressor:
         """The smoothed gain reduction (dB, >= 0) for each frame of ``block``; advances the state."""
         s = self.settings
         target = static_gain_reduction_db(self.detector_db(block), s.threshold_db, s.ratio, s.knee_db)
+        if self._d_prev == 0.0 and self._x_prev == 0.0 and self._zi[0] == 0.0 and not target.any():
+            return target  # below the threshold with no reduction left to release: none at all
         released, self._d_prev = _release_stage(target, self._a_release, self._d_prev, self._x_prev)
         self._x_prev = float(target[-1])
         released[released < _GR_FLOOR_DB] = 0.0
@@ -204,5 +206,8 @@ class StreamingCompressor:
         block = np.asarray(block, dtype=np.float64)
         if len(block) == 0:
             return block
-        gain = np.power(10.0, self.gain_reduction_db(block) / -20.0) * self._wet
+        reduction = self.gain_reduction_db(block)
+        if not reduction.any():
+            return block * self._wet
+        gain = np.exp(reduction * (-math.log(10.0) / 20.0)) * self._wet
         return block * gain[:, None]

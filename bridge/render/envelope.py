@@ -51,9 +51,17 @@ class VolumeEnvelope:
         """Linear gain for frames ``start_frame .. start_frame + frames - 1``, shape ``(frames,)``."""
         if not self.points:
             return np.ones(frames)
+        first, last = start_frame / self.sample_rate, (start_frame + frames - 1) / self.sample_rate
+        # Most blocks sit on a flat stretch (before the first point, after the last, or between two
+        # equal points): one value for the whole block.
+        i, j = np.searchsorted(self._times, [first, last], side="right")
+        flat = i == j and (i == 0 or i == len(self._times) or self._values[i - 1] == self._values[i])
+        if flat:
+            value = float(self._values[min(i, len(self._values) - 1)])
+            return np.full(frames, 10.0 ** (value / 20.0) if self.scaling == "fader" else value)
         t = (start_frame + np.arange(frames)) / self.sample_rate
         value = np.interp(t, self._times, self._values)
-        return 10.0 ** (value / 20.0) if self.scaling == "fader" else value
+        return np.power(10.0, value / 20.0) if self.scaling == "fader" else value
 
     def gain_db_at(self, time_s: float) -> float:
         """The envelope's value in dB at one time (for tests and reports)."""
