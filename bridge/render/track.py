@@ -174,7 +174,8 @@ def track_settings(track_plan: Mapping[str, Any]) -> TrackSettings:
             if number is not None:
                 values[param] = number
         elif target == "track" and param == "polarity" or target == "polarity" and param in ("left", "right"):
-            values[key] = bool(value)
+            flag = _number(value, key, ignored)  # 1 = inverted, 0 = normal (the targets write 0/1)
+            values[key] = bool(flag)
         elif target == "eq" and (m := _BAND_KEY.match(param)):
             bands.setdefault(int(m.group(1)), {})[m.group(2)] = value
         elif target == "comp" and param in _COMP_PARAMS:
