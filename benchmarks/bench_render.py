@@ -27,44 +27,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from bridge.render import render_plan  # noqa: E402
 from bridge.render.dynamics import StreamingCompressor, reaper_comp  # noqa: E402
-from bridge.synth import StemSpec, write_session  # noqa: E402
 
-ROLES = ["kick", "snare", "hats", "bass", "pad", "keys", "guitar", "vocal", "backing", "synth", "fx", "strings"]
-
-
-def session(folder: Path, stems: int, seconds: float) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / ".complete"
-    specs = [StemSpec(f"{i:02d}_{ROLES[i % len(ROLES)]}", ROLES[i % len(ROLES)], -18.0 - (i % 5),
-                      pan=((i % 7) - 3) / 4, seed=100 + i) for i in range(stems)]
-    if not marker.exists():
-        t = time.perf_counter()
-        write_session(folder, specs, duration_s=seconds)
-        marker.write_text("ok")
-        print(f"  generated {stems} x {seconds:g} s in {time.perf_counter() - t:.1f} s", flush=True)
-    return sorted(folder.glob("*.wav"))
-
-
-def decode(path: Path) -> int:
-    frames = 0
-    for block in sf.blocks(str(path), blocksize=48000, dtype="float32", always_2d=True):
-        frames += len(block)
-    return frames
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+# The session generator, the decode baseline and best-of timing are bench_analyze's, so the two
+# benchmarks measure against the same baseline.
+from bench_analyze import best_of, decode, session  # noqa: E402
 
 
 def change(target: str, param: str, value) -> dict:
@@ -106,10 +79,10 @@ def main() -> None:
     print("command: python benchmarks/bench_render.py " + " ".join(sys.argv[1:]), flush=True)
     folder = Path(args.cache) / f"s{args.stems}_t{args.seconds:g}"
     print(f"session: {args.stems} stereo stems x {args.seconds:g} s, 48 kHz / 24-bit WAV ({folder})", flush=True)
-    paths = session(folder, args.stems, args.seconds)
+    paths = session(folder, args.stems, args.seconds / 60.0)
     for p in paths:  # warm the file cache
-        decode(p)
-    decode_s = best_of(lambda: [decode(p) for p in paths], args.repeat)
+        decode(str(p))
+    decode_s = best_of(lambda: [decode(str(p)) for p in paths], args.repeat)
     print(f"  baseline: sequential decode of all stems {decode_s:.3f} s", flush=True)
 
     planned = planner_plan(folder)
@@ -127,7 +100,7 @@ def main() -> None:
             print("  " + json.dumps(entry), flush=True)
 
     data, rate = sf.read(str(paths[0]), dtype="float32", always_2d=True)
-    one_decode = best_of(lambda: decode(paths[0]), args.repeat)
+    one_decode = best_of(lambda: decode(str(paths[0])), args.repeat)
 
     def compress():
         comp = StreamingCompressor(reaper_comp(-30.0, 3.0, 10.0, 120.0), rate, data.shape[1])
