@@ -87,6 +87,8 @@ def main() -> None:
 
     planned = planner_plan(folder)
     moves = sum(len(t["changes"]) + len(t["automation"]) for t in planned["tracks"])
+    ai_tracks = sum(1 for t in planned["tracks"] if t["status"] == "ai")
+    print(f"  planner's plan: {ai_tracks} of {len(planned['tracks'])} tracks with moves ({moves} changes)", flush=True)
     worst = worst_case_plan(paths, args.seconds)
     report = {"stems": args.stems, "seconds": args.seconds, "decode_s": round(decode_s, 3), "cases": []}
     with tempfile.TemporaryDirectory(prefix="mixbridge-bench-render-") as scratch:
