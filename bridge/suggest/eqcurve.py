@@ -1,20 +1,19 @@
 """Magnitude responses of the plan's EQ bands on the analysis bands.  Pure numpy.
 
-The bands are ReaEQ's, modelled as RBJ "Audio EQ Cookbook" biquads (Bristow-Johnson): peaking,
-low/high shelf (the Q form of the shelf slope), and 2-pole high/low pass, each from frequency,
-gain and Q at the stem's sample rate.  The renderer applies the same biquads to audio; here only
+The bands are ReaEQ's, designed exactly as the renderer designs them (:mod:`bridge.render.eq`: RBJ
+"Audio EQ Cookbook" biquads from what REAPER would hold after the targets' clamps); here only
 their power gain matters, averaged over each 1/3-octave band (bins spread evenly in Hz within a
 band, as the analysis' 10 Hz FFT bins are), so a predicted band energy is the measured one times
 that average.
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
 
 from ..analyze.loudness import k_weighting_sos
+from ..render import eq as render_eq
 from ..analyze.spectrum import BAND_HIGH_HZ, BAND_LOW_HZ, N_BANDS
 from .model import EqBand
 
@@ -33,39 +32,13 @@ def band_points_hz(sample_rate: int) -> np.ndarray:
 
 
 def biquad(band: EqBand, sample_rate: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """RBJ cookbook coefficients ``(b, a)`` of one band, ``a[0]`` normalised to 1."""
-    f0 = min(max(band.freq_hz, 1.0), sample_rate * 0.49)
-    w0 = 2.0 * math.pi * f0 / sample_rate
-    cos_w, sin_w = math.cos(w0), math.sin(w0)
-    q = max(band.q, 0.05)
-    alpha = sin_w / (2.0 * q)
-    amp = 10.0 ** (band.gain_db / 40.0)
-    kind = band.kind
-    if kind == "peak":
-        b = (1 + alpha * amp, -2 * cos_w, 1 - alpha * amp)
-        a = (1 + alpha / amp, -2 * cos_w, 1 - alpha / amp)
-    elif kind in ("lowshelf", "highshelf"):
-        sq = 2.0 * math.sqrt(amp) * alpha
-        if kind == "lowshelf":
-            b = (amp * ((amp + 1) - (amp - 1) * cos_w + sq), 2 * amp * ((amp - 1) - (amp + 1) * cos_w),
-                 amp * ((amp + 1) - (amp - 1) * cos_w - sq))
-            a = ((amp + 1) + (amp - 1) * cos_w + sq, -2 * ((amp - 1) + (amp + 1) * cos_w),
-                 (amp + 1) + (amp - 1) * cos_w - sq)
-        else:
-            b = (amp * ((amp + 1) + (amp - 1) * cos_w + sq), -2 * amp * ((amp - 1) + (amp + 1) * cos_w),
-                 amp * ((amp + 1) + (amp - 1) * cos_w - sq))
-            a = ((amp + 1) - (amp - 1) * cos_w + sq, 2 * ((amp - 1) - (amp + 1) * cos_w),
-                 (amp + 1) - (amp - 1) * cos_w - sq)
-    elif kind == "highpass":
-        b = ((1 + cos_w) / 2, -(1 + cos_w), (1 + cos_w) / 2)
-        a = (1 + alpha, -2 * cos_w, 1 - alpha)
-    elif kind == "lowpass":
-        b = ((1 - cos_w) / 2, 1 - cos_w, (1 - cos_w) / 2)
-        a = (1 + alpha, -2 * cos_w, 1 - alpha)
-    else:
-        raise ValueError(f"unknown EQ band kind {kind!r}")
-    a0 = a[0]
-    return (b[0] / a0, b[1] / a0, b[2] / a0), (1.0, a[1] / a0, a[2] / a0)
+    """The renderer's coefficients ``(b, a)`` of one plan band, after the DAW targets' clamps.
+
+    One design for the prediction and the audio: :func:`bridge.render.eq.biquad` of
+    :func:`bridge.render.eq.reaper_band` (RBJ cookbook; peaks from the bandwidth REAPER holds).
+    """
+    sos = render_eq.biquad(render_eq.reaper_band(band.kind, band.freq_hz, band.gain_db, band.q), sample_rate)
+    return (float(sos[0]), float(sos[1]), float(sos[2])), (1.0, float(sos[4]), float(sos[5]))
 
 
 def _power_response(b, a, freqs_hz: np.ndarray, sample_rate: int) -> np.ndarray:

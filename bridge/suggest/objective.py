@@ -192,8 +192,9 @@ class Objective:
         self.floors = {k: lowest_sustained_band(s.E, s.active, 31.5 if s.profile.bass_range else 40.0)
                        for k, s in enumerate(model.stems)}
         self.importance = self._importance()
-        self._loud_w = self._loud_weights()
         self._memo: dict = {}
+        self._place_steady_units()
+        self._loud_w = self._loud_weights()
         self.stem_importance = {k: band_importance([s], [self.floors[k]]) for k, s in enumerate(model.stems)}
         # Static per pair: the protection weight times the band importance (pairs with none are
         # dropped), and for kick/bass the low bands where their build-up is judged instead.
@@ -295,15 +296,23 @@ class Objective:
         return out
 
     # --- terms ------------------------------------------------------------------------------------
-    def unit_loudness(self, unit: LevelUnit, decisions: dict[str, TrackDecision]) -> float | None:
+    def unit_loudness(self, unit: LevelUnit, decisions: dict[str, TrackDecision], placed: bool = False) -> float | None:
+        """The unit's predicted integrated loudness as played (with ``placed``: as the masking
+        measure places it, section by section)."""
         m = self.model
+        place = m.placement.get(unit.group) if placed else None
+        if place is not None:
+            key = ("placed", m.unit_key(unit.group, decisions))
+            if key not in self._memo:
+                kf = sum(m.stem_state(k, decisions.get(m.stems[k].name, _ZERO)).kf for k in unit.members)
+                self._memo[key] = integrated_from_frames(kf * place)
+            return self._memo[key]
         if len(unit.members) == 1:
             k = unit.members[0]
             return m.stem_state(k, decisions.get(m.stems[k].name, _ZERO)).integrated_lufs
         key = ("loud", m.unit_key(unit.group, decisions))
         if key in self._memo:
             return self._memo[key]
-        from .predict import integrated_from_frames
         kf = sum(m.stem_state(k, decisions.get(m.stems[k].name, _ZERO)).kf for k in unit.members)
         value = integrated_from_frames(kf)
         self._memo[key] = value
@@ -321,7 +330,7 @@ class Objective:
             return d, (), W_LEVEL * d * d, 0.0
         m = self.model
         own = sum(m.stem_state(k, decisions.get(m.stems[k].name, _ZERO)).kf for k in unit.members)
-        own_played = sum(m.stems[k].play * m.stem_state(k, decisions.get(m.stems[k].name, _ZERO)).kf
+        own_played = sum(m.stem_state(k, decisions.get(m.stems[k].name, _ZERO)).kf
                          for k in unit.members)
         band = np.maximum(played - own_played, 1e-30)
         fr = unit.song_frames
@@ -336,13 +345,31 @@ class Objective:
         return d, tuple(es), W_LEVEL * (1.0 - SECTION_SHARE) * d * d, sec
 
     def balanced(self, decisions: dict[str, TrackDecision]) -> dict[str, TrackDecision]:
-        """The decisions without their faders: masking is judged with every judged part at its
-        target level (faders only move levels, which the level term judges), so a fader never
-        buys a masking improvement and conflicts are those of the balanced mix."""
+        """The decisions without faders and section automation: masking (and the reference) is
+        judged on the balanced mix, every judged part at its target level and a steady part at its
+        place in every section (:meth:`shifts`, ``MixModel.placement``).  Levels are the level and
+        section terms' business, so a fader or a ride never buys a masking improvement, and a
+        vocal dipping in the choruses is a level fault there, not a masking one."""
         out = {}
         for name, d in decisions.items():
-            out[name] = replace(d, fader_db=0.0) if d.fader_db else d
+            out[name] = replace(d, fader_db=0.0, sections=()) if (d.fader_db or d.sections) else d
         return out
+
+    def _place_steady_units(self) -> None:
+        """For each steady unit, the fixed per-frame gain that puts it at its place in every judged
+        section (from the analysis: its section lifts against the band's)."""
+        played = self.model.played_k({})
+        for unit in self.units:
+            if not unit.steady:
+                continue
+            d, es, _, _ = self.unit_level_terms(unit, {}, 0.0, played)
+            if d is None:
+                continue
+            gain = np.ones(self.model.n_frames)
+            for k, e in zip(unit.sections, es):
+                lo, hi = self.model.song.section_frames[k]
+                gain[lo:hi] = 10.0 ** (-(e - d) / 10.0)
+            self.model.placement[unit.group] = gain
 
     def shifts(self, balanced: dict[str, TrackDecision], anchor: float | None) -> dict[int, float]:
         """Per group, the gain (dB) that puts it at its target on top of ``balanced`` (0 if unjudged)."""
@@ -350,7 +377,7 @@ class Objective:
         for g, unit in enumerate(self.units):
             shift = 0.0
             if unit.offset_lu is not None and anchor is not None:
-                loud = self.unit_loudness(unit, balanced)
+                loud = self.unit_loudness(unit, balanced, placed=True)
                 if loud is not None:
                     shift = anchor + unit.offset_lu - loud
             out[g] = shift

@@ -685,11 +685,13 @@ def _tracks(ctx: _Context, moves: list[Move], findings: dict[str, list[Finding]]
         k = ctx.model.index.get(v.name)
         if k is not None and ctx.anchor is not None:
             unit = ctx.obj.units[ctx.opt.unit_of_stem[k]]
+            # On the stem's own scale (as the analysis reports it): a mono stem plays 3 dB above it.
+            own_db = 10.0 * math.log10(ctx.model.stems[k].play)
             if unit.offset_lu is not None and len(unit.members) == 1:
-                target = round(ctx.anchor + unit.offset_lu, 2)
+                target = round(ctx.anchor + unit.offset_lu - own_db, 2)
             from .model import TrackDecision
             p = ctx.model.stem_state(k, decisions.get(v.name, TrackDecision())).integrated_lufs
-            predicted = round(p, 2) if p is not None else None
+            predicted = round(p - own_db, 2) if p is not None else None
         integrated = v.analysis.loudness.integrated_lufs if v.analysis is not None else None
         out.append(TrackPlan(v.name, v.role, v.role_source, status, tuple(own), tuple(changes), tuple(automation),
                              tuple(records), group_of.get(v.name), v.role_probability, target, predicted,

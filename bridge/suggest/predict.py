@@ -129,7 +129,9 @@ class StemModel:
         E = np.zeros((n_frames, N_BANDS))
         E[: min(len(bp), n_frames)] = bp[:n_frames]
         self.E = E
-        self.kf = frame_k_power(np.asarray(view.subhop_power, dtype=np.float64), self.channels, n_frames)
+        # Levels are judged as the stem plays on a stereo track: a mono file plays at unity on both
+        # sides, 3 dB above its own integrated loudness.
+        self.kf = self.play * frame_k_power(np.asarray(view.subhop_power, dtype=np.float64), self.channels, n_frames)
         act = np.zeros(n_frames, dtype=bool)
         act[: min(len(a.active), n_frames)] = a.active[:n_frames]
         self.active = act
@@ -164,10 +166,10 @@ class StemState:
     """One stem under one decision."""
 
     E: np.ndarray        # (frames, bands) predicted band energies
-    kf: np.ndarray       # (frames,) predicted K-weighted frame energies (own channel weights)
+    kf: np.ndarray       # (frames,) predicted K-weighted frame energies as played on a stereo track
     eq_gain: np.ndarray  # (bands,) EQ power gain
     mean_gr_db: float
-    integrated_lufs: float | None
+    integrated_lufs: float | None  # as played (a mono stem 3 dB above its file's own loudness)
 
 
 class MixModel:
@@ -206,6 +208,9 @@ class MixModel:
                        for _, a, b in secs)
         stride = max(1, int(math.ceil(n_frames / MASKING_FRAMES)))
         self.song = Song(n_frames, secs, frames, np.arange(0, n_frames, stride))
+        #: Per group, an optional fixed per-frame gain applied in the masking measure (set by the
+        #: objective: a steady part placed at its place in every section).
+        self.placement: dict[int, np.ndarray] = {}
         self._stem_cache: dict = {}
         self._unit_cache: dict = {}
         self._pair_cache: dict = {}
@@ -261,6 +266,9 @@ class MixModel:
         for m, d in zip(self.groups[g][1], key[1:]):
             e = self.stem_state(m, d).E[idx]
             E = e.copy() if E is None else E + e
+        place = self.placement.get(g)
+        if place is not None:
+            E = E * place[idx][:, None]
         act = self.group_active[g][idx]
         loudest = E.max(axis=1, keepdims=True)
         strong = np.percentile(E[act], 95, axis=0) if act.any() else np.zeros(N_BANDS)
@@ -307,7 +315,7 @@ class MixModel:
         """The predicted mix's K-weighted frame energy (stems summed incoherently, as played)."""
         total = np.zeros(self.n_frames)
         for k, s in enumerate(self.stems):
-            total += s.play * self.stem_state(k, decisions.get(s.name, _ZERO)).kf
+            total += self.stem_state(k, decisions.get(s.name, _ZERO)).kf
         return total
 
     def mix_band_energy(self, decisions: dict[str, TrackDecision]) -> np.ndarray:
