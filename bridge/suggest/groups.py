@@ -38,6 +38,9 @@ POSITION_WORDS = frozenset({
     "doubled", "main", "alt", "take", "tk", "a", "b", "c", "d", "mono", "st", "stereo", "wide", "dry", "wet",
     "front", "back", "rear", "hi", "lo", "high", "low", "sub", "pair", "ch", "chan", "comp", "print",
 })
+#: Name stems that say nothing about the source ("Audio 03" and "Audio 11" are not one source).
+GENERIC_WORDS = frozenset({"audio", "track", "trk", "stem", "bounce", "channel", "bus", "mix", "untitled", "new",
+                           "recording", "rec", "input", "in", "clip", "file", "part", "inst", "instrument", "song"})
 #: Bleed: median band-envelope correlation at or above which two stems hear one source.
 BLEED_CORRELATION = 0.6
 #: ... measured over at least this many bands where both carry energy.
@@ -154,7 +157,7 @@ def detect_groups(stems: list[StemView], configured: dict[str, tuple[str, ...]] 
         if s.name in taken:
             continue
         key = name_stem(s.name)
-        if key:
+        if key and not set(key.split()) <= GENERIC_WORDS:
             by_stem.setdefault(key, []).append(s)
     for key in sorted(by_stem):
         members = by_stem[key]

@@ -14,10 +14,11 @@ Terms (u: a level unit = a source group or a lone stem; A: the anchor level):
   (a group's offset combines its distinct roles).  For steady roles :data:`SECTION_SHARE` of the
   weight moves to the section term.
 * **sections** (steady roles: lead/backing vocal, bass): per judged section ``s`` (the part plays
-  in it: active frames, not release tails), ``e_s = d_u + lift_u(s) - lift_band(s)``, the part's
-  level against its target in that section minus how much the rest of the mix lifts there, so a
-  chorus where everyone gets louder is not a fault, and a vocal 8 dB down in both choruses is
-  raised there rather than pulled down in the verses.  ``W_LEVEL * SECTION_SHARE * sum w_s e_s^2``.
+  in it: active frames, not release tails), ``e_s = d_u + lift_u(s) - lift_band(s)``: the part's
+  level against its target in that section, minus how much the band lifts there - the median of
+  the other parts' own lifts in ``s`` (each part against itself, over the time it plays), so a
+  chorus where everyone plays harder is not a fault, a sparse bridge does not pull the vocal down,
+  and a vocal 8 dB down in both choruses is raised there rather than pulled down in the verses.  ``W_LEVEL * SECTION_SHARE * sum w_s e_s^2``.
 * **masking**: per ordered pair of groups ``(u masked, v masker)``,
   ``W_MASKING * sum_b pi_uv(b) s_u(b) D_uv(b)`` with ``D`` the loud-frame-weighted mean overlap
   beyond :data:`~bridge.suggest.predict.MASKING_ONSET_DB` on ``u``'s significant cells,
@@ -52,8 +53,14 @@ from .roles import BACKING_VOCAL, LEAD_VOCAL, NEUTRAL, PROFILES
 #: move pays once a part is about 3 LU off (0.1 d^2 - 0.05 |d| > 0.8 at d = 3.1), and then goes to
 #: within 0.25 LU of the target (where 2 * 0.1 * d = 0.05).
 W_LEVEL = 0.1
-#: Share of a steady role's level weight judged per section (the rest on its whole-song level).
+#: How much of the band's lift in a section a steady part should follow (half: a vocal rises a little
+#: with a chorus that plays harder, and stays put in a quieter bridge).
+BAND_LIFT_SHARE = 0.5
+#: A steady role keeps this share of the level weight on its whole-song level; its sections are judged
+#: with W_SECTION per LU^2, weighted by each section's share of the time it plays (an 8 LU dip over half
+#: the song costs 4.8 points; 4 LU over a fifth of it, 0.5).
 SECTION_SHARE = 0.6
+W_SECTION = 0.15
 #: Points per dB of EQ gain, weighted by how much each band matters to the part itself (its own
 #: sound: "tone"), on top of the flat cost per dB.  A 6 dB cut over a fifth of a part's importance
 #: costs 0.6 points more than one where the part has nothing.
@@ -61,6 +68,9 @@ W_TONE = 0.5
 #: Points per dB of importance-weighted overlap beyond the onset (the mean over the protected part's
 #: bands of its loud-frame-weighted time share times dB of excess).
 W_MASKING = 6.0
+#: The masking onset for the lead vocal (dB of overlap, as MASKING_ONSET_DB): a masker whose excitation
+#: comes within about 2.5 dB of the lead's own in its presence bands already costs it clarity.
+LEAD_MASKING_ONSET_DB = 3.5
 #: Kick/bass build-up: in a part's home low band (where it matters more than the other), the other
 #: should sit at least this far below it; the build-up is how far it comes above that, in dB.
 MUTUAL_BUILDUP_DB = 3.0
@@ -72,10 +82,12 @@ MUTUAL_BUILDUP_BELOW_HZ = 180.0
 MASKING_LOUD_EXPONENT = 1.0
 #: Points per dB of low-end junk above the allowance; the allowance is higher for bass-range parts.
 W_RUMBLE = 0.1
-RUMBLE_ALLOWED_DB = -40.0
-RUMBLE_ALLOWED_BASS_DB = -30.0
+RUMBLE_ALLOWED_DB = -30.0
+RUMBLE_ALLOWED_BASS_DB = -25.0
+#: Within-section dynamics are measured on 1 s windows (phrases and notes, not sections).
+DYNAMICS_WINDOW_FRAMES = 10
 #: Points per LU^2 of within-section dynamics above the role's ceiling.
-W_DYNAMICS = 0.1
+W_DYNAMICS = 0.3
 #: Reference: points per dB^2 beyond the tolerance, per broad band.
 W_REFERENCE = 0.3
 REFERENCE_TOLERANCE_DB = 1.5
@@ -88,8 +100,8 @@ W_HEADROOM = 10.0
 #: the part's judged time; of a compressor, its mean gain reduction over the part's active frames.
 COST_PER_DB = {"fader": 0.05, "eq": 0.08, "automation": 0.05, "comp": 0.15, "width": 0.05}
 #: Fixed cost per move: the hysteresis.  A high-pass counts as a move, not by dB.
-COST_PER_MOVE = {"fader": 0.8, "eq": 1.0, "highpass": 0.8, "automation": 1.0, "comp": 1.5, "polarity": 0.3,
-                 "width": 0.8}
+COST_PER_MOVE = {"fader": 0.8, "eq": 1.0, "highpass": 0.8, "automation": 1.0, "automated_section": 0.2,
+                 "comp": 1.5, "polarity": 0.3, "width": 0.8}
 
 #: 1/3-octave band importance for speech (ANSI S3.5-1997, table 3), 160 Hz .. 8 kHz; used as how
 #: much each band matters to a vocal's clarity.
@@ -143,6 +155,16 @@ class LevelUnit:
     active: np.ndarray | None = None
 
 
+def window_loudness(frame_k: np.ndarray, frames: int) -> np.ndarray:
+    """Loudness of a window of ``frames`` frames centred on each frame (ungated), LUFS."""
+    c = np.concatenate([[0.0], np.cumsum(frame_k)])
+    idx = np.arange(len(frame_k))
+    lo = np.clip(idx - frames // 2, 0, len(frame_k))
+    hi = np.clip(idx - frames // 2 + frames, 0, len(frame_k))
+    with np.errstate(divide="ignore"):
+        return -0.691 + 10.0 * np.log10((c[hi] - c[lo]) / np.maximum(hi - lo, 1))
+
+
 def band_importance(stems, floors: list[float | None] | None = None) -> np.ndarray:
     """How much each band matters to a part (sums to 1): the speech band-importance function for
     vocals, the loudness share (energy^0.5) otherwise, over the bands the part occupies from its
@@ -194,6 +216,9 @@ class Objective:
         self.importance = self._importance()
         self._memo: dict = {}
         self._place_steady_units()
+        # The lead vocal's clarity is what a mix is built around: it is judged from a lower onset.
+        self._onset = {g: (LEAD_MASKING_ONSET_DB if any(model.stems[k].role == LEAD_VOCAL for k in members)
+                           else MASKING_ONSET_DB) for g, (_, members) in enumerate(model.groups)}
         self._loud_w = self._loud_weights()
         self.stem_importance = {k: band_importance([s], [self.floors[k]]) for k, s in enumerate(model.stems)}
         # Static per pair: the protection weight times the band importance (pairs with none are
@@ -251,7 +276,7 @@ class Objective:
             movable = bool(roles) and all(not s.view.manual for s in stems)
             steady = PROFILES.get(top, PROFILES[NEUTRAL]).steady and offset is not None
             unit = LevelUnit(name, g, members, top, offset, movable, steady, active=active)
-            if steady:
+            if offset is not None:
                 self._judge_sections(unit)
             units.append(unit)
         return units
@@ -267,9 +292,11 @@ class Objective:
             if len(act) >= max(SECTION_MIN_SHARE * (hi - lo), SECTION_MIN_ACTIVE_S / 0.1):
                 chosen.append(k)
                 frames.append(act)
-        if len(chosen) < 2:
+        if not chosen:
             unit.steady = False
             return
+        if len(chosen) < 2:
+            unit.steady = False
         total = sum(len(f) for f in frames)
         unit.sections = tuple(chosen)
         unit.section_frames = tuple(frames)
@@ -328,21 +355,28 @@ class Objective:
         d = loud - (anchor + unit.offset_lu)
         if not unit.steady:
             return d, (), W_LEVEL * d * d, 0.0
-        m = self.model
-        own = sum(m.stem_state(k, decisions.get(m.stems[k].name, _ZERO)).kf for k in unit.members)
-        own_played = sum(m.stem_state(k, decisions.get(m.stems[k].name, _ZERO)).kf
-                         for k in unit.members)
-        band = np.maximum(played - own_played, 1e-30)
-        fr = unit.song_frames
-        own_song = _db(own[fr].mean())
-        band_song = _db(band[fr].mean())
+        own = self.section_lifts(unit, decisions)
         es = []
-        for frames in unit.section_frames:
-            lift_own = _db(own[frames].mean()) - own_song
-            lift_band = _db(band[frames].mean()) - band_song
-            es.append(d + lift_own - lift_band)
-        sec = W_LEVEL * SECTION_SHARE * sum(w * e * e for w, e in zip(unit.section_weight, es))
+        for k, lift in zip(unit.sections, own):
+            others = [self.section_lifts(v, decisions)[v.sections.index(k)] for v in self.units
+                      if v is not unit and v.offset_lu is not None and k in v.sections]
+            band = BAND_LIFT_SHARE * float(np.median(others)) if others else 0.0
+            es.append(d + lift - band)
+        sec = W_SECTION * sum(w * e * e for w, e in zip(unit.section_weight, es))
         return d, tuple(es), W_LEVEL * (1.0 - SECTION_SHARE) * d * d, sec
+
+    def section_lifts(self, unit: LevelUnit, decisions) -> tuple[float, ...]:
+        """Per section the unit plays in, its level there (active frames) against its level over all
+        the sections it plays in, LU."""
+        m = self.model
+        key = ("lifts", m.unit_key(unit.group, decisions))
+        if key in self._memo:
+            return self._memo[key]
+        kf = sum(m.stem_state(k, decisions.get(m.stems[k].name, _ZERO)).kf for k in unit.members)
+        song = _db(kf[unit.song_frames].mean())
+        value = tuple(float(_db(kf[frames].mean()) - song) for frames in unit.section_frames)
+        self._memo[key] = value
+        return value
 
     def balanced(self, decisions: dict[str, TrackDecision]) -> dict[str, TrackDecision]:
         """The decisions without faders and section automation: masking (and the reference) is
@@ -376,10 +410,15 @@ class Objective:
         out = {}
         for g, unit in enumerate(self.units):
             shift = 0.0
-            if unit.offset_lu is not None and anchor is not None:
+            # A part of unknown role is judged at the neutral role's level (not where it happens to
+            # sit: an unnamed part 10 dB hot is a level fault, which EQ must not paper over); a part
+            # mixed by hand stays where the producer put it.
+            offset = unit.offset_lu if unit.offset_lu is not None else (
+                PROFILES[NEUTRAL].offset_lu if all(not self.model.stems[k].view.manual for k in unit.members) else None)
+            if offset is not None and anchor is not None:
                 loud = self.unit_loudness(unit, balanced, placed=True)
                 if loud is not None:
-                    shift = anchor + unit.offset_lu - loud
+                    shift = anchor + offset - loud
             out[g] = shift
         return out
 
@@ -415,7 +454,7 @@ class Objective:
         le_u, lt_u, sig_u, _, act_u = m.unit_state(u, balanced)
         le_v, lt_v, sig_v, _, act_v = m.unit_state(v, balanced)
         _, _, mutual = self._pair_w[(u, v)]
-        x = lt_v - lt_u + np.float32(offset + CLARITY_MARGIN_DB - THRESHOLD_OFFSET_DB - MASKING_ONSET_DB)
+        x = lt_v - lt_u + np.float32(offset + CLARITY_MARGIN_DB - THRESHOLD_OFFSET_DB - self._onset[u])
         cells = sig_u & act_v[:, None]
         loud = self._loud_w[u]
         excess = (np.where(cells, np.maximum(x, 0.0), 0.0) * loud).sum(axis=0) / self._loud_norm[u]
@@ -480,7 +519,9 @@ class Objective:
         return self._memo[key]
 
     def spread(self, k: int, decision: TrackDecision) -> float | None:
-        """P95 - P10 of the stem's momentary loudness within sections, active frames, LU."""
+        """P95 - P10 of the stem's 1 s loudness within sections (each section's median removed),
+        over its active frames, LU: the phrase-to-phrase and note-to-note dynamics a compressor
+        works on, without the arrangement's section levels (automation's business)."""
         key = ("spread", k, decision)
         if key in self._memo:
             return self._memo[key]
@@ -491,7 +532,7 @@ class Objective:
     def _spread(self, k: int, decision: TrackDecision) -> float | None:
         s = self.model.stems[k]
         state = self.model.stem_state(k, decision)
-        mom = momentary_from_frames(state.kf)
+        mom = window_loudness(state.kf, DYNAMICS_WINDOW_FRAMES)
         residual = []
         for lo, hi in self.model.song.section_frames:
             frames = np.flatnonzero(s.active[lo:hi]) + lo
@@ -574,6 +615,7 @@ class Objective:
                 for sg in sections:
                     k = names.get((sg.name, sg.start_s, sg.end_s))
                     per_db += COST_PER_DB["automation"] * abs(sg.gain_db) * weights.get(k, 0.5)
+                    fixed += COST_PER_MOVE["automated_section"]
                 fixed += COST_PER_MOVE["automation"]
         for name, d in decisions.items():
             for band in d.eq:
@@ -608,8 +650,9 @@ class Objective:
         low = dyn = head = 0.0
         for k, s in enumerate(m.stems):
             d = decisions.get(s.name, _ZERO)
-            if s.movable:
+            if s.eq_movable:
                 low += self.low_end(k, d)[1]
+            if s.movable:
                 dyn += self.dynamics(k, d)[1]
             head += self.peak(k, d)[1]
         ref = self.reference(decisions)[1]

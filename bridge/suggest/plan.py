@@ -421,6 +421,15 @@ def _eq_move(ctx: _Context, k: int, i: int, band: EqBand, why: str) -> Move:
     if why.startswith("masking:"):
         _, us, vs = why.split(":")
         u, v = int(us), int(vs)
+        # Explained by the part the cut helps most (the conflict that made it worth its cost).
+        _, b0, sh0 = obj.masking(ctx.opt.decisions(without), ctx.anchor, [])
+        _, b1, sh1 = obj.masking(ctx.opt.decisions(state), ctx.anchor, [])
+        helped = [(obj.pair_cost(a, b, b0, sh0) - obj.pair_cost(a, b, b1, sh1), a) for a, b in obj.relevant_pairs()
+                  if b == v]
+        if helped:
+            best, a = max(helped, key=lambda h: (h[0], -h[1]))
+            if best > 0:
+                u = a
         lo = int(np.searchsorted(BAND_HIGH_HZ, band.freq_hz / 2 ** 0.5))
         hi = int(np.searchsorted(BAND_LOW_HZ, band.freq_hz * 2 ** 0.5))
         lo, hi = max(0, min(lo, len(BAND_LOW_HZ) - 1)), max(lo + 1, min(hi, len(BAND_LOW_HZ)))
@@ -559,7 +568,7 @@ def _findings(ctx: _Context, moves: list[Move]) -> dict[str, list[Finding]]:
         msg = (f"{masked} is masked by {masker} in {band_range_label(lo, hi)} (overlap {o:.0f} dB, "
                f"{f * 100:.0f}% of the time); no cut proposed: "
                + ("the masker cannot be moved (unknown role or mixed by hand)"
-                  if not any(m.stems[k].movable for k in m.groups[v][1])
+                  if not any(m.stems[k].eq_movable for k in m.groups[v][1])
                   else "a cut would not gain more than it costs"))
         finding = Finding("masking", "info", msg, {"masked": masked, "masker": masker, "band_low_hz": _r(BAND_LOW_HZ[lo], 1),
                                                     "band_high_hz": _r(BAND_HIGH_HZ[hi - 1], 1), "overlap_db": _r(o, 2),

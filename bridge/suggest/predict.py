@@ -34,6 +34,7 @@ from ..analyze import loudness as lu
 from ..analyze.masking import (CLARITY_MARGIN_DB, SIGNIFICANT_WITHIN_DB, STRENGTH_WITHIN_DB, THRESHOLD_OFFSET_DB,
                                spreading_matrix)
 from ..analyze.spectrum import BAND_CENTERS_HZ, BAND_HIGH_HZ, BAND_LOW_HZ, N_BANDS
+from ..render.dynamics import _release_stage
 from .eqcurve import band_power_gain, k_weighting_band_gain, weighted_band_power_gain
 from .model import CompSettings, Group, StemView, TrackDecision
 from .roles import NEUTRAL, PROFILES
@@ -51,9 +52,10 @@ MASKING_ONSET_DB = 6.0
 #: tail is not judged.
 SECTION_MIN_SHARE = 0.35
 SECTION_MIN_ACTIVE_S = 1.5
-#: Compressor level detection: frame levels of the EQ'd signal, dBFS (RMS over 100 ms, plus this
-#: crest allowance for the peaks inside a frame that a fast detector reacts to).
-COMP_DETECTOR_CREST_DB = 3.0
+#: Compressor detection: what ReaComp's 5 ms RMS detector reads above 10 ms averages on struck and
+#: plucked parts (transients, low-frequency ripple), dB; vocals get none (checked against the renderer:
+#: docs/suggestions.md, "Compressor").
+COMP_DETECTOR_CREST_DB = 1.5
 _FLOOR = 1e-20
 _SPREAD = (spreading_matrix() * 10.0 ** (-THRESHOLD_OFFSET_DB / 10.0)).astype(np.float32)
 
@@ -132,6 +134,13 @@ class StemModel:
         # Levels are judged as the stem plays on a stereo track: a mono file plays at unity on both
         # sides, 3 dB above its own integrated loudness.
         self.kf = self.play * frame_k_power(np.asarray(view.subhop_power, dtype=np.float64), self.channels, n_frames)
+        # The K-weighted 10 ms energies of each frame, shape (frames, 10): where the compressor acts.
+        sub = np.zeros((n_frames, lu.SUBHOPS_PER_FRAME))
+        weighted = np.asarray(view.subhop_power, dtype=np.float64) @ lu.channel_weights(self.channels)
+        whole = min(len(weighted) // lu.SUBHOPS_PER_FRAME, n_frames)
+        sub[:whole] = weighted[: whole * lu.SUBHOPS_PER_FRAME].reshape(whole, lu.SUBHOPS_PER_FRAME)
+        self.sub = sub
+        self.detector_crest_db = 0.0 if view.role in ("lead_vocal", "backing_vocal") else COMP_DETECTOR_CREST_DB
         act = np.zeros(n_frames, dtype=bool)
         act[: min(len(a.active), n_frames)] = a.active[:n_frames]
         self.active = act
@@ -140,7 +149,10 @@ class StemModel:
         self.integrated_lufs = a.loudness.integrated_lufs
         self.true_peak_dbtp = a.levels.true_peak_dbtp
         self.mean_E = E[act].mean(axis=0) if act.any() else E.mean(axis=0)
+        #: Level, ride and compressor moves need a role; EQ that protects another part or removes junk
+        #: below the stem's own music does not.
         self.movable = (not view.manual) and view.role != NEUTRAL
+        self.eq_movable = not view.manual
         self.dc_power = float(max((v * v for v in a.faults.dc_offset), default=0.0))
 
     # --- one decision ------------------------------------------------------------------------
@@ -153,12 +165,31 @@ class StemModel:
             g[max(lo, 0):min(hi, song.n_frames)] += sec.gain_db
         mean_gr = 0.0
         if decision.comp is not None:
-            level = _db((self.E * eq_gain[None, :]).sum(axis=1)) + COMP_DETECTOR_CREST_DB
-            gr = comp_gain_reduction_db(level, decision.comp)
+            gr = self.comp_frame_reduction_db(decision.comp, eq_gain)
             if self.active.any():
                 mean_gr = float(gr[self.active].mean())
             g = g - gr + decision.comp.makeup_db
         return g, mean_gr
+
+    def comp_frame_reduction_db(self, comp: CompSettings, eq_gain: np.ndarray) -> np.ndarray:
+        """Per frame, the loudness the compressor takes away, dB (>= 0).
+
+        The detector level of each 10 ms sub-hop is the frame's level after the AI EQ (unweighted,
+        from the band energies) plus the sub-hop's share of the frame (from the K-weighted 10 ms
+        energies), plus :data:`COMP_DETECTOR_CREST_DB` for what a 5 ms detector sees above 10 ms
+        averages; the static curve gives each sub-hop's reduction, the release is the renderer's
+        own one-pole recursion (:func:`bridge.render.dynamics._release_stage`); a frame loses the
+        power-weighted mean of its sub-hops' gains.
+        """
+        share = self.sub / np.maximum(self.sub.mean(axis=1, keepdims=True), _FLOOR)
+        level = (_db((self.E * eq_gain[None, :]).sum(axis=1))[:, None] + _db(np.maximum(share, _FLOOR))
+                 + self.detector_crest_db)
+        gr = comp_gain_reduction_db(level.reshape(-1), comp)
+        a = math.exp(-1000.0 * lu.SUBHOP_S / max(comp.release_ms, 1e-3))
+        gr, _ = _release_stage(gr, a, 0.0, 0.0)
+        gr = gr.reshape(self.sub.shape)
+        kept = (self.sub * 10.0 ** (-gr / 10.0)).mean(axis=1) / np.maximum(self.sub.mean(axis=1), _FLOOR)
+        return np.where(self.sub.mean(axis=1) > _FLOOR, -_db(np.maximum(kept, _FLOOR)), 0.0)
 
 
 @dataclass

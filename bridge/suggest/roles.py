@@ -40,8 +40,8 @@ class RoleProfile:
     bass_range : bool
         Its body lives below 120 Hz (kick, bass, toms): rumble is judged more leniently.
     spread_max_lu : float or None
-        Within-section short-term dynamics (P95 - P10 of momentary loudness, LU) beyond which a
-        compressor is worth considering; ``None``: never compressed by the planner.
+        Within-section dynamics (P95 - P10 of the 1 s loudness, section medians removed, LU) beyond
+        which a compressor is worth considering; ``None``: never compressed by the planner.
     attack_ms, release_ms : float
         Compressor starting times for the role.
     centre : bool
@@ -61,29 +61,34 @@ class RoleProfile:
     steady: bool
 
 
-#: Role table.  Offsets are common pop/rock starting balances against the lead vocal (ours; they
-#: are configurable in ``[role_offsets]``); priorities follow how engineers protect parts: the
-#: lead vocal, then kick and bass, snare, other leads, harmonic beds, overheads/rooms/FX last.
+#: Role table.  Offsets are pop/rock starting balances against the lead vocal, as the stems play
+#: (a mono stem plays 3 dB above its file's own loudness): the balance of the project's recorded
+#: reference sessions (docs/material.md, "Levels") for the roles they have, common practice for the
+#: rest; a multi-mic kit's parts combine (kick in + out is one kick).  Configurable in
+#: ``[role_offsets]``.  Priorities follow how engineers protect parts: the lead vocal, then kick and
+#: bass, snare, other leads, harmonic beds, overheads/rooms/FX last.  A neutral (unnamed) stem may
+#: get EQ that protects a named part or removes junk below its own music, never a level, ride or
+#: compressor move (those need a role's target).
 PROFILES: dict[str, RoleProfile] = {
-    LEAD_VOCAL: RoleProfile(0.0, 10, True, False, 14.0, 10.0, 100.0, True, True),
-    KICK: RoleProfile(-3.0, 8, True, True, None, 25.0, 60.0, True, False),
-    BASS: RoleProfile(-3.0, 8, True, True, 12.0, 15.0, 150.0, True, True),
-    SNARE: RoleProfile(-4.0, 7, True, False, None, 20.0, 80.0, True, False),
-    SYNTH_LEAD: RoleProfile(-5.0, 6, True, False, 14.0, 10.0, 100.0, False, False),
-    LEAD_INSTRUMENT: RoleProfile(-5.0, 6, True, False, 14.0, 15.0, 120.0, False, False),
-    BACKING_VOCAL: RoleProfile(-7.0, 5, True, False, 14.0, 10.0, 120.0, False, True),
-    TOMS: RoleProfile(-6.0, 5, True, True, None, 20.0, 80.0, False, False),
-    GUITAR: RoleProfile(-6.0, 4, True, False, 15.0, 15.0, 120.0, False, False),
-    KEYS: RoleProfile(-7.0, 4, True, False, 15.0, 20.0, 150.0, False, False),
-    SYNTH: RoleProfile(-8.0, 4, True, False, None, 10.0, 100.0, False, False),
-    HORNS: RoleProfile(-7.0, 4, True, False, 15.0, 15.0, 120.0, False, False),
-    PAD: RoleProfile(-10.0, 3, True, False, None, 30.0, 300.0, False, False),
-    HATS: RoleProfile(-14.0, 3, True, False, None, 5.0, 60.0, False, False),
-    DRUMS: RoleProfile(-6.0, 5, True, False, None, 30.0, 100.0, False, False),
+    LEAD_VOCAL: RoleProfile(0.0, 10, True, False, 6.0, 10.0, 100.0, True, True),
+    KICK: RoleProfile(-5.0, 8, True, True, None, 25.0, 60.0, True, False),
+    BASS: RoleProfile(-4.0, 8, True, True, 7.0, 15.0, 150.0, True, True),
+    SNARE: RoleProfile(-6.0, 7, True, False, None, 20.0, 80.0, True, False),
+    SYNTH_LEAD: RoleProfile(-5.0, 6, True, False, 7.0, 10.0, 100.0, False, False),
+    LEAD_INSTRUMENT: RoleProfile(-5.0, 6, True, False, 8.0, 15.0, 120.0, False, False),
+    BACKING_VOCAL: RoleProfile(-7.0, 5, True, False, 9.0, 10.0, 120.0, False, True),
+    TOMS: RoleProfile(-9.0, 5, True, True, None, 20.0, 80.0, False, False),
+    GUITAR: RoleProfile(-9.0, 4, True, False, 8.0, 15.0, 120.0, False, False),
+    KEYS: RoleProfile(-8.0, 4, True, False, 8.0, 20.0, 150.0, False, False),
+    SYNTH: RoleProfile(-12.0, 4, True, False, None, 10.0, 100.0, False, False),
+    HORNS: RoleProfile(-10.0, 4, True, False, 9.0, 15.0, 120.0, False, False),
+    PAD: RoleProfile(-12.0, 3, True, False, None, 30.0, 300.0, False, False),
+    HATS: RoleProfile(-15.0, 3, True, False, None, 5.0, 60.0, False, False),
+    DRUMS: RoleProfile(-3.0, 5, True, False, None, 30.0, 100.0, False, False),
     OVERHEADS: RoleProfile(-9.0, 2, True, False, None, 30.0, 100.0, False, False),
-    ROOM: RoleProfile(-13.0, 1, True, False, None, 30.0, 100.0, False, False),
-    FX: RoleProfile(-14.0, 1, True, False, None, 10.0, 200.0, False, False),
-    NEUTRAL: RoleProfile(-6.0, 3, False, False, None, 15.0, 120.0, False, False),
+    ROOM: RoleProfile(-14.0, 1, True, False, None, 30.0, 100.0, False, False),
+    FX: RoleProfile(-18.0, 1, True, False, None, 10.0, 200.0, False, False),
+    NEUTRAL: RoleProfile(-6.0, 3, True, False, None, 15.0, 120.0, False, False),
 }
 
 #: How a role reads in a sentence ("... -6 LU for a guitar part").

@@ -25,6 +25,8 @@ from .predict import COMP_DETECTOR_CREST_DB, _db
 #: The largest fader move, and the largest section move, dB.
 MAX_FADER_DB = 12.0
 MAX_SECTION_DB = 10.0
+#: Sections within this many LU of their place get no automation (the level tolerance).
+SECTION_TOLERANCE_LU = 3.0
 #: Masking cuts tried (dB) and their limits; a cut lives within an octave-ish region around the
 #: conflict's peak, Q between these.
 CUT_STEPS_DB = (-2.0, -4.0, -6.0, -9.0)
@@ -35,6 +37,8 @@ MAX_PAIRS_PER_ITERATION = 12
 #: A high-pass sits this factor below the lowest sustained partial (12 dB/oct: the partial loses
 #: under 1 dB).
 HPF_BELOW = 1.8
+#: The lead vocal's weight in choosing the anchor (the balance is built around it).
+ANCHOR_LEAD_WEIGHT = 3.0
 #: Safety bounds of the loop.
 MAX_ITERATIONS = 40
 MAX_ANCHOR_ROUNDS = 4
@@ -121,9 +125,10 @@ class Optimiser:
         """The level that puts the balance in place with the least processing.
 
         For each candidate anchor ``A`` every movable judged unit either stays (``W_LEVEL d^2``) or
-        moves to its target (the fader's fixed cost plus its cost per dB).  The anchor minimises the sum over units, on the state's predicted levels
-        (so re-planning a followed plan finds the same anchor).  A tiny pull towards the lead
-        vocal's own target breaks ties.
+        moves to its target (the fader's fixed cost plus its cost per dB); the lead vocal, which the
+        balance is built around, counts :data:`ANCHOR_LEAD_WEIGHT` times.  The anchor minimises the
+        sum over units, on the state's predicted levels (so re-planning a followed plan finds the
+        same anchor); a steady part enters with its usual (median) section level.
         """
         decisions = self.decisions(state)
         rows = []
@@ -135,19 +140,21 @@ class Optimiser:
             loud = self.obj.unit_loudness(unit, decisions)
             if loud is None:
                 continue
-            rows.append((loud - unit.offset_lu, unit.movable, unit.role == "lead_vocal"))
+            if unit.steady and unit.sections:
+                # A steady part's usual level: its median section against the band, so a part
+                # dipping in half the song does not drag the balance down with it.
+                d, es, _, _ = self.obj.unit_level_terms(unit, decisions, 0.0, None)
+                loud = loud + float(np.median(np.array(es) - d))
+            rows.append((loud - unit.offset_lu, ANCHOR_LEAD_WEIGHT if unit.role == "lead_vocal" else 1.0))
         if not rows:
             return None
         base = np.array([r[0] for r in rows])
-        movable = np.array([r[1] for r in rows])
-        vocal = np.array([r[2] for r in rows])
+        weight = np.array([r[1] for r in rows])
         grid = np.arange(math.floor(base.min() - 3.0), math.ceil(base.max() + 3.0) + 1e-9, 0.02)
         d = base[None, :] - grid[:, None]
         stay = W_LEVEL * d * d
         move = COST_PER_MOVE["fader"] + COST_PER_DB["fader"] * np.abs(d)
-        cost = np.where(movable[None, :], np.minimum(stay, move), stay).sum(axis=1)
-        if vocal.any():
-            cost = cost + 1e-4 * ((base[vocal][None, :] - grid[:, None]) ** 2).sum(axis=1)
+        cost = (np.minimum(stay, move) * weight[None, :]).sum(axis=1)
         cost = cost + 1e-6 * ((base[None, :] - grid[:, None]) ** 2).sum(axis=1)
         return float(grid[int(np.argmin(cost))])
 
@@ -243,16 +250,19 @@ class Optimiser:
             if not es:
                 continue
             current = {(g.name, g.start_s, g.end_s): g.gain_db for g in state.units[u].sections}
-            gains = {}
-            for k, e in zip(unit.sections, es):
-                key = song.sections[k]
-                old = current.get(key, 0.0)
-                new = old - e if abs(e) >= 2.0 else old
-                gains[key] = float(np.clip(round(new, 1), -MAX_SECTION_DB, MAX_SECTION_DB))
-            sections = tuple(SectionGain(n, a, b, g) for (n, a, b), g in sorted(gains.items(), key=lambda i: i[0][1])
-                             if abs(g) >= 0.1)
-            if sections != state.units[u].sections:
-                yield state.with_unit(u, replace(state.units[u], sections=sections))
+            # Sections beyond the tolerance go back to their place; a second candidate fixes only the
+            # clearly departed ones (twice the tolerance), leaving marginal sections alone.
+            for tolerance in (SECTION_TOLERANCE_LU, 2.0 * SECTION_TOLERANCE_LU):
+                gains = {}
+                for k, e in zip(unit.sections, es):
+                    key = song.sections[k]
+                    old = current.get(key, 0.0)
+                    new = old - e if abs(e) >= tolerance else old
+                    gains[key] = float(np.clip(round(new, 1), -MAX_SECTION_DB, MAX_SECTION_DB))
+                sections = tuple(SectionGain(n, a, b, g) for (n, a, b), g in sorted(gains.items(), key=lambda i: i[0][1])
+                                 if abs(g) >= 0.1)
+                if sections != state.units[u].sections:
+                    yield state.with_unit(u, replace(state.units[u], sections=sections))
 
     def _free_slots(self, fx: TrackFx) -> int:
         return MAX_EQ_BANDS - len(fx.eq)
@@ -292,7 +302,7 @@ class Optimiser:
     def _cut(self, state: State, decisions, u: int, v: int, lo: int, hi: int, centre: float, q: float):
         """Cuts on the masker group's member that carries most of bands ``lo..hi-1`` (deepening a cut
         already within half an octave rather than stacking another)."""
-        members = [k for k in self.model.groups[v][1] if self.model.stems[k].movable]
+        members = [k for k in self.model.groups[v][1] if self.model.stems[k].eq_movable]
         if not members:
             return
         energy = {k: float(self.model.stem_state(k, decisions.get(self.model.stems[k].name, TrackDecision()))
@@ -318,7 +328,7 @@ class Optimiser:
     def highpass_candidates(self, state: State):
         decisions = self.decisions(state)
         for k, s in enumerate(self.model.stems):
-            if not s.movable or not s.profile.highpass:
+            if not s.eq_movable or not s.profile.highpass:
                 continue
             d = decisions.get(s.name, TrackDecision())
             _, pts = self.obj.low_end(k, d)
@@ -348,16 +358,18 @@ class Optimiser:
                 continue
             state_k = self.model.stem_state(k, replace(d, comp=None))
             pre = (s.E * state_k.eq_gain[None, :]).sum(axis=1)
-            level = _db(pre[s.active]) + COMP_DETECTOR_CREST_DB
+            level = _db(pre[s.active]) + s.detector_crest_db
             if len(level) < 10:
                 continue
-            threshold = round(float(np.percentile(level, 70)) * 2) / 2 - COMP_DETECTOR_CREST_DB
-            for ratio in (1.5, 2.0, 3.0, 4.0):
+            # Threshold at the 70th percentile of what the compressor hears (after the AI EQ, before
+            # the fader); make-up restores the part's predicted loudness (ReaComp's wet gain, <= 6 dB).
+            threshold = round(float(np.percentile(level, 70)) * 2) / 2
+            loud = self.model.stem_state(k, replace(d, comp=None)).integrated_lufs
+            for ratio in (2.0, 3.0, 4.0, 6.0):
                 probe = CompSettings(threshold, ratio, s.profile.attack_ms, s.profile.release_ms, 0.0)
-                from .predict import comp_gain_reduction_db
-                gr = comp_gain_reduction_db(level, probe)
-                makeup = round(float(gr.mean()) * 2) / 2
-                comp = replace(probe, makeup_db=makeup)
+                squashed = self.model.stem_state(k, replace(d, comp=probe)).integrated_lufs
+                makeup = 0.0 if loud is None or squashed is None else min(6.0, round((loud - squashed) * 2) / 2)
+                comp = replace(probe, makeup_db=max(0.0, makeup))
                 yield state.with_track(k, replace(state.tracks[k], comp=comp))
 
     def reference_candidates(self, state: State):

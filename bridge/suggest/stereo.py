@@ -4,9 +4,10 @@ Flipping a channel or narrowing changes no band energy the predicted mix works o
 are means over channels), so these fixes are decided on their own, with the same move costs and the
 same hysteresis as every other move, and explained with their predicted correlation.
 
-* An **inverted channel**: the part's own lowest octave (where even a wide source is nearly mono)
-  correlates at or below :data:`INVERTED_LOW_CORRELATION`; or, with no usable low band, the whole
-  part at or below :data:`INVERTED_CORRELATION`.  Flip the right channel: every band's correlation
+* An **inverted channel**: the part correlates negatively (at or below :data:`CHECK_CORRELATION`)
+  and so does its own lowest octave (at or below :data:`INVERTED_LOW_CORRELATION`: where even a wide
+  source correlates positively, an inverted channel shows first); or, with no usable low band, the
+  whole part at or below :data:`INVERTED_CORRELATION`.  Flip the right channel: every band's correlation
   changes sign.
 * **Diffuse out-of-phase content** (correlation at or below :data:`PHASE_CORRELATION` while the low
   band is not inverted): narrow it until its correlation is :data:`NARROW_TARGET_CORRELATION`.
@@ -23,9 +24,11 @@ from ..analyze.stem import StemAnalysis
 from .model import Effect, Finding, StemView
 from .roles import BASS, KICK, PROFILES, NEUTRAL, label
 
-INVERTED_LOW_CORRELATION = -0.5
+INVERTED_LOW_CORRELATION = -0.15
 INVERTED_CORRELATION = -0.8
 PHASE_CORRELATION = -0.3
+#: Below this overall correlation a part is checked for an inverted channel.
+CHECK_CORRELATION = -0.2
 NARROW_TARGET_CORRELATION = 0.2
 LOW_MONO_CORRELATION = 0.8
 CENTRE_MAX_WIDTH, CENTRE_TARGET_WIDTH = 0.3, 0.1
@@ -76,8 +79,8 @@ def stereo_decision(view: StemView) -> tuple[str, dict, Finding, tuple[Effect, .
     evidence = {"correlation": round(corr, 3), "low_band_correlation": None if low is None else round(low, 3),
                 "correlation_low_150hz": st.correlation_low, "width": st.width, "mono_loss_db": st.mono_loss_db,
                 "balance_db": st.balance_db}
-    inverted = balanced and ((low is not None and low <= INVERTED_LOW_CORRELATION)
-                             or (low is None and corr <= INVERTED_CORRELATION))
+    inverted = balanced and corr <= CHECK_CORRELATION and (
+        (low is not None and low <= INVERTED_LOW_CORRELATION) or (low is None and corr <= INVERTED_CORRELATION))
     if inverted:
         after = -corr
         msg = (f"{view.name}: L/R correlation {corr:+.2f}, its lowest octave {low if low is not None else corr:+.2f} "
