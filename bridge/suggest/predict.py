@@ -154,6 +154,11 @@ class StemModel:
         self.movable = (not view.manual) and view.role != NEUTRAL
         self.eq_movable = not view.manual
         self.dc_power = float(max((v * v for v in a.faults.dc_offset), default=0.0))
+        #: Per band, the side signal's share of the energy (0 for mono stems): what width acts on.
+        share = np.zeros(N_BANDS)
+        if a.stereo is not None:
+            share = np.array([v if v is not None else 0.0 for v in a.stereo.band_width], dtype=np.float64)
+        self.side_share = np.clip(share, 0.0, 1.0)
 
     # --- one decision ------------------------------------------------------------------------
     def frame_gain_db(self, decision: TrackDecision, song: Song, eq_gain: np.ndarray) -> tuple[np.ndarray, float]:
@@ -257,14 +262,19 @@ class MixModel:
         eq = band_power_gain(d.eq, s.sample_rate) if d.eq else np.ones(N_BANDS)
         g_db, mean_gr = s.frame_gain_db(d, self.song, eq)
         lin = 10.0 ** (g_db / 10.0)
-        if d.eq:
-            ratio = (s.E @ weighted_band_power_gain(d.eq, s.sample_rate)) / np.maximum(s.kE, _FLOOR)
+        # REAPER's width (post-FX) scales the side signal: a band keeps 1 - (1 - w^2) * its side share.
+        wg = 1.0 - (1.0 - d.width ** 2) * s.side_share if d.width is not None else None
+        tone = eq if wg is None else eq * wg
+        if d.eq or wg is not None:
+            weighted = weighted_band_power_gain(d.eq, s.sample_rate) if d.eq else s.K
+            weighted = weighted if wg is None else weighted * wg
+            ratio = (s.E @ weighted) / np.maximum(s.kE, _FLOOR)
             ratio = np.where(s.kE > _FLOOR, ratio, 1.0)
         else:
             ratio = 1.0
         kf = s.kf * ratio * lin
-        E = s.E * eq[None, :] * lin[:, None]
-        state = StemState(E, kf, eq, mean_gr, integrated_from_frames(kf))
+        E = s.E * tone[None, :] * lin[:, None]
+        state = StemState(E, kf, tone, mean_gr, integrated_from_frames(kf))
         if len(self._stem_cache) > 4 * len(self.stems) + 256:
             self._stem_cache.clear()
         self._stem_cache[key] = state

@@ -11,6 +11,8 @@ same hysteresis as every other move, and explained with their predicted correlat
   changes sign.
 * **Diffuse out-of-phase content** (correlation at or below :data:`PHASE_CORRELATION` while the low
   band is not inverted): narrow it until its correlation is :data:`NARROW_TARGET_CORRELATION`.
+* **A mono source bounced hard to one side** (one channel empty): fold to mono so it sits centred
+  (REAPER's balance pan cannot move it; the fader then restores its level, which the level term sees).
 * **A low end that is not mono** on kick and bass (low-band correlation below 0.8): mono width.
 * **A centre role that is wide** (side share above 0.3): narrow to a side share of 0.1.
 """
@@ -32,6 +34,8 @@ CHECK_CORRELATION = -0.2
 NARROW_TARGET_CORRELATION = 0.2
 LOW_MONO_CORRELATION = 0.8
 CENTRE_MAX_WIDTH, CENTRE_TARGET_WIDTH = 0.3, 0.1
+#: A stem whose channels differ by more than this (dB) is a mono source bounced panned to one side.
+ONE_SIDED_DB = 20.0
 #: Bands within this many dB of the part's loudest band count as its content.
 CONTENT_WITHIN_DB = 30.0
 
@@ -70,9 +74,18 @@ def stereo_decision(view: StemView) -> tuple[str, dict, Finding, tuple[Effect, .
     ``kind`` is ``"polarity"`` (content ``{"channel": "right"}``) or ``"width"`` (``{"width": w}``).
     """
     a = view.analysis
-    if a is None or a.stereo is None or a.stereo.correlation is None or a.faults.silent:
+    if a is None or a.stereo is None or a.faults.silent:
         return None
     st = a.stereo
+    if st.correlation is None and st.balance_db is not None and abs(st.balance_db) >= ONE_SIDED_DB:
+        side = "left" if st.balance_db < 0 else "right"
+        msg = (f"{view.name} has sound in its {side} channel only ({abs(st.balance_db):.0f} dB more than the other): "
+               f"a mono source bounced panned hard {side}. Fold the track to mono (width 0) so it sits centred")
+        evidence = {"balance_db": st.balance_db, "pan": st.pan}
+        effects = (Effect(f"{view.name} pan", "pan", round(st.pan or 0.0, 2), 0.0, ""),)
+        return "width", {"width": 0.0}, Finding("hard_pan", "warning", msg, evidence), effects, 0.8
+    if st.correlation is None:
+        return None
     corr = st.correlation
     low = low_band_correlation(a)
     balanced = abs(st.balance_db or 0.0) < 6.0
