@@ -54,16 +54,19 @@ def test_stem_9_db_too_hot_is_turned_down(planted):
     assert -12.0 <= volume.value <= -7.0, volume
 
 
-def test_kick_and_bass_masking_gets_a_cut_in_their_shared_low_band(planted):
+def test_kick_and_bass_build_up_is_reported_where_it_peaks_and_never_cut_below_50_hz(planted):
+    # The synthetic bass plays its fundamentals right on the kick's (65-98 Hz against 62 Hz): carving
+    # either would take its own body (structural, a finding); tests/test_planner_golden.py covers the
+    # complementary carve where the two can share the low end.
     _, plan = planted
-    cuts = [(t.name, c) for t in plan.tracks if t.name in ("Kick", "Bass_DI")
-            for c in t.changes if c.target == "eq" and c.param.endswith("_freq_hz")
-            and any(f.code == "masking" and {"Kick", "Bass_DI"} <= set(f.evidence.values()) for f in t.findings)]
-    assert cuts, "no masking cut between kick and bass"
-    name, freq = cuts[0]
-    assert 50.0 <= freq.value <= 130.0, f"cut on {name} at {freq.value} Hz, expected in 60-120 Hz"
-    gains = [c for c in plan.track(name).changes if c.param == freq.param.replace("freq_hz", "gain_db")]
-    assert gains and gains[0].value < 0
+    found = [f for t in plan.tracks if t.name in ("Kick", "Bass_DI") for f in t.findings
+             if f.code == "masking" and {"Kick", "Bass_DI"} <= set(f.evidence.values())]
+    assert found, "the kick/bass conflict is reported"
+    assert all(44.0 <= f.evidence["band_low_hz"] and f.evidence["band_high_hz"] <= 180.0 for f in found), found
+    for t in plan.tracks:
+        for c in t.changes:
+            if t.name in ("Kick", "Bass_DI") and c.target == "eq" and c.param.endswith("_freq_hz"):
+                assert c.value > 50.0, (t.name, c)
 
 
 def test_rumble_and_dc_on_the_pad_get_a_high_pass(planted):

@@ -341,14 +341,19 @@ class MixModel:
         return (np.abs(pu - pv) < 0.5) & (pu >= 7.0)
 
     def pair_overlap(self, u: int, v: int, decisions: dict[str, TrackDecision], lo: int, hi: int) -> tuple[float, float]:
-        """The analysis' pair figures over bands ``lo..hi-1``: mean overlap (dB) over the masked cells
-        and the share of ``u``'s active time in which some band of the range is masked."""
+        """The analysis' masking measure of ``u`` by ``v`` over bands ``lo..hi-1``: the overlap
+        (MSR + clarity margin, dB, 0 where clear) averaged over ``u``'s significant cells while ``v``
+        plays, and the share of ``u``'s active time in which some band of the range is masked.
+
+        Averaged over every significant cell (not only the masked ones), so it only falls when a
+        cut clears cells; re-analysing the rendered plan gives the same figure to a fraction of a dB.
+        """
         le_u, _, sig_u, n_u, _ = self.unit_state(u, decisions)
         _, lt_v, _, _, act_v = self.unit_state(v, decisions)
         x = (lt_v - le_u + np.float32(CLARITY_MARGIN_DB))[:, lo:hi]
-        cells = sig_u[:, lo:hi] & act_v[:, None] & (x > 0)
-        overlap = float(x[cells].mean()) if cells.any() else 0.0
-        fraction = float(cells.any(axis=1).sum() / n_u)
+        eligible = sig_u[:, lo:hi] & act_v[:, None]
+        overlap = float(np.maximum(x[eligible], 0.0).mean()) if eligible.any() else 0.0
+        fraction = float((eligible & (x > 0)).any(axis=1).sum() / n_u)
         return overlap, fraction
 
     # --- songs-level quantities -------------------------------------------------------------------

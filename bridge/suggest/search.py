@@ -25,6 +25,9 @@ from .predict import COMP_DETECTOR_CREST_DB, _db
 #: The largest fader move, and the largest section move, dB.
 MAX_FADER_DB = 12.0
 MAX_SECTION_DB = 10.0
+#: Compressor candidates: threshold at these percentiles of what it hears, these ratios.
+COMP_THRESHOLD_PERCENTILES = (50, 70)
+COMP_RATIOS = (2.0, 3.0, 4.0, 6.0)
 #: Sections within this many LU of their place get no automation (the level tolerance).
 SECTION_TOLERANCE_LU = 3.0
 #: Masking cuts tried (dB) and their limits; a cut lives within an octave-ish region around the
@@ -39,6 +42,12 @@ MAX_PAIRS_PER_ITERATION = 12
 HPF_BELOW = 1.8
 #: The lead vocal's weight in choosing the anchor (the balance is built around it).
 ANCHOR_LEAD_WEIGHT = 3.0
+#: A single high-pass section must leave under this share of a move's cost of junk.
+HPF_MARGIN = 0.5
+#: A masking cut may take at most this much of the masker's own loudness (LU).  A conflict that
+#: needs more is structural (the masker lives where the protected part does): a finding, not a cut -
+#: in every pass alike, so a plan never stacks cuts on it.
+MAX_MASKING_LOSS_LU = 1.5
 #: Safety bounds of the loop.
 MAX_ITERATIONS = 40
 MAX_ANCHOR_ROUNDS = 4
@@ -62,6 +71,7 @@ class TrackFx:
     comp: CompSettings | None = None
     polarity: str | None = None
     width: float | None = None
+    comp_percentile: float | None = None  # where the compressor's threshold sits in what it hears
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,27 @@ class State:
         tracks = list(self.tracks)
         tracks[k] = fx
         return State(self.units, tuple(tracks))
+
+
+def conflict_regions(score: np.ndarray, share: float = 0.25, limit: int = 3) -> list[tuple[int, int]]:
+    """The separate band regions of one conflict, costliest first: around each local peak scoring at
+    least ``share`` of the highest, the neighbours scoring at least half that peak."""
+    top = float(score.max()) if len(score) else 0.0
+    if top <= 0.0:
+        return []
+    out: list[tuple[float, int, int]] = []
+    taken = np.zeros(len(score), dtype=bool)
+    for peak in np.argsort(-score, kind="stable"):
+        if score[peak] < share * top or taken[peak] or len(out) >= limit:
+            break
+        lo, hi = int(peak), int(peak) + 1
+        while lo > 0 and not taken[lo - 1] and score[lo - 1] >= 0.5 * score[peak]:
+            lo -= 1
+        while hi < len(score) and not taken[hi] and score[hi] >= 0.5 * score[peak]:
+            hi += 1
+        taken[lo:hi] = True
+        out.append((float(score[lo:hi].sum()), lo, hi))
+    return [(lo, hi) for _, lo, hi in sorted(out, key=lambda r: -r[0])]
 
 
 class Optimiser:
@@ -98,6 +129,8 @@ class Optimiser:
             tracks[k] = fx
         self.start = State(tuple(UnitMove() for _ in objective.units), tuple(tracks))
         self.evaluations = 0
+        #: Masking conflicts (pair, region centre) found structural (see MAX_MASKING_LOSS_LU).
+        self.structural: set[tuple[int, int, float]] = set()
 
     # --- state -> decisions -------------------------------------------------------------------------
     def decisions(self, state: State) -> dict[str, TrackDecision]:
@@ -140,12 +173,17 @@ class Optimiser:
             loud = self.obj.unit_loudness(unit, decisions)
             if loud is None:
                 continue
+            weight = ANCHOR_LEAD_WEIGHT if unit.role == "lead_vocal" else 1.0
             if unit.steady and unit.sections:
-                # A steady part's usual level: its median section against the band, so a part
-                # dipping in half the song does not drag the balance down with it.
+                # A steady part's usual level: its upper-median section against the band, so a part
+                # dipping in half the song does not drag the balance down with it; a part whose
+                # sections disagree by more than the tolerance lets the band set the anchor.
                 d, es, _, _ = self.obj.unit_level_terms(unit, decisions, 0.0, None)
-                loud = loud + float(np.median(np.array(es) - d))
-            rows.append((loud - unit.offset_lu, ANCHOR_LEAD_WEIGHT if unit.role == "lead_vocal" else 1.0))
+                rel = np.sort(np.array(es) - d)
+                loud = loud + float(rel[len(rel) // 2])
+                if rel[-1] - rel[0] > SECTION_TOLERANCE_LU:
+                    weight = min(weight, 0.5)
+            rows.append((loud - unit.offset_lu, weight))
         if not rows:
             return None
         base = np.array([r[0] for r in rows])
@@ -259,10 +297,40 @@ class Optimiser:
                     old = current.get(key, 0.0)
                     new = old - e if abs(e) >= tolerance else old
                     gains[key] = float(np.clip(round(new, 1), -MAX_SECTION_DB, MAX_SECTION_DB))
-                sections = tuple(SectionGain(n, a, b, g) for (n, a, b), g in sorted(gains.items(), key=lambda i: i[0][1])
-                                 if abs(g) >= 0.1)
-                if sections != state.units[u].sections:
-                    yield state.with_unit(u, replace(state.units[u], sections=sections))
+                chosen = {key for key, g in gains.items() if abs(g - current.get(key, 0.0)) >= 0.05}
+                candidate = self._settle_sections(state, u, unit, gains, chosen, anchor)
+                if candidate is not None and candidate.units[u].sections != state.units[u].sections:
+                    yield candidate
+
+    def _settle_sections(self, state: State, u: int, unit, gains: dict, chosen: set, anchor: float,
+                         rounds: int = 3) -> State | None:
+        """The automation with the ``chosen`` sections moved until they sit at their place.
+
+        Raising a section moves the part's own average (and so every section's deviation); a few
+        rounds of "move each chosen section by what it still misses" settle it.
+        """
+        if not chosen:
+            return None
+        song = self.model.song
+
+        def build(g: dict) -> State:
+            sections = tuple(SectionGain(n, a, b, v) for (n, a, b), v in sorted(g.items(), key=lambda i: i[0][1])
+                             if abs(v) >= 0.1)
+            return state.with_unit(u, replace(state.units[u], sections=sections))
+        candidate = build(gains)
+        for _ in range(rounds):
+            decisions = self.decisions(candidate)
+            _, es, _, _ = self.obj.unit_level_terms(unit, decisions, anchor, None)
+            worst = 0.0
+            for k, e in zip(unit.sections, es):
+                key = song.sections[k]
+                if key in chosen:
+                    gains[key] = float(np.clip(round(gains[key] - e, 1), -MAX_SECTION_DB, MAX_SECTION_DB))
+                    worst = max(worst, abs(e))
+            candidate = build(gains)
+            if worst < 0.2:
+                break
+        return candidate
 
     def _free_slots(self, fx: TrackFx) -> int:
         return MAX_EQ_BANDS - len(fx.eq)
@@ -287,17 +355,12 @@ class Optimiser:
                 if own.max() > 0:
                     b = int(np.argmax(own))
                     yield from self._cut(state, decisions, u, v, b, b + 1, BAND_CENTERS_HZ[b], 2.0)
-            peak = int(np.argmax(score))
-            lo, hi = peak, peak + 1
-            while lo > 0 and score[lo - 1] >= 0.5 * score[peak]:
-                lo -= 1
-            while hi < N_BANDS and score[hi] >= 0.5 * score[peak]:
-                hi += 1
-            weights = score[lo:hi]
-            centre = float(np.exp(np.sum(weights * np.log(BAND_CENTERS_HZ[lo:hi])) / max(weights.sum(), 1e-30)))
-            width_hz = float(BAND_HIGH_HZ[hi - 1] - BAND_LOW_HZ[lo])
-            q = float(np.clip(centre / max(width_hz, 1.0), *Q_RANGE))
-            yield from self._cut(state, decisions, u, v, lo, hi, centre, q)
+            for lo, hi in conflict_regions(score):
+                weights = score[lo:hi]
+                centre = float(np.exp(np.sum(weights * np.log(BAND_CENTERS_HZ[lo:hi])) / max(weights.sum(), 1e-30)))
+                width_hz = float(BAND_HIGH_HZ[hi - 1] - BAND_LOW_HZ[lo])
+                q = float(np.clip(centre / max(width_hz, 1.0), *Q_RANGE))
+                yield from self._cut(state, decisions, u, v, lo, hi, centre, q)
 
     def _cut(self, state: State, decisions, u: int, v: int, lo: int, hi: int, centre: float, q: float):
         """Cuts on the masker group's member that carries most of bands ``lo..hi-1`` (deepening a cut
@@ -310,6 +373,8 @@ class Optimiser:
         k = max(members, key=lambda m: (energy[m], -m))
         fx = state.tracks[k]
         tag = f"masking:{u}:{v}"
+        if (u, v, nice_hz(centre)) in self.structural:
+            return
         near = [i for i, b in enumerate(fx.eq) if b.kind == "peak" and b.gain_db < 0
                 and abs(math.log2(b.freq_hz / centre)) < 0.5]
         freq = nice_hz(centre)
@@ -320,10 +385,47 @@ class Optimiser:
                 gain = max(MAX_CUT_DB, old.gain_db + step / 2.0)
                 band = EqBand("peak", old.freq_hz, round(gain, 1), old.q)
                 eq = fx.eq[:i] + (band,) + fx.eq[i + 1:]
-                yield state.with_track(k, replace(fx, eq=eq))
+                candidate = self.retrack(state, k, replace(fx, eq=eq))
+                without = fx.eq[:i] + fx.eq[i + 1:]
             elif self._free_slots(fx) > 0:
                 band = EqBand("peak", freq, step, round(q, 2))
-                yield state.with_track(k, replace(fx, eq=fx.eq + (band,), why=fx.why + (tag,)))
+                candidate = self.retrack(state, k, replace(fx, eq=fx.eq + (band,), why=fx.why + (tag,)))
+                without = fx.eq
+            else:
+                return
+            if self.cut_loss(k, decisions, without, candidate.tracks[k].eq) > MAX_MASKING_LOSS_LU:
+                return
+            yield candidate
+
+    def retrack(self, state: State, k: int, fx: TrackFx) -> State:
+        """``state`` with track ``k``'s processing set to ``fx``; a compressor follows a new EQ (its
+        threshold stays at the same place in what it hears, its make-up keeps the loudness)."""
+        if fx.comp is not None and fx.comp_percentile is not None and fx.eq != state.tracks[k].eq:
+            d = self.decisions(state).get(self.model.stems[k].name, TrackDecision())
+            comp = self._comp_for(k, replace(d, eq=fx.eq), fx.comp_percentile, fx.comp.ratio)
+            if comp is not None:
+                fx = replace(fx, comp=comp)
+        return state.with_track(k, fx)
+
+    def _comp_for(self, k: int, d: TrackDecision, percentile: float, ratio: float) -> CompSettings | None:
+        s = self.model.stems[k]
+        eq_gain = self.model.stem_state(k, replace(d, comp=None)).eq_gain
+        level = _db((s.E * eq_gain[None, :]).sum(axis=1)[s.active]) + s.detector_crest_db
+        if len(level) < 10:
+            return None
+        threshold = round(float(np.percentile(level, percentile)) * 2) / 2
+        loud = self.model.stem_state(k, replace(d, comp=None)).integrated_lufs
+        probe = CompSettings(threshold, ratio, s.profile.attack_ms, s.profile.release_ms, 0.0)
+        squashed = self.model.stem_state(k, replace(d, comp=probe)).integrated_lufs
+        makeup = 0.0 if loud is None or squashed is None else min(6.0, round((loud - squashed) * 2) / 2)
+        return replace(probe, makeup_db=max(0.0, makeup))
+
+    def cut_loss(self, k: int, decisions, eq_before: tuple, eq_after: tuple) -> float:
+        """How much of a part's own loudness (LU) an EQ change takes."""
+        d = decisions.get(self.model.stems[k].name, TrackDecision())
+        a = self.model.stem_state(k, replace(d, eq=eq_before)).integrated_lufs
+        b = self.model.stem_state(k, replace(d, eq=eq_after)).integrated_lufs
+        return 0.0 if a is None or b is None else a - b
 
     def highpass_candidates(self, state: State):
         decisions = self.decisions(state)
@@ -343,9 +445,15 @@ class Optimiser:
             if have >= 2 or self._free_slots(fx) < 1:
                 continue
             band = EqBand("highpass", corner, 0.0, 0.71)
-            yield state.with_track(k, replace(fx, eq=fx.eq + (band,), why=fx.why + ("low_rumble",)))
+            single = self.retrack(state, k, replace(fx, eq=fx.eq + (band,), why=fx.why + ("low_rumble",)))
+            # A 12 dB/oct filter is offered only when it clears the junk with margin (what is left
+            # costs under half a move); otherwise the filter is 24 dB/oct, so that re-planning the
+            # result finds nothing that another filter would pay for.
+            left = self.obj.low_end(k, self.decisions(single).get(s.name, TrackDecision()))[1]
+            if left <= HPF_MARGIN * COST_PER_MOVE["highpass"] or have == 1 or self._free_slots(fx) < 2:
+                yield single
             if have == 0 and self._free_slots(fx) >= 2:
-                yield state.with_track(k, replace(fx, eq=fx.eq + (band, band), why=fx.why + ("low_rumble", "low_rumble")))
+                yield self.retrack(state, k, replace(fx, eq=fx.eq + (band, band), why=fx.why + ("low_rumble", "low_rumble")))
 
     def comp_candidates(self, state: State):
         decisions = self.decisions(state)
@@ -361,16 +469,13 @@ class Optimiser:
             level = _db(pre[s.active]) + s.detector_crest_db
             if len(level) < 10:
                 continue
-            # Threshold at the 70th percentile of what the compressor hears (after the AI EQ, before
-            # the fader); make-up restores the part's predicted loudness (ReaComp's wet gain, <= 6 dB).
-            threshold = round(float(np.percentile(level, 70)) * 2) / 2
-            loud = self.model.stem_state(k, replace(d, comp=None)).integrated_lufs
-            for ratio in (2.0, 3.0, 4.0, 6.0):
-                probe = CompSettings(threshold, ratio, s.profile.attack_ms, s.profile.release_ms, 0.0)
-                squashed = self.model.stem_state(k, replace(d, comp=probe)).integrated_lufs
-                makeup = 0.0 if loud is None or squashed is None else min(6.0, round((loud - squashed) * 2) / 2)
-                comp = replace(probe, makeup_db=max(0.0, makeup))
-                yield state.with_track(k, replace(state.tracks[k], comp=comp))
+            # Threshold at a percentile of what the compressor hears (after the AI EQ, before the
+            # fader); make-up restores the part's predicted loudness (ReaComp's wet gain, <= 6 dB).
+            for percentile in COMP_THRESHOLD_PERCENTILES:
+                for ratio in COMP_RATIOS:
+                    comp = self._comp_for(k, d, percentile, ratio)
+                    if comp is not None:
+                        yield state.with_track(k, replace(state.tracks[k], comp=comp, comp_percentile=percentile))
 
     def reference_candidates(self, state: State):
         if self.obj.reference_delta is None:
@@ -397,11 +502,11 @@ class Optimiser:
                     old = fx.eq[i]
                     gain = float(np.clip(old.gain_db + np.clip(dj, -1.5, 1.5), -3.0, 3.0))
                     eq = fx.eq[:i] + (replace(old, gain_db=round(gain, 1)),) + fx.eq[i + 1:]
-                    yield state.with_track(k, replace(fx, eq=eq))
+                    yield self.retrack(state, k, replace(fx, eq=eq))
                 elif self._free_slots(fx) > 0:
                     gain = float(np.clip(dj, -3.0, 3.0))
                     band = EqBand(kind, freq, round(gain, 1), q)
-                    yield state.with_track(k, replace(fx, eq=fx.eq + (band,), why=fx.why + (tag,)))
+                    yield self.retrack(state, k, replace(fx, eq=fx.eq + (band,), why=fx.why + (tag,)))
 
     # --- refinement --------------------------------------------------------------------------------------
     def _golden(self, f, lo: float, hi: float, tol: float = 0.1, max_iter: int = 18) -> float:
@@ -443,14 +548,33 @@ class Optimiser:
                 def f(x, k=k, i=i, fx=fx, base=state):
                     b = replace(fx.eq[i], gain_db=round(x, 2))
                     return self.cost(base.with_track(k, replace(fx, eq=fx.eq[:i] + (b,) + fx.eq[i + 1:])), anchor)
+                why = fx.why[i] if i < len(fx.why) else ""
                 if band.gain_db < 0:
                     lo, hi = max(MAX_CUT_DB, band.gain_db - 3.0), min(-0.5, band.gain_db + 3.0)
                 else:
                     lo, hi = max(0.5, band.gain_db - 1.5), min(3.0, band.gain_db + 1.5)
+                bound = None
+                if why.startswith("masking:"):
+                    # Deepest cut the loss limit allows.
+                    decisions = self.decisions(state)
+                    others = fx.eq[:i] + fx.eq[i + 1:]
+                    for g in np.arange(band.gain_db, lo - 1e-9, -0.5):
+                        if self.cut_loss(k, decisions, others, others + (replace(band, gain_db=float(g)),)) \
+                                > MAX_MASKING_LOSS_LU:
+                            bound = float(g) + 0.5
+                            lo = max(lo, bound)
+                            break
                 if hi > lo:
                     x = round(self._golden(f, lo, hi), 1)
+                    if bound is not None and x <= bound + 0.2:
+                        # The conflict wants more than a masking cut may take: structural.
+                        _, us, vs = why.split(":")
+                        self.structural.add((int(us), int(vs), band.freq_hz))
+                        state = self.retrack(state, k, replace(fx, eq=fx.eq[:i] + fx.eq[i + 1:],
+                                                            why=fx.why[:i] + fx.why[i + 1:]))
+                        return self.refine(state, anchor)
                     b = replace(band, gain_db=x)
-                    candidate = state.with_track(k, replace(fx, eq=fx.eq[:i] + (b,) + fx.eq[i + 1:]))
+                    candidate = self.retrack(state, k, replace(fx, eq=fx.eq[:i] + (b,) + fx.eq[i + 1:]))
                     if self.cost(candidate, anchor) <= self.cost(state, anchor):
                         state = candidate
                         fx = state.tracks[k]
@@ -476,8 +600,16 @@ class Optimiser:
             if move.sections:
                 yield state.with_unit(u, replace(move, sections=()))
         for k, fx in enumerate(state.tracks):
+            hp = [i for i, b in enumerate(fx.eq) if b.kind == "highpass"]
             for i in range(len(fx.eq)):
-                yield state.with_track(k, replace(fx, eq=fx.eq[:i] + fx.eq[i + 1:], why=fx.why[:i] + fx.why[i + 1:]))
+                if i in hp:
+                    continue
+                yield self.retrack(state, k, replace(fx, eq=fx.eq[:i] + fx.eq[i + 1:], why=fx.why[:i] + fx.why[i + 1:]))
+            if hp:
+                # A high-pass goes as a whole (its sections were chosen together, with margin).
+                keep = [i for i in range(len(fx.eq)) if i not in hp]
+                yield self.retrack(state, k, replace(fx, eq=tuple(fx.eq[i] for i in keep),
+                                                     why=tuple(fx.why[i] for i in keep)))
             if fx.comp is not None:
                 yield state.with_track(k, replace(fx, comp=None))
 
