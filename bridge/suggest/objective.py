@@ -215,6 +215,13 @@ class Objective:
                        for k, s in enumerate(model.stems)}
         self.importance = self._importance()
         self._memo: dict = {}
+        self._lifts_for, self._lifts = None, None
+        #: Per section, the judged units playing in it and the section's index in their own list.
+        self._present: dict[int, list[tuple[int, int]]] = {}
+        for u in self.units:
+            if u.offset_lu is not None:
+                for i, k in enumerate(u.sections):
+                    self._present.setdefault(k, []).append((u.group, i))
         self._place_steady_units()
         # The lead vocal's clarity is what a mix is built around: it is judged from a lower onset.
         self._onset = {g: (LEAD_MASKING_ONSET_DB if any(model.stems[k].role == LEAD_VOCAL for k in members)
@@ -355,15 +362,24 @@ class Objective:
         d = loud - (anchor + unit.offset_lu)
         if not unit.steady:
             return d, (), W_LEVEL * d * d, 0.0
-        own = self.section_lifts(unit, decisions)
+        lifts = self._lift_table(decisions)
         es = []
-        for k, lift in zip(unit.sections, own):
-            others = [self.section_lifts(v, decisions)[v.sections.index(k)] for v in self.units
-                      if v is not unit and v.offset_lu is not None and k in v.sections]
-            band = BAND_LIFT_SHARE * float(np.median(others)) if others else 0.0
+        for k, lift in zip(unit.sections, lifts[unit.group]):
+            others = sorted(lifts[v][i] for v, i in self._present[k] if v != unit.group)
+            n = len(others)
+            median = 0.0 if n == 0 else (others[n // 2] if n % 2 else 0.5 * (others[n // 2 - 1] + others[n // 2]))
+            band = BAND_LIFT_SHARE * median
             es.append(d + lift - band)
         sec = W_SECTION * sum(w * e * e for w, e in zip(unit.section_weight, es))
         return d, tuple(es), W_LEVEL * (1.0 - SECTION_SHARE) * d * d, sec
+
+    def _lift_table(self, decisions) -> dict[int, tuple[float, ...]]:
+        """Every judged unit's section lifts under ``decisions`` (computed once per decisions dict)."""
+        if self._lifts_for is decisions and self._lifts is not None:
+            return self._lifts
+        table = {u.group: self.section_lifts(u, decisions) for u in self.units if u.offset_lu is not None and u.sections}
+        self._lifts_for, self._lifts = decisions, table
+        return table
 
     def section_lifts(self, unit: LevelUnit, decisions) -> tuple[float, ...]:
         """Per section the unit plays in, its level there (active frames) against its level over all
