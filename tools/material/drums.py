@@ -23,8 +23,8 @@ How each mic is derived (all distances in metres, sound at 343 m/s, 48 kHz):
    overheads (0.3x) and, faintly, the close mics (0.02x).
 6. **Mic character.**  Kick In: +4 dB at 4.5 kHz (beater), high-pass 35 Hz.  Kick Out: +4 dB shelf
    below 70 Hz, low-pass 7 kHz; it sits 0.40 m further from the batter head, so it lags Kick In by
-   about 1.2 ms.  Snare Bottom: high-pass 250 Hz, +6 dB shelf above 4 kHz (wires) and **polarity
-   inverted** (it faces the top mic, as real bottom mics do before the engineer flips them).
+   about 1.2 ms.  Snare Bottom: -6 dB shelf below 200 Hz (less body), +6 dB shelf above 4 kHz (wires)
+   and **polarity inverted** (it faces the top mic, as real bottom mics do before the engineer flips them).
 
 The kit's samples are themselves recordings (close or stereo-miked by the kit's authors); the
 simulation adds what a multi-mic session has and a sample kit lacks: bleed, inter-mic delays, a
@@ -99,7 +99,7 @@ MICS: dict[str, Mic] = {m.label: m for m in (
     Mic("snare_top", (-0.25, 0.56, 0.70), _aim((-0.25, 0.56, 0.70), (-0.25, 0.40, 0.62)), "snare",
         pattern="hypercardioid"),
     Mic("snare_bottom", (-0.25, 0.48, 0.48), _aim((-0.25, 0.48, 0.48), (-0.25, 0.40, 0.56)), "snare",
-        eq=(dsp.Band("highpass", 250.0, 0.0, 0.7), dsp.Band("high_shelf", 4000.0, 6.0, 0.7)), invert=True),
+        eq=(dsp.Band("low_shelf", 200.0, -6.0, 0.7), dsp.Band("high_shelf", 4000.0, 6.0, 0.7)), invert=True),
     Mic("tom1", (-0.12, 0.74, 0.90), _aim((-0.12, 0.74, 0.90), PIECE_POSITIONS["tom1"]), "tom1"),
     Mic("tom2", (0.18, 0.74, 0.90), _aim((0.18, 0.74, 0.90), PIECE_POSITIONS["tom2"]), "tom2"),
     Mic("floor", (0.55, 0.47, 0.66), _aim((0.55, 0.47, 0.66), PIECE_POSITIONS["floor"]), "floor"),

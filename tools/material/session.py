@@ -227,6 +227,7 @@ class Session:
     key_name: str
     duration_s: float
     sample_rate: int
+    frames: int
     clean_twin: Path | None = None
 
     @property
@@ -509,10 +510,34 @@ def _build_variant(recipe: Recipe, clean: Session, folder: Path) -> None:
             if s.name in result.stems:
                 s.problems.append(spec.kind)
                 s.changed = s.changed or spec.kind != "bad_names"
-        planted.append(result.to_dict())
+        entry = result.to_dict()
+        entry["stem_ids"] = [s.id for s in stems.values() if s.name in result.stems]
+        planted.append(entry)
+    # Problems name stems as they were when planted; a later rename must reach every record.
+    renames = {old: new for p in planted if p["kind"] == "bad_names" for old, new in p["params"]["renamed"].items()
+               if new in {s.name for s in stems.values()}}
+    planted = [p if p["kind"] == "bad_names" else _renamed(p, renames) for p in planted]
     meta = {"clean": clean}
     _write(folder, recipe, song, stems, meta, problems=tuple(planted), expected=clean.expected_moves,
            clean_twin=clean.path)
+
+
+def _renamed(record, renames: dict[str, str]):
+    """``record`` with every stem name (a ``stems`` list, ``stem`` fields, dict keys) renamed."""
+    if isinstance(record, dict):
+        out = {}
+        for key, value in record.items():
+            key = renames.get(key, key)
+            if key in ("stem", "masked_stem") and isinstance(value, str):
+                out[key] = renames.get(value, value)
+            elif key == "stems":
+                out[key] = [renames.get(v, v) for v in value]
+            else:
+                out[key] = _renamed(value, renames)
+        return out
+    if isinstance(record, list):
+        return [_renamed(v, renames) for v in record]
+    return record
 
 
 def _candidates(spec: Problem, stems: dict) -> list[str]:
@@ -604,7 +629,8 @@ def _write(folder: Path, recipe: Recipe, song: Song, stems: dict, meta: dict, pr
         "schema": TRUTH_SCHEMA, "builder": code_version(), "recipe": recipe.to_dict(), "recipe_hash": recipe.key_hash,
         "variant": "problems" if problems else "clean",
         "clean_twin": os.path.relpath(clean_twin, folder) if clean_twin else None,
-        "sample_rate": SAMPLE_RATE, "bit_depth": 24, "duration_s": round(duration, 4),
+        "sample_rate": SAMPLE_RATE, "bit_depth": 24, "frames": max(e["frames"] for e in entries),
+        "duration_s": round(duration, 4),
         "tempo_bpm": song.tempo_bpm, "key": song.key_name,
         "chords": [{"bar": c.bar, "root": c.root_pc, "quality": c.quality} for c in song.chords],
         "lead_playback_lufs": round(recipe.lead_lufs + (meta.get("shift_db") or (clean and _shift(clean)) or 0.0), 2),
@@ -642,4 +668,4 @@ def load_session(folder: str | os.PathLike) -> Session:
     twin = (folder / data["clean_twin"]).resolve() if data.get("clean_twin") else None
     return Session(folder, Recipe.from_dict(data["recipe"]), data["recipe_hash"], stems, sections,
                    tuple(data["problems"]), tuple(data["expected_moves"]), data["tempo_bpm"], data["key"],
-                   data["duration_s"], data["sample_rate"], twin)
+                   data["duration_s"], data["sample_rate"], data["frames"], twin)

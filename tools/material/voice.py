@@ -17,7 +17,6 @@ import functools
 import io
 import shutil
 import subprocess
-from fractions import Fraction
 
 import numpy as np
 import soundfile as sf
@@ -50,8 +49,8 @@ def espeak_version() -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def speak(word: str, voice: str, fs: int = 48000, speed_wpm: int = 150) -> np.ndarray:
-    """One word from espeak-ng as mono float32 at ``fs``, leading and trailing silence trimmed."""
+def speak(word: str, voice: str, speed_wpm: int = 150) -> tuple[np.ndarray, int]:
+    """One word from espeak-ng as mono float32 at espeak's own rate (22.05 kHz), silence trimmed."""
     if not espeak_available():
         raise MaterialError("espeak-ng is not installed (apt install espeak-ng)")
     done = subprocess.run([ESPEAK, "-v", voice, "-s", str(speed_wpm), "--stdout", word],
@@ -64,10 +63,8 @@ def speak(word: str, voice: str, fs: int = 48000, speed_wpm: int = 150) -> np.nd
     loud = np.flatnonzero(np.abs(audio) > 0.01 * max(float(np.abs(audio).max()), 1e-9))
     if len(loud):
         audio = audio[loud[0]: loud[-1] + 1]
-    ratio = Fraction(fs, rate).limit_denominator(1000)
-    out = signal.resample_poly(audio, ratio.numerator, ratio.denominator).astype(np.float32)
-    out.setflags(write=False)
-    return out
+    audio.setflags(write=False)
+    return audio, int(rate)
 
 
 @functools.lru_cache(maxsize=4)
@@ -79,17 +76,20 @@ def _filterbank(fs: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _word_envelope(word: str, voice: str, fs: int) -> np.ndarray:
-    """Band envelopes of a spoken word, shape ``(frames at FRAME_HZ, BANDS)``."""
-    audio = speak(word, voice, fs)
-    _, bank = _filterbank(fs)
-    hop = fs // FRAME_HZ
-    smooth = signal.butter(2, 30.0, "low", fs=fs, output="sos")
-    env = []
-    for sos in bank:
-        band = signal.sosfilt(sos, audio)
-        env.append(np.maximum(signal.sosfilt(smooth, np.abs(band))[::hop], 0.0))
-    out = np.stack(env, axis=1).astype(np.float32)
+def _word_envelope(word: str, voice: str) -> np.ndarray:
+    """Band envelopes of a spoken word, shape ``(frames at FRAME_HZ, BANDS)``: RMS of the STFT bins
+    (25 ms Hann windows every 5 ms, at espeak's own rate) inside each vocoder band."""
+    audio, rate = speak(word, voice)
+    hop = rate // FRAME_HZ
+    window = 5 * hop
+    freqs, _, spec = signal.stft(audio, rate, window="hann", nperseg=window, noverlap=window - hop, boundary=None,
+                                 padded=True)
+    power = np.abs(spec) ** 2
+    edges = np.geomspace(LOW_HZ, HIGH_HZ, BANDS + 1)
+    env = [np.sqrt(power[(freqs >= lo) & (freqs < hi)].sum(axis=0)) for lo, hi in zip(edges[:-1], edges[1:])]
+    # Frame k covers [k hop, k hop + 25 ms) and is placed at k hop: the envelope leads by 12.5 ms,
+    # which puts a word's consonant just before the note, where singers put it.
+    out = np.stack(env, axis=1).astype(np.float32) * np.float32(2.0 / window)
     out.setflags(write=False)
     return out
 
@@ -145,7 +145,7 @@ def vocal_line(notes: tuple[Note, ...], length_s: float, seed: int, fs: int = 48
         if b - a < 2:
             continue
         word = lyrics[(offset + k) % len(lyrics)]
-        shaped = _fit_to_note(_word_envelope(word, voice, fs), b - a) * (n.velocity / 100.0) ** 1.5
+        shaped = _fit_to_note(_word_envelope(word, voice), b - a) * (n.velocity / 100.0) ** 1.5
         env[a:a + len(shaped)] = np.maximum(env[a:a + len(shaped)], shaped)
         target = 440.0 * 2.0 ** ((n.pitch - 69) / 12.0)
         t = np.arange(b - a) / FRAME_HZ
