@@ -20,9 +20,9 @@ How each mic is derived (all distances in metres, sound at 343 m/s, 48 kHz):
    pressure, summed and low-passed at 6 kHz (absorption).
 5. **Late reverb.**  A seeded, decorrelated noise tail (RT60 0.75 s, highs decaying faster) of
    the summed kit feeds the room pair (reverberant field ~1.8x the direct+early energy), the
-   overheads (0.3x) and, faintly, the close mics (0.02x).
-6. **Mic character.**  Kick In: +4 dB at 4.5 kHz (beater), high-pass 35 Hz.  Kick Out: +4 dB shelf
-   below 70 Hz, low-pass 7 kHz; it sits 0.40 m further from the batter head, so it lags Kick In by
+   overheads (0.3x) and, faintly, the close mics (0.02x); the tail is high-passed at 50 Hz.
+6. **Mic character.**  Kick In: +4 dB at 4.5 kHz (beater), high-pass 35 Hz.  Kick Out: +4 dB at
+   60 Hz (Q 1), low-pass 7 kHz; it sits 0.40 m further from the batter head, so it lags Kick In by
    about 1.2 ms.  Snare Bottom: -6 dB shelf below 200 Hz (less body), +6 dB shelf above 4 kHz (wires)
    and **polarity inverted** (it faces the top mic, as real bottom mics do before the engineer flips them).
 
@@ -91,11 +91,14 @@ def _aim(mic: tuple[float, float, float], target: tuple[float, float, float]) ->
     return tuple(float(x) for x in v / np.linalg.norm(v))
 
 
+#: A cardioid far from its source has no proximity effect: its response falls below ~40 Hz.
+DISTANT_ROLLOFF = (dsp.Band("highpass", 40.0, 0.0, 0.6),)
+
 MICS: dict[str, Mic] = {m.label: m for m in (
     Mic("kick_in", (0.0, 0.55, 0.35), (0.0, -1.0, 0.0), "kick",
         eq=(dsp.Band("highpass", 35.0, 0.0, 0.7), dsp.Band("peak", 4500.0, 4.0, 1.0))),
     Mic("kick_out", (0.0, 1.00, 0.35), (0.0, -1.0, 0.0), "kick",
-        eq=(dsp.Band("low_shelf", 70.0, 4.0, 0.7), dsp.Band("lowpass", 7000.0, 0.0, 0.7))),
+        eq=(dsp.Band("peak", 60.0, 4.0, 1.0), dsp.Band("lowpass", 7000.0, 0.0, 0.7))),
     Mic("snare_top", (-0.25, 0.56, 0.70), _aim((-0.25, 0.56, 0.70), (-0.25, 0.40, 0.62)), "snare",
         pattern="hypercardioid"),
     Mic("snare_bottom", (-0.25, 0.48, 0.48), _aim((-0.25, 0.48, 0.48), (-0.25, 0.40, 0.56)), "snare",
@@ -105,10 +108,12 @@ MICS: dict[str, Mic] = {m.label: m for m in (
     Mic("floor", (0.55, 0.47, 0.66), _aim((0.55, 0.47, 0.66), PIECE_POSITIONS["floor"]), "floor"),
     Mic("hats", (-0.58, 0.50, 1.02), _aim((-0.58, 0.50, 1.02), (-0.52, 0.45, 0.92)), "hats",
         pattern="hypercardioid"),
-    Mic("overhead_l", (-0.40, 0.60, 1.75), (0.0, 0.0, -1.0), reflections=1, tail=0.3),
-    Mic("overhead_r", (0.40, 0.60, 1.75), (0.0, 0.0, -1.0), reflections=1, tail=0.3),
-    Mic("room_l", (-1.0, 3.3, 1.5), _aim((-1.0, 3.3, 1.5), (0.0, 0.6, 0.8)), reflections=2, tail=1.8),
-    Mic("room_r", (1.0, 3.3, 1.5), _aim((1.0, 3.3, 1.5), (0.0, 0.6, 0.8)), reflections=2, tail=1.8),
+    Mic("overhead_l", (-0.40, 0.60, 1.75), (0.0, 0.0, -1.0), reflections=1, tail=0.3, eq=DISTANT_ROLLOFF),
+    Mic("overhead_r", (0.40, 0.60, 1.75), (0.0, 0.0, -1.0), reflections=1, tail=0.3, eq=DISTANT_ROLLOFF),
+    Mic("room_l", (-1.0, 3.3, 1.5), _aim((-1.0, 3.3, 1.5), (0.0, 0.6, 0.8)), reflections=2, tail=1.8,
+        eq=DISTANT_ROLLOFF),
+    Mic("room_r", (1.0, 3.3, 1.5), _aim((1.0, 3.3, 1.5), (0.0, 0.6, 0.8)), reflections=2, tail=1.8,
+        eq=DISTANT_ROLLOFF),
 )}
 
 #: Stems a session can ask for, and the mics that make each (stereo pairs are one stem).

@@ -128,6 +128,9 @@ def compress(audio: np.ndarray, fs: int, threshold_db: float, ratio: float, atta
 
 # ----------------------------------------------------------------------------------- reverb
 
+#: The reverb tails are high-passed here (2nd order).
+REVERB_LOW_CUT_HZ = 50.0
+
 
 def reverb_ir(fs: int, rt60_s: float, seed: int, channels: int = 2, predelay_ms: float = 12.0,
               damping: float = 0.5, length_s: float | None = None) -> np.ndarray:
@@ -135,7 +138,7 @@ def reverb_ir(fs: int, rt60_s: float, seed: int, channels: int = 2, predelay_ms:
 
     The noise is split into low (< 500 Hz), mid and high (> 4 kHz) bands that decay with RT60s of
     ``rt60_s * (1 + damping/2)``, ``rt60_s`` and ``rt60_s * (1 - damping)``: highs die first, as in
-    a real room.  Each channel gets its own noise, so the tail is wide (inter-channel correlation
+    a real room; it is high-passed at :data:`REVERB_LOW_CUT_HZ`.  Each channel gets its own noise, so the tail is wide (inter-channel correlation
     near 0).  Energy-normalised to 1.
     """
     rng = np.random.default_rng(seed)
@@ -149,6 +152,8 @@ def reverb_ir(fs: int, rt60_s: float, seed: int, channels: int = 2, predelay_ms:
     ir = np.zeros((n, channels))
     for band, rt in ((lows, rt60_s * (1 + damping / 2)), (mids, rt60_s), (highs, rt60_s * max(1 - damping, 0.15))):
         ir += band * (10.0 ** (-3.0 * t / max(rt, 0.05)))[:, None]
+    # White noise reaches down to DC; a room's diffuse field and the mics that hear it do not.
+    ir = signal.sosfilt(signal.butter(2, REVERB_LOW_CUT_HZ, "high", fs=fs, output="sos"), ir, axis=0)
     fade = min(n // 4, int(0.05 * fs))
     ir[n - fade:] *= np.linspace(1.0, 0.0, fade)[:, None]
     attack = int(0.004 * fs)

@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from scipy.fft import next_fast_len
+
 from bridge.analyze import loudness as lu
 
 from . import dsp
@@ -109,11 +111,22 @@ def _correlation(audio: np.ndarray) -> float | None:
 def _band_share_db(audio: np.ndarray, fs: int, low_hz: float | None, high_hz: float) -> float | None:
     """Energy in [low_hz, high_hz) relative to the whole stem's energy, dB (FFT of the mono sum)."""
     mono = audio.mean(axis=1).astype(np.float64)
-    spec = np.abs(np.fft.rfft(mono)) ** 2
-    freqs = np.fft.rfftfreq(len(mono), 1.0 / fs)
+    n = next_fast_len(len(mono))
+    spec = np.abs(np.fft.rfft(mono, n)) ** 2
+    freqs = np.fft.rfftfreq(n, 1.0 / fs)
     sel = (freqs < high_hz) & (freqs >= (low_hz or 0.0))
     total = spec.sum()
     return _r(10 * np.log10(spec[sel].sum() / total)) if total > 0 and spec[sel].sum() > 0 else None
+
+
+def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average over ``width`` samples (cumulative sums: linear time), same length."""
+    width = max(int(width), 1)
+    csum = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
+    half = width // 2
+    lo = np.clip(np.arange(len(x)) - half, 0, len(x))
+    hi = np.clip(np.arange(len(x)) - half + width, 0, len(x))
+    return (csum[hi] - csum[lo]) / width
 
 
 def _fits(audio: np.ndarray, gain_db: float) -> bool:
@@ -350,10 +363,9 @@ def over_dynamic_lead(stems, target: StemState, ctx: Context, rng, amount_db: fl
         b = min(int((ph[-1].start_s + ph[-1].length_s + 0.3) * fs), len(gain_db))
         gain_db[a:b] = g
         offsets.append(round(g, 2))
-    smooth = max(int(0.03 * fs), 1)
-    gain_db = np.convolve(gain_db, np.ones(smooth) / smooth, mode="same")
+    gain_db = _moving_average(gain_db, int(0.03 * fs))
     # Expansion inside phrases: louder notes louder still (1:1.5 above the stem's median level).
-    env = np.sqrt(np.convolve(target.audio[:, 0].astype(np.float64) ** 2, np.ones(int(0.05 * fs)) / int(0.05 * fs), mode="same"))
+    env = np.sqrt(_moving_average(target.audio[:, 0].astype(np.float64) ** 2, int(0.05 * fs)))
     env_db = 20 * np.log10(np.maximum(env, 1e-6))
     active = env_db > env_db.max() - 40
     median = float(np.median(env_db[active])) if active.any() else 0.0

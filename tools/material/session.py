@@ -31,6 +31,8 @@ SAMPLE_RATE = 48000
 SUBTYPE = "PCM_24"
 TAIL_S = 2.0
 DC_BLOCK_HZ = 10.0
+#: The clean twin's summed mix peaks at or under this (sample peak, dBFS).
+MIX_PEAK_DBFS = -5.0
 TRUTH_SCHEMA = "mixbridge-material-truth/1"
 
 DRUM_STEMS = tuple(MIC_STEMS)
@@ -129,7 +131,7 @@ class Recipe:
     drum_stems: tuple[str, ...] = ("kick_in", "kick_out", "snare_top", "snare_bottom", "tom1", "floor_tom",
                                    "overheads", "room")
     lead_source: str = "espeak"
-    lead_lufs: float = -20.0
+    lead_lufs: float = -24.0
     problems: tuple[Problem, ...] = ()
     programs: tuple[tuple[str, int], ...] = ()
 
@@ -444,9 +446,10 @@ def _build_clean(recipe: Recipe, folder: Path) -> None:
         audio[sid] = (audio[sid] * np.float32(dsp.undb(target - measured))).astype(np.float32)
         intended[sid] = round(float(target), 2)
     order = [s for s in order if s in audio]
-    # Headroom: no clean stem peaks above -1 dBFS (and problems need more: see problems.PEAK_CEILING_DBFS).
+    # Headroom: no clean stem peaks above -1 dBFS, and the summed mix (mono stems on both sides, unity
+    # faders) peaks at or under MIX_PEAK_DBFS, as a balanced session leaves room for the master bus.
     worst = max(dsp.db(float(np.abs(audio[s]).max())) for s in order)
-    shift = min(0.0, -1.0 - worst)
+    shift = round(min(0.0, -1.0 - worst, MIX_PEAK_DBFS - _mix_peak_dbfs([audio[s] for s in order])), 2)
     if shift < 0:
         for s in order:
             audio[s] = (audio[s] * np.float32(dsp.undb(shift))).astype(np.float32)
@@ -461,6 +464,14 @@ def _build_clean(recipe: Recipe, folder: Path) -> None:
                          "reason": "snare bottom mic is inverted against the top mic, as recorded"})
     meta = {"intended": intended, "basis": basis, "sources": sources, "notes": notes, "shift_db": round(shift, 2)}
     _write(folder, recipe, song, stems, meta, problems=(), expected=expected, clean_twin=None)
+
+
+def _mix_peak_dbfs(stems: list[np.ndarray]) -> float:
+    """Sample peak of the unity-fader sum (a mono stem plays on both sides), dBFS."""
+    mix = np.zeros((max(len(a) for a in stems), 2), dtype=np.float32)
+    for a in stems:
+        mix[: len(a)] += a if a.shape[1] == 2 else np.repeat(a, 2, axis=1)
+    return round(dsp.db(float(np.abs(mix).max())), 2)
 
 
 def _identity(sid: str, sources: dict) -> tuple[str, str, str]:
@@ -634,6 +645,7 @@ def _write(folder: Path, recipe: Recipe, song: Song, stems: dict, meta: dict, pr
         "tempo_bpm": song.tempo_bpm, "key": song.key_name,
         "chords": [{"bar": c.bar, "root": c.root_pc, "quality": c.quality} for c in song.chords],
         "lead_playback_lufs": round(recipe.lead_lufs + (meta.get("shift_db") or (clean and _shift(clean)) or 0.0), 2),
+        "mix_peak_dbfs": _mix_peak_dbfs([st.audio for st in stems.values()]),
         "balance_lu": BALANCE_LU, "sections": sections, "stems": entries,
         "problems": list(problems), "expected_moves": list(expected),
     }
@@ -642,8 +654,8 @@ def _write(folder: Path, recipe: Recipe, song: Song, stems: dict, meta: dict, pr
     (folder / "markers.json").write_text(json.dumps({"sections": [{"name": s["name"], "start_s": s["start_s"],
                                                                     "end_s": s["end_s"]} for s in sections]}, indent=1) + "\n")
     rows = ["#,Name,Start,End,Length"]
-    for k, s in enumerate(sections, start=1):
-        rows.append(f"R{k},{s['name']},{_clock(s['start_s'])},{_clock(s['end_s'])},{_clock(s['end_s'] - s['start_s'])}")
+    for k, s in enumerate(song.sections, start=1):
+        rows.append(f"R{k},{s.name},{_clock(s.start_s)},{_clock(s.end_s)},{_clock(s.end_s - s.start_s)}")
     (folder / "regions.csv").write_text("\n".join(rows) + "\n")
 
 
