@@ -294,14 +294,18 @@ def test_same_recipe_same_bytes(built, tmp_path, monkeypatch):
     again = build_session(SMALL.with_problems(*VARIANT_A), rebuild=True)
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in again.path.iterdir()} == digest
     # A tiny recipe in two empty caches: fluidsynth, espeak-ng and the kit simulation are deterministic too.
+    # It also delivers the overheads as two mono halves and plays four-on-the-floor in the verse.
     tiny = Recipe(seed=3, title="tiny", tempo_bpm=150.0, form=(("verse", 1), ("chorus", 1)), parts=("keys", "lead"),
-                  drum_stems=("kick_in", "overheads"))
+                  drum_stems=("kick_in", "overheads"), split=("overheads",), drum_styles=(("verse", "four"),))
     hashes = []
     for name in ("one", "two"):
         monkeypatch.setenv("MIXBRIDGE_MATERIAL_CACHE", str(tmp_path / name))
         s = build_session(tiny)
         hashes.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in s.path.iterdir()})
-    assert hashes[0] == hashes[1] and len(hashes[0]) == 4 + 4
+    assert hashes[0] == hashes[1] and len(hashes[0]) == 5 + 4
+    halves = [s.stem("overheads_l"), s.stem("overheads_r")]
+    assert [h.channels for h in halves] == [1, 1] and {h.group for h in halves} == {"drums"}
+    assert [m["pan"] for m in s.expected_moves if m["type"] == "pan"] == [-1.0, 1.0]
 
 
 @needs_tools

@@ -239,6 +239,12 @@ def integrated_lufs(audio: np.ndarray, fs: int) -> float | None:
     return lu.integrated_lufs(lu.gating_blocks(power), lu.channel_weights(audio.shape[1]))
 
 
+def loudness_range_lu(audio: np.ndarray, fs: int) -> float | None:
+    """EBU Tech 3342 loudness range of ``audio``, with MixBridge's meter."""
+    st = lu.short_term_lufs(_energy(audio, fs), lu.channel_weights(audio.shape[1]))
+    return lu.loudness_range_lu(st)
+
+
 def window_lufs(audio: np.ndarray, fs: int, start_s: float, end_s: float) -> float | None:
     """Integrated (gated) loudness of one time window of ``audio``."""
     a, b = int(start_s * fs), int(end_s * fs)

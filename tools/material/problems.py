@@ -15,8 +15,6 @@ import numpy as np
 
 from scipy.fft import next_fast_len
 
-from bridge.analyze import loudness as lu
-
 from . import dsp
 
 #: (stem id, in order of preference) each problem may land on.
@@ -94,10 +92,7 @@ def _peak_dbfs(audio: np.ndarray) -> float:
 
 
 def _lra(audio: np.ndarray, fs: int) -> float | None:
-    meter = lu.KWeightedEnergy(fs, audio.shape[1])
-    meter.feed(np.ascontiguousarray(audio.T, dtype=np.float32))
-    st = lu.short_term_lufs(meter.result(), lu.channel_weights(audio.shape[1]))
-    return _r(lu.loudness_range_lu(st))
+    return _r(dsp.loudness_range_lu(audio, fs))
 
 
 def _correlation(audio: np.ndarray) -> float | None:

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +23,9 @@ from . import dsp, problems as P
 from .cache import cache_root, cached_array, code_version, key_of
 from .drumkits import load_kit
 from .drums import MIC_STEMS, record
-from .parts import MONO_PARTS, choose_instrument, render_part
+from .parts import choose_instrument, render_part
 from .song import DEFAULT_FORM, Song, make_song, rng_for
-from .voice import vocal_line
+from .voice import pick_voice, vocal_line
 
 SAMPLE_RATE = 48000
 SUBTYPE = "PCM_24"
@@ -47,6 +47,17 @@ BALANCE_LU = {
     "overheads": -9.0, "room": -14.0, "keys": -8.0, "guitar": -9.0, "pad": -12.0, "arp": -12.0,
     "brass": -10.0, "fx": -18.0,
 }
+#: Stereo stems a recipe may deliver as two mono halves (``Recipe.split``).
+SPLITTABLE = ("overheads", "room", "guitar", "bvs")
+SIDES = (("l", " L", -1.0), ("r", " R", 1.0))
+
+
+def parent_id(sid: str) -> str:
+    """The stem a split half comes from (``overheads_l`` -> ``overheads``); other ids are their own."""
+    base, _, side = sid.rpartition("_")
+    return base if base in SPLITTABLE and side in ("l", "r") else sid
+
+
 #: Stems whose balance is set on their own hits (the rest of the file is bleed between fills).
 OWN_HIT_BASIS = {"tom1": "tom1", "tom2": "tom2", "floor_tom": "floor"}
 
@@ -118,6 +129,12 @@ class Recipe:
         Empty for the clean twin.
     programs : tuple of (part, program)
         Force GM programs for parts (else seeded from :data:`tools.material.parts.PROGRAMS`).
+    drum_styles : tuple of (section kind, style)
+        Drum grid per section kind (``tools.material.song.DRUM_GRIDS``: intro, rock, rock_open,
+        half_time, four, ...); unnamed kinds keep ``song.DRUM_STYLE``.
+    split : tuple of str
+        Stereo stems to deliver as two mono files, ``<id>_l`` and ``<id>_r`` ("OH L", "OH R"):
+        overheads, room, guitar (the two takes), bvs.  Both halves keep the stem's group.
     """
 
     seed: int = 0
@@ -134,6 +151,8 @@ class Recipe:
     lead_lufs: float = -24.0
     problems: tuple[Problem, ...] = ()
     programs: tuple[tuple[str, int], ...] = ()
+    drum_styles: tuple[tuple[str, str], ...] = ()
+    split: tuple[str, ...] = ()
 
     def clean(self) -> "Recipe":
         return replace(self, problems=())
@@ -146,7 +165,8 @@ class Recipe:
         d["form"] = [list(f) for f in self.form]
         d["problems"] = [asdict(p) for p in self.problems]
         d["programs"] = [list(p) for p in self.programs]
-        d["parts"], d["drum_stems"] = list(self.parts), list(self.drum_stems)
+        d["drum_styles"] = [list(p) for p in self.drum_styles]
+        d["parts"], d["drum_stems"], d["split"] = list(self.parts), list(self.drum_stems), list(self.split)
         return d
 
     @classmethod
@@ -162,7 +182,9 @@ class Recipe:
             d["problems"] = tuple(Problem(**p) if isinstance(p, dict) else Problem(str(p)) for p in d["problems"])
         if "programs" in d:
             d["programs"] = tuple((str(a), int(b)) for a, b in d["programs"])
-        for name in ("parts", "drum_stems"):
+        if "drum_styles" in d:
+            d["drum_styles"] = tuple((str(a), str(b)) for a, b in d["drum_styles"])
+        for name in ("parts", "drum_stems", "split"):
             if name in d:
                 d[name] = tuple(d[name])
         return cls(**d)
@@ -332,13 +354,21 @@ def _check(recipe: Recipe) -> None:
     for pr in recipe.problems:
         if pr.kind not in P.KINDS:
             raise ValueError(f"unknown problem {pr.kind!r}; known: {', '.join(P.KINDS)}")
+    for sid in recipe.split:
+        if sid not in SPLITTABLE:
+            raise ValueError(f"cannot split {sid!r}; splittable: {', '.join(SPLITTABLE)}")
+    from .song import DRUM_GRIDS
+    for kind, style in recipe.drum_styles:
+        if style not in DRUM_GRIDS:
+            raise ValueError(f"unknown drum style {style!r}; known: {', '.join(DRUM_GRIDS)}")
     if recipe.lead_source not in ("espeak", "gm"):
         raise ValueError("lead_source must be 'espeak' or 'gm'")
 
 
 def compose(recipe: Recipe) -> Song:
     parts = tuple(recipe.parts) + (("lead",) if "bvs" in recipe.parts and "lead" not in recipe.parts else ())
-    return make_song(recipe.seed, recipe.tempo_bpm, recipe.key, recipe.form, parts)
+    return make_song(recipe.seed, recipe.tempo_bpm, recipe.key, recipe.form, parts,
+                     drum_styles=dict(recipe.drum_styles) or None)
 
 
 def _hz(pitch: int) -> float:
@@ -389,9 +419,7 @@ def _render_stems(recipe: Recipe, song: Song, length_s: float) -> tuple[dict[str
             desc = {"what": "espeak-lead", "seed": recipe.seed, "length_s": round(length_s, 6),
                     "notes": [[n.start_s, n.length_s, n.pitch, n.velocity] for n in song.parts["lead"]]}
             raw = cached_array("parts", desc, lambda: vocal_line(song.parts["lead"], length_s, recipe.seed, SAMPLE_RATE))
-            from .voice import VOICES
-            voice = VOICES[int(rng_for(recipe.seed, "voice").integers(len(VOICES)))]
-            sources[label] = {"kind": "espeak-ng vocoder (vocal proxy)", "voice": voice}
+            sources[label] = {"kind": "espeak-ng vocoder (vocal proxy)", "voice": pick_voice(recipe.seed)}
         else:
             inst = choose_instrument(label, recipe.soundfont, recipe.seed, forced.get(label))
             raw = render_part(song, label, inst, length_s, SAMPLE_RATE)
@@ -455,14 +483,31 @@ def _build_clean(recipe: Recipe, folder: Path) -> None:
             audio[s] = (audio[s] * np.float32(dsp.undb(shift))).astype(np.float32)
             intended[s] = round(intended[s] + shift, 2)
     names = _good_names(recipe, order, sources)
+    expected = []
+    for sid in recipe.split:
+        if sid not in audio or audio[sid].shape[1] != 2:
+            continue
+        at = order.index(sid)
+        halves = []
+        for suffix, label, pan in SIDES:
+            half = f"{sid}_{suffix}"
+            audio[half] = np.ascontiguousarray(audio[sid][:, [0 if suffix == "l" else 1]])
+            names[half] = names[sid] + label
+            intended[half] = round(float(dsp.integrated_lufs(audio[half], SAMPLE_RATE)), 2)
+            basis[half] = "pair"
+            halves.append(half)
+            expected.append({"type": "pan", "stem": names[half], "pan": pan,
+                             "reason": "one side of a stereo pair, delivered as a mono file"})
+        order[at:at + 1] = halves
+        del audio[sid]
     stems = {sid: P.StemState(sid, names[sid], audio[sid], *_identity(sid, sources)[:2]) for sid in order}
     notes = {"snare_bottom": ("polarity inverted as recorded (the mic faces the top mic); flip it",),
              "kick_out": ("lags Kick In by the drum's depth (about 1.2 ms)",)}
-    expected = []
     if "snare_bottom" in stems:
         expected.append({"type": "polarity", "stem": stems["snare_bottom"].name, "channel": "all",
                          "reason": "snare bottom mic is inverted against the top mic, as recorded"})
-    meta = {"intended": intended, "basis": basis, "sources": sources, "notes": notes, "shift_db": round(shift, 2)}
+    meta = {"intended": intended, "basis": basis, "sources": sources, "notes": notes,
+            "lead_playback_lufs": round(recipe.lead_lufs + shift, 2)}
     _write(folder, recipe, song, stems, meta, problems=(), expected=expected, clean_twin=None)
 
 
@@ -475,6 +520,7 @@ def _mix_peak_dbfs(stems: list[np.ndarray]) -> float:
 
 
 def _identity(sid: str, sources: dict) -> tuple[str, str, str]:
+    sid = parent_id(sid)
     role, label, group = IDENTITY[sid]
     program = sources.get(sid, {}).get("program")
     label = PROGRAM_LABELS.get((sid, program), label)
@@ -528,9 +574,9 @@ def _build_variant(recipe: Recipe, clean: Session, folder: Path) -> None:
     renames = {old: new for p in planted if p["kind"] == "bad_names" for old, new in p["params"]["renamed"].items()
                if new in {s.name for s in stems.values()}}
     planted = [p if p["kind"] == "bad_names" else _renamed(p, renames) for p in planted]
-    meta = {"clean": clean}
-    _write(folder, recipe, song, stems, meta, problems=tuple(planted), expected=clean.expected_moves,
-           clean_twin=clean.path)
+    meta = {"clean": clean, "lead_playback_lufs": json.loads(clean.truth_path.read_text())["lead_playback_lufs"]}
+    expected = tuple(_renamed(m, renames) for m in clean.expected_moves)
+    _write(folder, recipe, song, stems, meta, problems=tuple(planted), expected=expected, clean_twin=clean.path)
 
 
 def _renamed(record, renames: dict[str, str]):
@@ -620,11 +666,12 @@ def _write(folder: Path, recipe: Recipe, song: Song, stems: dict, meta: dict, pr
             base = _stem_dict(clean.stem(sid))
         else:
             notes = meta["notes"].get(sid, ())
-            pitches = [n.pitch for n in song.parts.get(sid, ())]
+            parent = parent_id(sid)
+            pitches = [n.pitch for n in song.parts.get(parent, ())]
             role, label, group = _identity(sid, meta["sources"])
-            base = {"id": sid, "role": role, "label": label, "group": group, "source": meta["sources"].get(sid, {}),
-                    "plays_in": list(song.plays_in.get("drums" if sid in DRUM_STEMS else sid, ())),
-                    "playback_offset_lu": BALANCE_LU[sid], "intended_lufs": meta["intended"][sid],
+            base = {"id": sid, "role": role, "label": label, "group": group, "source": meta["sources"].get(parent, {}),
+                    "plays_in": list(song.plays_in.get("drums" if parent in DRUM_STEMS else parent, ())),
+                    "playback_offset_lu": BALANCE_LU[parent], "intended_lufs": meta["intended"][sid],
                     "balance_basis": meta["basis"][sid],
                     "lowest_note_hz": _hz(min(pitches)) if pitches else None,
                     "highest_note_hz": _hz(max(pitches)) if pitches else None, "notes": list(notes), "problems": []}
@@ -644,7 +691,7 @@ def _write(folder: Path, recipe: Recipe, song: Song, stems: dict, meta: dict, pr
         "duration_s": round(duration, 4),
         "tempo_bpm": song.tempo_bpm, "key": song.key_name,
         "chords": [{"bar": c.bar, "root": c.root_pc, "quality": c.quality} for c in song.chords],
-        "lead_playback_lufs": round(recipe.lead_lufs + (meta.get("shift_db") or (clean and _shift(clean)) or 0.0), 2),
+        "lead_playback_lufs": meta["lead_playback_lufs"],
         "mix_peak_dbfs": _mix_peak_dbfs([st.audio for st in stems.values()]),
         "balance_lu": BALANCE_LU, "sections": sections, "stems": entries,
         "problems": list(problems), "expected_moves": list(expected),
@@ -657,11 +704,6 @@ def _write(folder: Path, recipe: Recipe, song: Song, stems: dict, meta: dict, pr
     for k, s in enumerate(song.sections, start=1):
         rows.append(f"R{k},{s.name},{_clock(s.start_s)},{_clock(s.end_s)},{_clock(s.end_s - s.start_s)}")
     (folder / "regions.csv").write_text("\n".join(rows) + "\n")
-
-
-def _shift(clean: Session) -> float:
-    data = json.loads(clean.truth_path.read_text())
-    return data["lead_playback_lufs"] - clean.recipe.lead_lufs
 
 
 def _stem_dict(st: StemTruth) -> dict:

@@ -124,13 +124,18 @@ def _saw(f0: np.ndarray, fs: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def pick_voice(seed: int) -> str:
+    """The espeak-ng voice a seed sings with."""
+    return VOICES[int(rng_for(seed, "voice-choice").integers(len(VOICES)))]
+
+
 def vocal_line(notes: tuple[Note, ...], length_s: float, seed: int, fs: int = 48000, voice: str | None = None,
                lyrics: tuple[str, ...] = ()) -> np.ndarray:
     """Render a melody as the vocoded espeak-ng proxy, mono ``(frames, 1)`` float32 (see module docs)."""
     from .song import LYRICS
 
     rng = rng_for(seed, "voice")
-    voice = voice or VOICES[int(rng.integers(len(VOICES)))]
+    voice = voice or pick_voice(seed)
     lyrics = lyrics or LYRICS
     offset = int(rng.integers(len(lyrics)))
     frames = int(round(length_s * fs))
