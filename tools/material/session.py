@@ -321,9 +321,15 @@ def build_session(recipe: Recipe, rebuild: bool = False) -> Session:
             _build_clean(recipe, tmp)
         else:
             _build_variant(recipe, clean, tmp)
-        if folder.exists():
+        if folder.exists() and (rebuild or not (folder / "truth.json").exists()):
             shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            # Another process finished the same session first; the builds are identical, keep theirs.
+            if not (folder / "truth.json").exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
