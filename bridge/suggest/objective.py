@@ -46,7 +46,7 @@ from ..analyze.spectrum import BAND_CENTERS_HZ, BAND_HIGH_HZ, BAND_LOW_HZ, N_BAN
 from .model import EqBand, StemView, TrackDecision
 from ..analyze.masking import CLARITY_MARGIN_DB, THRESHOLD_OFFSET_DB
 from .predict import MASKING_ONSET_DB, MixModel, integrated_from_frames, momentary_from_frames, _db
-from .roles import BACKING_VOCAL, LEAD_VOCAL, NEUTRAL, PROFILES
+from .roles import BACKING_VOCAL, LEAD_VOCAL, NEUTRAL, PROFILES, SNARE, is_bottom_mic
 
 # --- weights -------------------------------------------------------------------------------------
 #: Points per LU^2 of a unit's distance from its target.  With the fader's costs below, a fader
@@ -56,6 +56,14 @@ W_LEVEL = 0.1
 #: How much of the band's lift in a section a steady part should follow (half: a vocal rises a little
 #: with a chorus that plays harder, and stays put in a quieter bridge).
 BAND_LIFT_SHARE = 0.5
+#: Inside a multi-role group (a kit), a role's mics are judged against the rest only beyond this
+#: many LU from where the roles put them (balance inside a kit is taste); toms play in fills only.
+PART_BALANCE_TOLERANCE_LU = 5.0
+PART_BALANCE_SKIP = ("toms",)
+#: A snare's bottom mic sits about this far under its top mic (it adds the wires; 6-12 dB under is
+#: usual), judged with the same tolerance: only a bottom mic level with the top, or buried far under
+#: it, is a fault.
+SNARE_BOTTOM_OFFSET_LU = -9.0
 #: A steady role keeps this share of the level weight on its whole-song level; its sections are judged
 #: with W_SECTION per LU^2, weighted by each section's share of the time it plays (an 8 LU dip over half
 #: the song costs 4.8 points; 4 LU over a fifth of it, 0.5).
@@ -88,6 +96,9 @@ RUMBLE_ALLOWED_BASS_DB = -25.0
 DYNAMICS_WINDOW_FRAMES = 10
 #: Points per LU^2 of within-section dynamics above the role's ceiling.
 W_DYNAMICS = 0.3
+#: A compressor, once proposed, is judged against the ceiling minus this (hysteresis: it brings the
+#: part under its ceiling with margin, so the re-analysed result is not a candidate again).
+DYNAMICS_MARGIN_LU = 1.0
 #: Reference: points per dB^2 beyond the tolerance, per broad band.
 W_REFERENCE = 0.3
 REFERENCE_TOLERANCE_DB = 1.5
@@ -155,6 +166,20 @@ class LevelUnit:
     active: np.ndarray | None = None
 
 
+@dataclass
+class PartUnit:
+    """One role's mics inside a multi-role group (the snare top and bottom of a kit): its balance
+    against the rest of the group is the drummer's and engineer's taste, judged only when gross."""
+
+    name: str
+    group: int
+    role: str
+    members: tuple[int, ...]
+    offset_lu: float              # expected level against the group's own, LU
+    tops: tuple[int, ...] = ()    # a snare's top mics and bottom mics (both set, or neither)
+    bottoms: tuple[int, ...] = ()
+
+
 def window_loudness(frame_k: np.ndarray, frames: int) -> np.ndarray:
     """Loudness of a window of ``frames`` frames centred on each frame (ungated), LUFS."""
     c = np.concatenate([[0.0], np.cumsum(frame_k)])
@@ -210,6 +235,7 @@ class Objective:
         self.reference_bands = reference_bands
         self._base_played = model.played_k({})
         self._base_mix_bands = model.mix_band_energy({})
+        self.parts: list[PartUnit] = []
         self.units = self._level_units()
         self.floors = {k: lowest_sustained_band(s.E, s.active, 31.5 if s.profile.bass_range else 40.0)
                        for k, s in enumerate(model.stems)}
@@ -283,6 +309,14 @@ class Objective:
             movable = bool(roles) and all(not s.view.manual for s in stems)
             steady = PROFILES.get(top, PROFILES[NEUTRAL]).steady and offset is not None
             unit = LevelUnit(name, g, members, top, offset, movable, steady, active=active)
+            distinct = sorted(r for r in set(roles) if r not in PART_BALANCE_SKIP)
+            if offset is not None and movable and len(distinct) >= 2:
+                for r in distinct:
+                    own = tuple(k for k in members if m.stems[k].role == r)
+                    bottoms = tuple(k for k in own if r == SNARE and is_bottom_mic(m.stems[k].name))
+                    tops = tuple(k for k in own if k not in bottoms) if bottoms else ()
+                    self.parts.append(PartUnit(f"{name}: {r}", g, r, own, self.offset(r) - offset,
+                                               tops, bottoms if tops else ()))
             if offset is not None:
                 self._judge_sections(unit)
             units.append(unit)
@@ -394,6 +428,38 @@ class Objective:
         self._memo[key] = value
         return value
 
+    def part_deviation(self, part: PartUnit, decisions) -> float | None:
+        """A part's level against its group's, minus where its role puts it there (LU)."""
+        m = self.model
+        unit = self.units[part.group]
+        group = self.unit_loudness(unit, decisions)
+        kf = sum(m.stem_state(k, decisions.get(m.stems[k].name, _ZERO)).kf for k in part.members)
+        own = integrated_from_frames(kf)
+        if group is None or own is None:
+            return None
+        return own - group - part.offset_lu
+
+    def mic_deviation(self, part: PartUnit, decisions) -> float | None:
+        """A snare's bottom mics against its top mics, minus where they usually sit (LU)."""
+        if not part.tops or not part.bottoms:
+            return None
+        m = self.model
+        loud = []
+        for ks in (part.tops, part.bottoms):
+            kf = sum(m.stem_state(k, decisions.get(m.stems[k].name, _ZERO)).kf for k in ks)
+            loud.append(integrated_from_frames(kf))
+        if loud[0] is None or loud[1] is None:
+            return None
+        return loud[1] - loud[0] - SNARE_BOTTOM_OFFSET_LU
+
+    def part_points(self, decisions) -> float:
+        total = 0.0
+        for part in self.parts:
+            for dr in (self.part_deviation(part, decisions), self.mic_deviation(part, decisions)):
+                if dr is not None:
+                    total += W_LEVEL * max(0.0, abs(dr) - PART_BALANCE_TOLERANCE_LU) ** 2
+        return total
+
     def balanced(self, decisions: dict[str, TrackDecision]) -> dict[str, TrackDecision]:
         """The decisions without faders and section automation: masking (and the reference) is
         judged on the balanced mix, every judged part at its target level and a steady part at its
@@ -426,15 +492,17 @@ class Objective:
         out = {}
         for g, unit in enumerate(self.units):
             shift = 0.0
-            # A part of unknown role is judged at the neutral role's level (not where it happens to
-            # sit: an unnamed part 10 dB hot is a level fault, which EQ must not paper over); a part
-            # mixed by hand stays where the producer put it.
-            offset = unit.offset_lu if unit.offset_lu is not None else (
-                PROFILES[NEUTRAL].offset_lu if all(not self.model.stems[k].view.manual for k in unit.members) else None)
-            if offset is not None and anchor is not None:
+            if unit.offset_lu is not None and anchor is not None:
                 loud = self.unit_loudness(unit, balanced, placed=True)
                 if loud is not None:
-                    shift = anchor + offset - loud
+                    shift = anchor + unit.offset_lu - loud
+            elif anchor is not None and all(not self.model.stems[k].view.manual for k in unit.members):
+                # A part of unknown role is judged where it sits, but never louder than the neutral
+                # role's level: an unnamed part 10 dB hot is a level fault, which EQ must not paper
+                # over.  A part mixed by hand stays where the producer put it.
+                loud = self.unit_loudness(unit, balanced, placed=True)
+                if loud is not None:
+                    shift = min(0.0, anchor + PROFILES[NEUTRAL].offset_lu - loud)
             out[g] = shift
         return out
 
@@ -515,9 +583,9 @@ class Objective:
         state = self.model.stem_state(k, decision)
         spectrum = s.mean_E * state.eq_gain
         below = BAND_CENTERS_HZ <= floor / 2.0
-        total = float(s.mean_E.sum())
+        total = float(spectrum.sum())
         dc = 0.0 if any(b.kind == "highpass" for b in decision.eq) else s.dc_power
-        share = _db((float(spectrum[below].sum()) + dc) / max(total + s.dc_power, 1e-30))
+        share = _db((float(spectrum[below].sum()) + dc) / max(total + dc, 1e-30))
         allowed = RUMBLE_ALLOWED_BASS_DB if s.profile.bass_range else RUMBLE_ALLOWED_DB
         return float(share), W_RUMBLE * max(0.0, float(share) - allowed)
 
@@ -571,6 +639,10 @@ class Objective:
         sp = self.spread(k, decision)
         if sp is None:
             return None, 0.0
+        # Hysteresis: a part is compressed only when it exceeds its ceiling, and a compressor, once
+        # there, is set to bring it DYNAMICS_MARGIN_LU under it (re-analysis then finds nothing).
+        if decision.comp is not None:
+            ceiling -= DYNAMICS_MARGIN_LU
         return sp, W_DYNAMICS * max(0.0, sp - ceiling) ** 2
 
     def peak(self, k: int, decision: TrackDecision) -> tuple[float | None, float]:
@@ -633,6 +705,10 @@ class Objective:
                     per_db += COST_PER_DB["automation"] * abs(sg.gain_db) * weights.get(k, 0.5)
                     fixed += COST_PER_MOVE["automated_section"]
                 fixed += COST_PER_MOVE["automation"]
+        for part in self.parts:
+            trims = self.trims(part, decisions, units_state)
+            per_db += COST_PER_DB["fader"] * sum(abs(t) for t in trims)
+            fixed += COST_PER_MOVE["fader"] * len({t for t in trims if t})
         for name, d in decisions.items():
             for band in d.eq:
                 if band.kind in ("highpass", "lowpass"):
@@ -651,6 +727,15 @@ class Objective:
                 fixed += COST_PER_MOVE["width"]
         return per_db, fixed
 
+    def trims(self, part: PartUnit, decisions, units_state) -> list[float]:
+        """Each member's trim: its fader beyond its group's (one move per distinct trim)."""
+        group_fader = (units_state or {}).get(part.group, (0.0, ()))[0]
+        out = []
+        for k in part.members:
+            d = decisions.get(self.model.stems[k].name)
+            out.append(0.0 if d is None else round(d.fader_db - group_fader, 2))
+        return out
+
     # --- all -------------------------------------------------------------------------------------------
     def evaluate(self, decisions: dict[str, TrackDecision], anchor: float | None, units_state=None,
                  pairs: list[tuple[int, int]] | None = None) -> Terms:
@@ -662,6 +747,7 @@ class Objective:
                 _, _, lv, sv = self.unit_level_terms(unit, decisions, anchor, played)
                 level += lv
                 sections += sv
+        level += self.part_points(decisions)
         masking = self.masking(decisions, anchor, pairs)[0]
         low = dyn = head = 0.0
         for k, s in enumerate(m.stems):
@@ -694,7 +780,12 @@ def lowest_sustained_band(E: np.ndarray, active: np.ndarray, lowest_hz: float = 
     frames = E[active] if active.any() else E
     if len(frames) == 0:
         return None
+    # Half a second of median per band: a sustained partial holds over consecutive frames, while the
+    # random ups and downs of noise (rumble) do not make edges.
     level = _db(frames)
+    if len(level) >= 5:
+        stacked = np.stack([np.roll(level, s, axis=0) for s in (-2, -1, 0, 1, 2)])
+        level = np.median(stacked, axis=0)[2:-2] if len(level) > 4 else level
     musical = BAND_CENTERS_HZ >= lowest_hz * 0.99
     top = level[:, musical].max(axis=1, keepdims=True)
     below = np.concatenate([np.full((len(level), 1), -400.0), level[:, :-1]], axis=1)

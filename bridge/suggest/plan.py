@@ -23,7 +23,8 @@ from .model import (BAND_KINDS, MAX_EQ_BANDS, Automation, Change, CompSettings, 
                     SectionGain, StemView, SuggestionRecord, TrackPlan)
 from .objective import (COST_PER_DB, COST_PER_MOVE, HOT_DBTP, REFERENCE_TOLERANCE_DB, SECTION_SHARE, W_DYNAMICS,
                         W_HEADROOM, W_LEVEL, W_MASKING, W_REFERENCE, W_RUMBLE, RUMBLE_ALLOWED_BASS_DB,
-                        RUMBLE_ALLOWED_DB, MUTUAL_BUILDUP_DB, Objective, Terms, nice_hz)
+                        RUMBLE_ALLOWED_DB, MUTUAL_BUILDUP_DB, PART_BALANCE_TOLERANCE_LU, SNARE_BOTTOM_OFFSET_LU, Objective, Terms,
+                        nice_hz)
 from .predict import MASKING_ONSET_DB, MixModel, band_range_label, integrated_from_frames
 from .reference import BROAD_BANDS, ReferenceComparison
 from .roles import NEUTRAL, PROFILES, label
@@ -142,7 +143,7 @@ def scale_state(state: State, amount: float) -> State:
             comp = replace(fx.comp, ratio=round(1.0 + (fx.comp.ratio - 1.0) * amount, 2),
                            makeup_db=round(fx.comp.makeup_db * amount * 2) / 2)
         width = None if fx.width is None else round(1.0 + (fx.width - 1.0) * amount, 2)
-        tracks.append(TrackFx(eq, fx.why, comp, fx.polarity, width))
+        tracks.append(TrackFx(eq, fx.why, comp, fx.polarity, width, fx.comp_percentile, _r(fx.trim_db * amount)))
     return State(units, tuple(tracks))
 
 
@@ -359,6 +360,10 @@ def _moves(ctx: _Context, stereo_moves) -> list[Move]:
             out.append(Move("automation", "section_level", tracks,
                             Finding("section_level", _severity(worst, 4.0, 8.0), msg, evidence), tuple(effects),
                             _gain(ctx, without), 0.6, sections=move.sections))
+    for part in obj.parts:
+        for trim in sorted({state.tracks[k].trim_db for k in part.members} - {0.0}):
+            members = tuple(k for k in part.members if state.tracks[k].trim_db == trim)
+            out.append(_trim_move(ctx, part, members, trim))
     for k, fx in enumerate(state.tracks):
         name = m.stems[k].name
         for i, band in enumerate(fx.eq):
@@ -381,6 +386,44 @@ def _moves(ctx: _Context, stereo_moves) -> list[Move]:
             out.append(Move("width", finding.code, (m.stems[k].name,), finding, effects, _gain(ctx, without),
                             confidence, width=fx.width))
     return [replace(mv, finding=_explained(mv.finding, mv.effects)) for mv in out]
+
+
+def _trim_move(ctx: _Context, part, members: tuple[int, ...], trim: float) -> Move:
+    """A kit part's own fader move inside its group (``members`` share the trim ``trim``)."""
+    m, obj, state = ctx.model, ctx.obj, ctx.state
+    without = state
+    for k in members:
+        without = without.with_track(k, replace(without.tracks[k], trim_db=0.0))
+    decisions0, decisions1 = ctx.opt.decisions(without), ctx.opt.decisions(state)
+    tracks = tuple(m.stems[k].name for k in members)
+    group = obj.units[part.group].name
+    effects = []
+    p0, p1 = obj.part_deviation(part, decisions0), obj.part_deviation(part, decisions1)
+    q0, q1 = obj.mic_deviation(part, decisions0), obj.mic_deviation(part, decisions1)
+    who = ", ".join(tracks)
+    if p0 is not None and p1 is not None:
+        effects.append(Effect(part.name, "part_lu_from_place", round(p0, 1), round(p1, 1),
+                              "LU from its place in the group"))
+    if q0 is not None and q1 is not None:
+        effects.append(Effect(f"{part.name} bottom vs top", "mic_lu_from_place", round(q0, 1), round(q1, 1),
+                              "LU from the usual bottom/top balance"))
+    if q0 is not None and abs(q0) > PART_BALANCE_TOLERANCE_LU and (p0 is None or abs(q0) >= abs(p0)):
+        tops = ", ".join(m.stems[k].name for k in part.tops)
+        bottoms = ", ".join(m.stems[k].name for k in part.bottoms)
+        worst = q0
+        msg = (f"{bottoms} (snare bottom) sits {q0 + SNARE_BOTTOM_OFFSET_LU:+.1f} LU against {tops} (the top), where "
+               f"a bottom mic usually sits about {SNARE_BOTTOM_OFFSET_LU:+.0f} LU under it: fader {trim:+.1f} dB on {who}")
+    else:
+        worst = p0 or 0.0
+        side = "above" if worst > 0 else "below"
+        msg = (f"{who} sit{'s' if len(tracks) == 1 else ''} {abs(worst):.1f} LU {side} where a {label(part.role)} "
+               f"sits in {group} ({part.offset_lu:+.1f} LU against the group; balance inside a kit is left alone "
+               f"within {PART_BALANCE_TOLERANCE_LU:.0f} LU): fader {trim:+.1f} dB")
+    evidence = {"group": group, "part_deviation_lu": _r(p0, 2) if p0 is not None else None,
+                "mic_deviation_lu": _r(q0, 2) if q0 is not None else None, "offset_lu": _r(part.offset_lu, 2),
+                "tolerance_lu": PART_BALANCE_TOLERANCE_LU}
+    return Move("fader", "kit_balance", tracks, Finding("kit_balance", _severity(abs(worst), 6.0, 9.0), msg, evidence),
+                tuple(effects), _gain(ctx, without), 0.5, fader_db=trim)
 
 
 def _without_band(state: State, k: int, i: int, count: int = 1) -> State:
@@ -644,7 +687,16 @@ def _tracks(ctx: _Context, moves: list[Move], findings: dict[str, list[Finding]]
                                             group_of.get(v.name) if len(mv.tracks) > 1 else None))
             extra = {"group": group_of[v.name]} if len(mv.tracks) > 1 and v.name in group_of else {}
             if mv.kind == "fader":
-                changes.append(Change("track", "volume_db", mv.fader_db, "dB", mv.code, sid, extra))
+                prior = next((i for i, c in enumerate(changes) if c.param == "volume_db"), None)
+                if prior is not None:
+                    # A kit part's trim on top of its group's move: one fader value, the sum, carried by
+                    # the first move's suggestion (the second is named in ``combined``).
+                    c = changes[prior]
+                    more = dict(c.extra)
+                    more["combined"] = list(more.get("combined", [])) + [sid]
+                    changes[prior] = replace(c, value=round(c.value + mv.fader_db, 2), extra=more)
+                else:
+                    changes.append(Change("track", "volume_db", mv.fader_db, "dB", mv.code, sid, extra))
             elif mv.kind == "polarity":
                 changes.append(Change("track", "polarity", 1, "flag", mv.code, sid, {"channel": mv.polarity}))
             elif mv.kind == "width":

@@ -160,6 +160,13 @@ class StemModel:
             share = np.array([v if v is not None else 0.0 for v in a.stereo.band_width], dtype=np.float64)
         self.side_share = np.clip(share, 0.0, 1.0)
 
+    def set_play(self, play: float) -> None:
+        """How the stem plays on its track (2: mono on both sides, 1: as recorded or panned to a side)."""
+        if play != self.play:
+            self.kf = self.kf * (play / self.play)
+            self.sub = self.sub * (play / self.play)
+            self.play = play
+
     # --- one decision ------------------------------------------------------------------------
     def frame_gain_db(self, decision: TrackDecision, song: Song, eq_gain: np.ndarray) -> tuple[np.ndarray, float]:
         """Post-EQ per-frame gain (compressor, make-up, fader, automation), dB, and the mean GR."""
@@ -239,6 +246,12 @@ class MixModel:
                 self.groups.append((name, (k,)))
         self.stems = [StemModel(s, n_frames, group_of[s.name]) for s in usable]
         self.index = {s.name: k for k, s in enumerate(self.stems)}
+        # The mono halves of an L/R pair ("OH L" / "OH R") play one on each side, not both centred.
+        for _, members in self.groups:
+            if len(members) >= 2 and all(self.stems[k].channels == 1 for k in members) and \
+                    all(side_of(self.stems[k].name) for k in members):
+                for k in members:
+                    self.stems[k].set_play(1.0)
         secs = tuple((n, float(a), float(b)) for n, a, b in sections) or (("song", 0.0, n_frames * 0.1),)
         frames = tuple((max(0, int(math.floor(a / 0.1 + 0.5))), min(n_frames, int(math.floor(b / 0.1 + 0.5))))
                        for _, a, b in secs)
@@ -373,6 +386,17 @@ class MixModel:
 
 
 _ZERO = TrackDecision()
+
+
+def side_of(name: str) -> str | None:
+    """``"left"``/``"right"`` when a stem name marks one side of a pair ("OH L", "Gtr_Right")."""
+    from .roles import words
+    w = set(words(name))
+    if w & {"l", "left", "lt", "lft"}:
+        return "left"
+    if w & {"r", "right", "rt", "rgt"}:
+        return "right"
+    return None
 
 
 def band_range_label(lo: int, hi: int) -> str:

@@ -144,6 +144,21 @@ def words(name: str) -> list[str]:
     return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
 
 
+#: Words naming the mic under a snare (its top mic carries the part; the bottom adds the wires).
+BOTTOM_WORDS = ("bot", "btm", "bottom", "bttm", "under", "snarebottom", "snarebot", "sdbot", "snrbot", "snrbtm")
+
+
+def is_bottom_mic(name: str) -> bool:
+    """Whether a snare stem's name says it is the bottom (under-snare) mic.
+
+    >>> is_bottom_mic("SD Bot"), is_bottom_mic("Snr Btm"), is_bottom_mic("Snare Top")
+    (True, True, False)
+    """
+    tokens = words(name)
+    pairs = {a + b for a, b in zip(tokens, tokens[1:])}
+    return any(w in tokens or w in pairs for w in BOTTOM_WORDS)
+
+
 def infer_role(name: str) -> str:
     """The role a stem name suggests, or :data:`NEUTRAL`.
 

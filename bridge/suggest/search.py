@@ -19,7 +19,8 @@ import numpy as np
 
 from ..analyze.spectrum import BAND_CENTERS_HZ, BAND_HIGH_HZ, BAND_LOW_HZ, N_BANDS
 from .model import MAX_EQ_BANDS, CompSettings, EqBand, SectionGain, TrackDecision
-from .objective import COST_PER_DB, COST_PER_MOVE, HOT_DBTP, SECTION_SHARE, W_LEVEL, Objective, Terms, nice_hz
+from .objective import (COST_PER_DB, COST_PER_MOVE, DYNAMICS_MARGIN_LU, HOT_DBTP, SECTION_SHARE, W_LEVEL, Objective,
+                        Terms, nice_hz)
 from .predict import COMP_DETECTOR_CREST_DB, _db
 
 #: The largest fader move, and the largest section move, dB.
@@ -28,8 +29,8 @@ MAX_SECTION_DB = 10.0
 #: Compressor candidates: threshold at these percentiles of what it hears, these ratios.
 COMP_THRESHOLD_PERCENTILES = (50, 70)
 COMP_RATIOS = (2.0, 3.0, 4.0, 6.0)
-#: Sections within this many LU of their place get no automation (the level tolerance).
-SECTION_TOLERANCE_LU = 3.0
+#: Sections within this many LU of their place get no automation (a section 4 LU off is taste).
+SECTION_TOLERANCE_LU = 4.0
 #: Masking cuts tried (dB) and their limits; a cut lives within an octave-ish region around the
 #: conflict's peak, Q between these.
 CUT_STEPS_DB = (-2.0, -4.0, -6.0, -9.0)
@@ -72,6 +73,7 @@ class TrackFx:
     polarity: str | None = None
     width: float | None = None
     comp_percentile: float | None = None  # where the compressor's threshold sits in what it hears
+    trim_db: float = 0.0  # a part's own fader move inside its group (kit balance), on top of the group's
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,9 @@ class Optimiser:
             tracks[k] = fx
         self.start = State(tuple(UnitMove() for _ in objective.units), tuple(tracks))
         self.evaluations = 0
-        #: Masking conflicts (pair, region centre) found structural (see MAX_MASKING_LOSS_LU).
-        self.structural: set[tuple[int, int, float]] = set()
+        #: Masking conflicts found structural (see MAX_MASKING_LOSS_LU): (masker group, frequency);
+        #: no cut is offered on that masker within half an octave of it.
+        self.structural: set[tuple[int, float]] = set()
 
     # --- state -> decisions -------------------------------------------------------------------------
     def decisions(self, state: State) -> dict[str, TrackDecision]:
@@ -138,7 +141,7 @@ class Optimiser:
         for k, s in enumerate(self.model.stems):
             um = state.units[self.unit_of_stem[k]]
             fx = state.tracks[k]
-            d = TrackDecision(um.fader_db, fx.eq, fx.comp, um.sections, fx.polarity, fx.width)
+            d = TrackDecision(round(um.fader_db + fx.trim_db, 2), fx.eq, fx.comp, um.sections, fx.polarity, fx.width)
             if not d.empty:
                 out[s.name] = d
         return out
@@ -228,6 +231,7 @@ class Optimiser:
     # --- candidates -------------------------------------------------------------------------------------
     def candidates(self, state: State, anchor: float | None):
         yield from self.fader_candidates(state, anchor)
+        yield from self.part_candidates(state)
         yield from self.automation_candidates(state, anchor)
         yield from self.masking_candidates(state, anchor)
         yield from self.highpass_candidates(state)
@@ -274,6 +278,27 @@ class Optimiser:
                 value = round(value, 1)
                 if abs(value - current.fader_db) >= 0.1:
                     yield state.with_unit(u, replace(current, fader_db=0.0 if abs(value) < 0.1 else value))
+
+    def part_candidates(self, state: State):
+        """A role's mics inside a kit brought back to their place against the rest of it."""
+        from .objective import PART_BALANCE_TOLERANCE_LU
+        decisions = self.decisions(state)
+        for part in self.obj.parts:
+            dr = self.obj.part_deviation(part, decisions)
+            moves = []
+            if dr is not None and abs(dr) > PART_BALANCE_TOLERANCE_LU:
+                moves.append((part.members, -dr))
+            dm = self.obj.mic_deviation(part, decisions)
+            if dm is not None and abs(dm) > PART_BALANCE_TOLERANCE_LU:
+                # The bottom mic against the top: raise one or lower the other.
+                moves.extend([(part.tops, dm), (part.bottoms, -dm)])
+            for members, delta in moves:
+                candidate = state
+                for k in members:
+                    trim = round(float(np.clip(state.tracks[k].trim_db + delta, -self.max_fader_db,
+                                               self.max_fader_db)), 1)
+                    candidate = candidate.with_track(k, replace(candidate.tracks[k], trim_db=trim))
+                yield candidate
 
     def automation_candidates(self, state: State, anchor: float | None):
         if anchor is None:
@@ -373,7 +398,7 @@ class Optimiser:
         k = max(members, key=lambda m: (energy[m], -m))
         fx = state.tracks[k]
         tag = f"masking:{u}:{v}"
-        if (u, v, nice_hz(centre)) in self.structural:
+        if any(sv == v and abs(math.log2(sf / centre)) < 0.5 for sv, sf in self.structural):
             return
         near = [i for i, b in enumerate(fx.eq) if b.kind == "peak" and b.gain_db < 0
                 and abs(math.log2(b.freq_hz / centre)) < 0.5]
@@ -471,11 +496,30 @@ class Optimiser:
                 continue
             # Threshold at a percentile of what the compressor hears (after the AI EQ, before the
             # fader); make-up restores the part's predicted loudness (ReaComp's wet gain, <= 6 dB).
+            u = self.unit_of_stem[k]
+            alone = len(self.obj.units[u].members) == 1
+            loud = self.model.stem_state(k, replace(d, comp=None)).integrated_lufs
+            settings = []
             for percentile in COMP_THRESHOLD_PERCENTILES:
                 for ratio in COMP_RATIOS:
                     comp = self._comp_for(k, d, percentile, ratio)
                     if comp is not None:
-                        yield state.with_track(k, replace(state.tracks[k], comp=comp, comp_percentile=percentile))
+                        spread = self.obj.spread(k, replace(d, comp=comp))
+                        settings.append((percentile, comp, spread is not None
+                                         and spread <= s.profile.spread_max_lu - DYNAMICS_MARGIN_LU))
+            # When acting, act enough: a compressor that leaves the part above its ceiling less the
+            # margin is offered only when no setting reaches it.
+            if any(ok for _, _, ok in settings):
+                settings = [row for row in settings if row[2]]
+            for percentile, comp, _ in settings:
+                candidate = state.with_track(k, replace(state.tracks[k], comp=comp, comp_percentile=percentile))
+                yield candidate
+                # ReaComp's make-up stops at +6 dB; REAPER's fader is after the compressor, so
+                # the rest of the loudness can come from it.
+                after = self.model.stem_state(k, replace(d, comp=comp)).integrated_lufs
+                if alone and loud is not None and after is not None and loud - after > 0.5:
+                    um = candidate.units[u]
+                    yield candidate.with_unit(u, replace(um, fader_db=round(um.fader_db + loud - after, 1)))
 
     def reference_candidates(self, state: State):
         if self.obj.reference_delta is None:
@@ -569,7 +613,7 @@ class Optimiser:
                     if bound is not None and x <= bound + 0.2:
                         # The conflict wants more than a masking cut may take: structural.
                         _, us, vs = why.split(":")
-                        self.structural.add((int(us), int(vs), band.freq_hz))
+                        self.structural.add((int(vs), band.freq_hz))
                         state = self.retrack(state, k, replace(fx, eq=fx.eq[:i] + fx.eq[i + 1:],
                                                             why=fx.why[:i] + fx.why[i + 1:]))
                         return self.refine(state, anchor)
@@ -612,6 +656,14 @@ class Optimiser:
                                                      why=tuple(fx.why[i] for i in keep)))
             if fx.comp is not None:
                 yield state.with_track(k, replace(fx, comp=None))
+        for part in self.obj.parts:
+            trims = sorted({state.tracks[k].trim_db for k in part.members} - {0.0})
+            for t in trims:
+                variant = state
+                for k in part.members:
+                    if state.tracks[k].trim_db == t:
+                        variant = variant.with_track(k, replace(variant.tracks[k], trim_db=0.0))
+                yield variant
 
     def rounded(self, state: State) -> State:
         units = tuple(UnitMove(round(m.fader_db, 1), tuple(replace(g, gain_db=round(g.gain_db, 1)) for g in m.sections
