@@ -238,6 +238,33 @@ def cmd_watch(args, out: TextIO) -> ExitStatus:
     return ExitStatus.OK if watcher.crashed is None else ExitStatus.SOME_FAILED
 
 
+def cmd_render(args, out: TextIO) -> ExitStatus:
+    """Apply a plan to the stems offline, as REAPER would; processed stems and before/after mixes (docs/render.md)."""
+    from .render.render import render_plan
+
+    result = render_plan(args.plan, args.stems, args.out, mixes=not args.no_mixes,
+                         subtype="PCM_24" if args.pcm24 else "FLOAT")
+    for s in result.stems:
+        what = "; ".join(s.moves) if s.status == "processed" else s.reason
+        print(f"  {s.name}: {s.status}" + (f" ({what})" if what else ""), file=out)
+        for note in s.ignored:
+            print(f"    not modelled: {note}", file=out)
+    for name in result.missing_tracks:
+        print(f"  plan track {name}: no stem of that name", file=out)
+    if result.mix_after is not None:
+        def lufs(v):
+            return "silent" if v is None else f"{v:.1f} LUFS"
+        change = (f", the plan changes it by {result.after_unmatched_lufs - result.before_lufs:+.1f} LU"
+                  if result.before_lufs is not None and result.after_unmatched_lufs is not None else "")
+        print(f"mixes: {result.mix_before} ({lufs(result.before_lufs)}) and {result.mix_after} "
+              f"({lufs(result.after_lufs)}, level-matched{change})", file=out)
+    print(f"rendered {len(result.processed)} of {len(result.stems)} stems into {Path(args.out) / 'stems'} "
+          f"in {result.seconds:.1f} s", file=out)
+    if len(result.failed) == len(result.stems):
+        return ExitStatus.NOTHING_USABLE
+    return ExitStatus.SOME_FAILED if result.failed else ExitStatus.OK
+
+
 def cmd_demo(args, out: TextIO) -> ExitStatus:
     """The full loop on files, no REAPER: synthesise, bounce, watch, plan, notes, re-bounce one stem."""
     from .demo import run_demo
@@ -445,6 +472,16 @@ def build_parser() -> argparse.ArgumentParser:
     surface_options(watch, note="; with --surface")
     watch.add_argument("--jobs", type=int, default=None)
     watch.set_defaults(func=cmd_watch)
+
+    render = sub.add_parser("render", help="apply a plan to the stems offline, as REAPER would: processed stems "
+                                           "and level-matched before/after mixes (docs/render.md)")
+    render.add_argument("plan", help="a plan written by 'mixbridge plan --json' (schema 1 or 2)")
+    render.add_argument("stems", help="the stems folder the plan came from")
+    render.add_argument("--out", required=True, metavar="DIR", help="where stems/, mix_before.wav, mix_after.wav "
+                        "and render.json go")
+    render.add_argument("--no-mixes", action="store_true", help="only the processed stems")
+    render.add_argument("--pcm24", action="store_true", help="write the stems as 24-bit PCM (default 32-bit float)")
+    render.set_defaults(func=cmd_render)
 
     demo = sub.add_parser("demo", help="the full loop with no REAPER: synthesise a session with known problems, "
                                            "bounce it into a watched folder, plan, notes, re-bounce one stem")

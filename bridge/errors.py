@@ -29,6 +29,7 @@ MESSAGES: dict[str, str] = {
     "E_SURFACE_EXPOSED": "a control-surface server on a non-loopback address needs --allow with the surface hosts",
     "E_MANIFEST": "the bounce manifest (mixbridge-bounce.json) is malformed",
     "E_STEM_MISSING": "the bounce manifest lists this stem but its file never arrived",
+    "E_RENDER_OUTPUT": "the rendered audio could not be written",
 }
 
 
@@ -65,6 +66,12 @@ class StemReadError(BridgeError, OSError):
     """A stem file could not be read as audio."""
 
     code = "E_STEM_CORRUPT"
+
+
+class StemWriteError(BridgeError, OSError):
+    """Rendered audio could not be written (disk full, permissions, a folder in the way)."""
+
+    code = "E_RENDER_OUTPUT"
 
 
 class AnalysisError(BridgeError, ValueError):

@@ -1,7 +1,7 @@
 """The filesystem edge for audio: find stems, check them, and stream them as float32 blocks.
 
-This is the only module that opens audio files.  Everything after it sees ``(frames, channels)``
-float32 arrays and :class:`StemInfo` values.
+This is the only module that opens audio files, for reading and (:class:`StemWriter`) for
+writing.  Everything after it sees ``(frames, channels)`` float32 arrays and :class:`StemInfo` values.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import soundfile as sf
 
-from .errors import AnalysisError, StemReadError
+from .errors import AnalysisError, StemReadError, StemWriteError
 
 #: File endings taken as stems when a folder is scanned.
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".bwf", ".rf64", ".w64", ".flac", ".aif", ".aiff", ".aifc"})
@@ -240,3 +240,79 @@ def read_blocks(stem: StemInfo, block_frames: int | None = None) -> Iterator[np.
     if seen < stem.frames:
         raise StemReadError(f"{stem.path}: {seen} of {stem.frames} frames readable",
                             code="E_STEM_TRUNCATED")
+
+
+#: Encodings :class:`StemWriter` writes: 32-bit float (the default; never clips) or 24-bit PCM.
+WRITE_SUBTYPES = ("FLOAT", "PCM_24")
+
+
+class StemWriter:
+    """Write one WAV file block by block: a context manager, the writing side of :func:`read_blocks`.
+
+    The audio goes into a hidden ``.<name>.part`` file beside ``path`` (so a folder scan or a
+    watcher never sees a half-written stem) and is renamed to ``path`` when the context closes
+    cleanly; on an exception the partial file is removed.
+
+    Parameters
+    ----------
+    path : path
+        The final ``.wav`` path.
+    sample_rate : int
+        Hz.
+    channels : int
+    subtype : {"FLOAT", "PCM_24"}
+        PCM_24 clips at full scale.
+
+    Raises
+    ------
+    StemWriteError
+        ``E_RENDER_OUTPUT`` when the file cannot be created or written.
+    """
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int, subtype: str = "FLOAT"):
+        if subtype not in WRITE_SUBTYPES:
+            raise ValueError(f"subtype must be one of {WRITE_SUBTYPES}, not {subtype!r}")
+        self.path = Path(path)
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self.subtype = subtype
+        self.frames = 0
+        self._partial = self.path.with_name(f".{self.path.name}.part")
+        self._fh: sf.SoundFile | None = None
+
+    def __enter__(self) -> "StemWriter":
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = sf.SoundFile(str(self._partial), "w", samplerate=self.sample_rate, channels=self.channels,
+                                    subtype=self.subtype, format="WAV")
+        except (OSError, sf.LibsndfileError, RuntimeError) as exc:
+            raise StemWriteError(f"{self.path}: {exc}") from exc
+        return self
+
+    def write(self, block: np.ndarray) -> None:
+        """Append ``(frames, channels)`` float samples."""
+        if self._fh is None:
+            raise RuntimeError("StemWriter.write outside its context")
+        block = np.asarray(block)
+        if block.ndim != 2 or block.shape[1] != self.channels:
+            raise ValueError(f"{self.path}: expected (frames, {self.channels}), got {block.shape}")
+        try:
+            self._fh.write(block.astype(np.float32, copy=False))
+        except (OSError, sf.LibsndfileError, RuntimeError) as exc:
+            raise StemWriteError(f"{self.path}: {exc} after {self.frames} frames") from exc
+        self.frames += len(block)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        fh, self._fh = self._fh, None
+        try:
+            if fh is not None:
+                fh.close()
+            if exc_type is None:
+                os.replace(self._partial, self.path)
+        except (OSError, sf.LibsndfileError, RuntimeError) as err:
+            self._partial.unlink(missing_ok=True)
+            if exc_type is None:
+                raise StemWriteError(f"{self.path}: {err}") from err
+        finally:
+            if exc_type is not None:
+                self._partial.unlink(missing_ok=True)
