@@ -150,7 +150,7 @@ def test_a_corrupt_stem_is_an_error_and_the_others_stay_cached(stems):
     assert_equals_fresh(result, stems)
 
 
-@pytest.mark.parametrize("damage", ["entry.json", "arrays.npz", "audio.wav", "version"])
+@pytest.mark.parametrize("damage", ["entry.json", "arrays.npz", "audio.flac", "version"])
 def test_a_damaged_cache_entry_is_ignored_and_rebuilt(stems, damage):
     cache = _cache(stems)
     analyze_session([stems], cache=cache, jobs=2)
@@ -191,7 +191,7 @@ def test_a_snapshot_with_wrong_bytes_is_never_subtracted(stems):
     cache = _cache(stems)
     analyze_session([stems], cache=cache, jobs=2)
     sha = cache.known_hash(stems / f"{SPECS[2].name}.wav")
-    audio = cache.entry_dir(sha) / "audio.wav"
+    audio = cache.entry_dir(sha) / "audio.flac"
     raw = bytearray(audio.read_bytes())
     raw[-4000:] = bytes(4000)
     audio.write_bytes(bytes(raw))
