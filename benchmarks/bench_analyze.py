@@ -14,7 +14,7 @@ median of --repeat runs (min-max beside it), and prints the table of issue 15:
 - libebur128 through pyebur128: I + LRA + true peak, 2 processes.
 
 CPU seconds and peak RSS are summed over the whole process tree (main, fork server, workers),
-sampled from /proc every 20 ms.  Ratios, not seconds, are the result: the machine is shared.
+sampled from /proc every 50 ms.  Ratios, not seconds, are the result: the machine is shared.
 With --rebounce, bench_rebounce.py runs afterwards and its figures are printed too.
 
 Usage: python benchmarks/bench_analyze.py [--stems 24] [--minutes 4] [--repeat 3] [--tree DIR] [--rebounce]
@@ -102,7 +102,7 @@ def measure(cmd: list[str], cwd: Path = ROOT, env: dict | None = None, ok: tuple
         for p in tree:
             if p in table:
                 cpu[p] = max(cpu.get(p, 0), table[p][1])
-        time.sleep(0.02)
+        time.sleep(0.05)
     _, err = proc.communicate(timeout=60)
     wall = time.perf_counter() - start
     if proc.returncode not in ok:
