@@ -3,11 +3,12 @@
 Lives in ``<stems dir>/.mixbridge/cache/`` (see ``docs/cache.md``)::
 
     cache/
-      index.json                 path -> (size, mtime_ns, ctime_ns, inode, sha256): the stat fast path
+      index.json                 path -> (size, mtime_ns, ctime_ns, inode, sha256, fingerprint)
       entries/<sha256>/          one stem's content, whatever its file name
-        entry.json               schema, analysis version, StemInfo, StemAnalysis (JSON)
+        entry.json               schema, analysis version, StemInfo, StemAnalysis (JSON), snapshot digest
         arrays.npz               slim StemFeatures + the activity mask (no pickles)
-        audio<.ext>              the stem's bytes as analysed: its old contribution to the mix
+        audio.flac               the stem's samples as analysed, lossless (16/24-bit PCM stems),
+          or audio<.ext>         a copy of its bytes (float and 32-bit stems): its old contribution to the mix
       mix/
         state.json               mix rate and length, the member hashes, the sum file's name
         sum-<token>.f32          float32 stereo sum of the members at the mix rate
@@ -15,7 +16,9 @@ Lives in ``<stems dir>/.mixbridge/cache/`` (see ``docs/cache.md``)::
       tmp/                       entries being built; renamed into entries/ only when complete
 
 Entries are keyed by the SHA-256 of the file's bytes, so an identical re-render (new mtime,
-same bytes) is a hit; an unchanged ``stat`` skips even the hashing.  Every entry names the
+same bytes) is a hit; an unchanged ``stat`` skips even the hashing, and a rewritten file whose
+size and sampled blocks (:func:`fingerprint`) match is served at once while its full hash is
+checked in the background (see ``bridge.pipeline``).  Every entry names the
 schema version and :data:`ANALYSIS_VERSION` (a hash of the analysis source code), so results from
 other code are never used.  Anything that does not parse and check is deleted and rebuilt.
 Writes go to ``tmp/`` and are renamed into place, so a process killed at any moment leaves either
@@ -42,7 +45,7 @@ from .analyze.stereo import StereoMeasures
 
 SCHEMA = "mixbridge-cache"
 #: Bumped whenever the layout or the JSON of an entry changes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Default bound on the cache's size on disk; least recently used entries go first.
 DEFAULT_MAX_BYTES = 8 * 1024 ** 3
 #: Build folders older than this are leftovers of a killed process.
@@ -52,6 +55,12 @@ MAX_MIX_GENERATIONS = 32
 _CHUNK = 1 << 20
 
 
+def _kernel_name() -> str:
+    import importlib.util
+
+    return "numba" if importlib.util.find_spec("numba") is not None else "scipy"
+
+
 def _analysis_version() -> str:
     """A hash of every source file whose code decides a cached number.
 
@@ -59,7 +68,7 @@ def _analysis_version() -> str:
     itself, with no version constant to forget.
     """
     root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_kernel_name().encode())  # the two K-weighting kernels differ in the last digits
     for path in sorted((root / "analyze").glob("*.py")) + [root / "stems.py", root / "pipeline.py"]:
         digest.update(path.name.encode())
         try:
@@ -137,25 +146,75 @@ def hash_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def copy_and_hash(source: Path, target: Path) -> str:
-    """Copy ``source`` to ``target`` and return the SHA-256 of exactly the bytes copied.
+#: The sampled-block fingerprint: the first 64 KiB (every header), the last 16 KiB (trailing
+#: chunks) and this many 4 KiB blocks spread evenly between them.
+FINGERPRINT_BLOCKS = 32
+_HEAD, _TAIL, _BLOCK = 64 * 1024, 16 * 1024, 4 * 1024
 
-    One read serves both, so the hash and the snapshot cannot disagree even if the source is
-    rewritten meanwhile.
+
+def fingerprint(path: Path) -> str:
+    """A cheap "did this file change?" digest: size, header, tail and a few sampled blocks.
+
+    About 200 KiB are read whatever the file's size.  Equal fingerprints do not prove equal
+    bytes (a change between the sampled blocks is missed), so a match is only provisional: the
+    pass checks the full SHA-256 before it trusts it.  A differing fingerprint does prove a change.
     """
     digest = hashlib.sha256()
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    with open(source, "rb", buffering=0) as src, open(target, "wb", buffering=0) as dst:
-        while True:
-            n = src.readinto(buffer)
-            if not n:
-                break
-            digest.update(view[:n])
-            chunk = view[:n]
-            while chunk:
-                chunk = chunk[dst.write(chunk):]
+    with open(path, "rb", buffering=0) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        digest.update(size.to_bytes(8, "little"))
+        if size <= _HEAD + _TAIL + FINGERPRINT_BLOCKS * _BLOCK:
+            digest.update(fh.read())
+            return digest.hexdigest()
+        digest.update(fh.read(_HEAD))
+        span = size - _HEAD - _TAIL - _BLOCK
+        for k in range(FINGERPRINT_BLOCKS):
+            fh.seek(_HEAD + span * k // (FINGERPRINT_BLOCKS - 1))
+            digest.update(fh.read(_BLOCK))
+        fh.seek(size - _TAIL)
+        digest.update(fh.read(_TAIL))
     return digest.hexdigest()
+
+
+#: Encodings snapshotted as FLAC (lossless, decoded to the very same float32 samples).
+FLAC_SUBTYPES = frozenset({"PCM_16", "PCM_24"})
+
+
+class Snapshot:
+    """The snapshot of one stem being built in an entry's build folder.
+
+    16- and 24-bit PCM stems are written as FLAC from the integer samples the analysis reads
+    (:meth:`write`), about a quarter to a half of the WAV's size, and decode to exactly the
+    float32 samples the WAV does.  Other encodings (float, 32-bit) are copied byte for byte.
+    """
+
+    def __init__(self, build: Path, source: Path, subtype: str, sample_rate: int, channels: int):
+        self.integer = subtype in FLAC_SUBTYPES
+        self._file = None
+        if self.integer:
+            from .stems import flac_writer
+
+            self.name = "audio.flac"
+            self._file = flac_writer(build / self.name, sample_rate, channels, subtype)
+        else:
+            self.name = "audio" + source.suffix.lower()
+            shutil.copyfile(source, build / self.name)
+        self.path = build / self.name
+
+    def write(self, block_int32: np.ndarray) -> None:
+        self._file.write(block_int32)
+
+    def close(self) -> str:
+        """Finish the file; returns its SHA-256 (checked before it is ever subtracted)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        return hash_file(self.path)
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def _write_json_atomic(path: Path, doc: dict) -> None:
@@ -225,7 +284,9 @@ class CachedStem:
     features : StemFeatures
         Slim (see :meth:`StemFeatures.slim`).
     audio : Path
-        The snapshot of the stem's bytes.
+        The snapshot of the stem (FLAC of its samples, or a copy of its bytes).
+    audio_sha256 : str
+        SHA-256 of the snapshot file as written.
     """
 
     sha256: str
@@ -233,6 +294,7 @@ class CachedStem:
     analysis: StemAnalysis
     features: StemFeatures
     audio: Path
+    audio_sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +348,7 @@ class AnalysisCache:
             ok = doc.get("schema") == SCHEMA and doc.get("schema_version") == SCHEMA_VERSION
             files = doc.get("files") if ok and isinstance(doc.get("files"), dict) else {}
             self._index = {k: v for k, v in files.items()
-                           if isinstance(v, list) and len(v) == 5 and isinstance(v[4], str)}
+                           if isinstance(v, list) and len(v) == 6 and isinstance(v[4], str) and isinstance(v[5], str)}
         return self._index
 
     def known_hash(self, path: Path) -> str | None:
@@ -300,9 +362,28 @@ class AnalysisCache:
             return None
         return record[4] if record[:4] == current else None
 
-    def remember(self, path: Path, stat: list[int], sha256: str) -> None:
-        self._load_index()[str(Path(path).resolve())] = list(stat) + [sha256]
+    def probable_hash(self, path: Path) -> tuple[str, str] | None:
+        """The recorded hash of ``path`` when its stat moved but size and :func:`fingerprint` agree.
+
+        Provisional: the caller must confirm it with the full hash before trusting the result.
+        """
+        record = self._load_index().get(str(Path(path).resolve()))
+        if record is None:
+            return None
+        try:
+            if os.stat(path).st_size != record[0] or fingerprint(Path(path)) != record[5]:
+                return None
+        except OSError:
+            return None
+        return record[4], record[5]
+
+    def remember(self, path: Path, stat: list[int], sha256: str, print_: str) -> None:
+        self._load_index()[str(Path(path).resolve())] = list(stat) + [sha256, print_]
         self._index_dirty = True
+
+    def forget(self, path: Path) -> None:
+        if self._load_index().pop(str(Path(path).resolve()), None) is not None:
+            self._index_dirty = True
 
     def save_index(self) -> None:
         if not self._index_dirty:
@@ -344,7 +425,7 @@ class AnalysisCache:
         if set(header) != set(HEADER_FIELDS):
             return None
         audio = folder / doc["audio"]
-        if audio.parent != folder or audio.stat().st_size != doc["size"]:
+        if audio.parent != folder or audio.stat().st_size != doc["audio_size"] or not isinstance(doc["audio_sha256"], str):
             return None
         arrays = _loadz(folder / "arrays.npz")
         active = arrays.pop("active")
@@ -356,7 +437,7 @@ class AnalysisCache:
                 or len(active) != frames or features.subhop_power.shape[1:] != (features.channels,)
                 or bands <= 0 or len(analysis.spectrum.band_db) != bands):
             return None
-        return CachedStem(sha256, header, analysis, features, audio)
+        return CachedStem(sha256, header, analysis, features, audio, doc["audio_sha256"])
 
     def new_build(self) -> Path:
         """A private folder to build one entry in (see :meth:`commit`)."""
@@ -364,9 +445,9 @@ class AnalysisCache:
         folder.mkdir(parents=True)
         return folder
 
-    def commit(self, build: Path, sha256: str, audio_name: str, header: dict, analysis: StemAnalysis,
-               features: StemFeatures) -> bool:
-        """Finish an entry built in ``build`` (which already holds ``audio_name``) and publish it.
+    def commit(self, build: Path, sha256: str, audio_name: str, audio_sha256: str, header: dict,
+               analysis: StemAnalysis, features: StemFeatures, size: int) -> bool:
+        """Finish an entry built in ``build`` (which already holds the snapshot ``audio_name``) and publish it.
 
         The JSON goes last, and the folder appears under ``entries/`` by one rename: a reader sees
         the whole entry or nothing.  Returns False when another writer published it first.
@@ -375,7 +456,8 @@ class AnalysisCache:
         arrays["active"] = np.asarray(analysis.active, dtype=bool)
         _savez(build / "arrays.npz", arrays)
         doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "analysis_version": ANALYSIS_VERSION,
-               "sha256": sha256, "size": (build / audio_name).stat().st_size, "audio": audio_name,
+               "sha256": sha256, "size": size, "audio": audio_name,
+               "audio_size": (build / audio_name).stat().st_size, "audio_sha256": audio_sha256,
                "header": {k: header[k] for k in HEADER_FIELDS}, "analysis": analysis_to_json(analysis),
                "created_at": time.time()}
         with open(build / "entry.json", "w", encoding="utf-8") as fh:

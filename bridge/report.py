@@ -131,7 +131,10 @@ def session_dict(result: SessionResult) -> dict[str, Any]:
 
 
 def write_json(result: SessionResult, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(session_dict(result), indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    """Write the document streaming: encoded piece by piece into the file, never as one string."""
+    with open(path, "w", encoding="utf-8", buffering=1 << 20) as fh:
+        json.dump(session_dict(result), fh, indent=1, sort_keys=False)
+        fh.write("\n")
 
 
 def _fmt(value: float | None, width: int, ndigits: int = 1) -> str:

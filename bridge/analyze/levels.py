@@ -54,56 +54,60 @@ class ClipDetector:
         self._samples = np.zeros(_BINS, dtype=np.int64)
         self._worst = np.zeros(_BINS, dtype=np.int64)
 
-    def _close(self, repeats: int, level: float) -> None:
-        length = repeats + 1
-        if length < CLIP_MIN_RUN:
+    def _close(self, repeats: np.ndarray, levels: np.ndarray) -> None:
+        """Count finished runs (``repeats`` flat samples after the first, at ``levels``) in the histogram."""
+        lengths = np.asarray(repeats, dtype=np.int64) + 1
+        keep = lengths >= CLIP_MIN_RUN
+        if not keep.any():
             return
-        db = 20.0 * np.log10(max(level, 1e-12))
-        b = int(np.clip(round((db - FLAT_FLOOR_DBFS) / _BIN_DB), 0, _BINS - 1))
-        self._runs[b] += 1
-        self._samples[b] += length
-        self._worst[b] = max(self._worst[b], length)
+        lengths = lengths[keep]
+        db = 20.0 * np.log10(np.maximum(np.asarray(levels, dtype=np.float64)[keep], 1e-12))
+        bins = np.clip(np.round((db - FLAT_FLOOR_DBFS) / _BIN_DB), 0, _BINS - 1).astype(np.intp)
+        np.add.at(self._runs, bins, 1)
+        np.add.at(self._samples, bins, lengths)
+        np.maximum.at(self._worst, bins, lengths)
 
     def feed(self, samples: np.ndarray, magnitudes: np.ndarray, block_peak: float) -> None:
-        """Take a block shaped ``(channels, frames)`` and its ``|x|``."""
+        """Take a block shaped ``(channels, frames)`` and its ``|x|``.
+
+        All channels at once: the rows are laid end to end with one non-flat sample between them,
+        so one ``diff`` finds every run of the block and no run crosses from one channel into
+        the next.
+        """
         floor = 10.0 ** (FLAT_FLOOR_DBFS / 20.0)
-        if samples.shape[1] == 0:
+        channels, n = samples.shape
+        if n == 0:
             return
         if block_peak < floor and not self._open.any():
             self._last = samples[:, -1].copy()
             return
-        previous = np.concatenate([self._last[:, None], samples[:, :-1]], axis=1)
-        # Sample n is "flat" when it repeats sample n-1 at a level worth watching.
-        hot = (samples == previous) & (magnitudes >= floor)
+        # Sample k is "flat" when it repeats sample k-1 at a level worth watching.
+        hot = np.zeros((channels, n + 1), dtype=bool)
+        hot[:, 0] = samples[:, 0] == self._last
+        np.equal(samples[:, 1:], samples[:, :-1], out=hot[:, 1:n])
+        hot[:, :n] &= magnitudes >= floor
         self._last = samples[:, -1].copy()
-        for channel in range(hot.shape[0]):
-            mask = hot[channel]
-            if not mask.any():
-                if self._open[channel]:
-                    self._close(int(self._open[channel]), self._open_level[channel])
-                    self._open[channel] = 0
-                continue
-            edges = np.diff(np.concatenate([[0], mask.view(np.int8), [0]]))
-            starts = np.flatnonzero(edges == 1)
-            stops = np.flatnonzero(edges == -1)
-            lengths = stops - starts
-            levels = magnitudes[channel, starts].astype(np.float64)
-            if starts[0] == 0 and self._open[channel]:
-                lengths[0] += self._open[channel]
-            elif self._open[channel]:
-                self._close(int(self._open[channel]), self._open_level[channel])
-            trailing = stops[-1] == len(mask)
-            count = len(lengths) - 1 if trailing else len(lengths)
-            for k in range(count):
-                self._close(int(lengths[k]), float(levels[k]))
-            self._open[channel] = lengths[-1] if trailing else 0
-            self._open_level[channel] = levels[-1] if trailing else 0.0
+        ending = (self._open > 0) & ~hot[:, 0]
+        if ending.any():  # open runs from the last block that stop at its edge
+            self._close(self._open[ending], self._open_level[ending])
+        edges = np.flatnonzero(np.diff(hot.view(np.int8).ravel(), prepend=np.int8(0)))
+        starts, stops = edges[0::2], edges[1::2]
+        row = starts // (n + 1)
+        first = starts - row * (n + 1)
+        lengths = stops - starts
+        levels = magnitudes[row, first].astype(np.float64)
+        carried = (first == 0) & (self._open[row] > 0)
+        lengths[carried] += self._open[row[carried]]
+        trailing = stops - row * (n + 1) == n
+        self._close(lengths[~trailing], levels[~trailing])
+        self._open = np.zeros(channels, dtype=np.int64)
+        self._open_level = np.zeros(channels, dtype=np.float64)
+        self._open[row[trailing]] = lengths[trailing]
+        self._open_level[row[trailing]] = levels[trailing]
 
     def result(self, sample_peak: float) -> ClipStats:
         """Close open runs and count those at full scale or at the stem's peak."""
-        for channel, repeats in enumerate(self._open):
-            if repeats:
-                self._close(int(repeats), self._open_level[channel])
+        self._close(self._open[self._open > 0], self._open_level[self._open > 0])
         self._open[:] = 0
         peak_db = 20.0 * np.log10(max(sample_peak, 1e-12))
         level_db = FLAT_FLOOR_DBFS + np.arange(_BINS) * _BIN_DB

@@ -158,7 +158,12 @@ def detect_sections(band_power: np.ndarray, subhop_power: np.ndarray, weights: n
 
 def section_lufs(subhop_power: np.ndarray, weights: np.ndarray, section: Section) -> float | None:
     """Gated integrated loudness (BS.1770-4) over the gating blocks that lie inside ``section``."""
-    blocks = lu.gating_blocks(subhop_power)
+    return section_lufs_from_blocks(lu.gating_blocks(subhop_power), weights, section)
+
+
+def section_lufs_from_blocks(blocks: np.ndarray, weights: np.ndarray, section: Section) -> float | None:
+    """:func:`section_lufs` from the stream's gating blocks (:func:`~bridge.analyze.loudness.gating_blocks`),
+    computed once per stream for all its sections."""
     if len(blocks) == 0:
         return None
     starts_s = np.arange(len(blocks)) * 0.1

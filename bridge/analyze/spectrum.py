@@ -10,7 +10,6 @@ correlation and width per band follow (see :mod:`bridge.analyze.stereo`).
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 
 #: Nominal 1/3-octave centres, Hz (IEC 61260 / ISO 266), 20 Hz .. 20 kHz: 31 bands.
 BAND_CENTERS_HZ = np.array([
@@ -60,6 +59,9 @@ class BandEnergy:
     """
 
     def __init__(self, sample_rate: int, channels: int):
+        import scipy.fft  # here, not at import: only the processes that measure audio pay for it
+
+        self._rfft = scipy.fft.rfft
         self.hop = sample_rate // 10
         self.channels = channels
         window = np.hanning(self.hop + 1)[:-1]  # periodic Hann
@@ -100,7 +102,7 @@ class BandEnergy:
             return
         shaped = frames[:, : n_frames * self.hop].reshape(self.channels, n_frames, self.hop)
         windowed = shaped * self._window  # (ch, frames, hop)
-        spectra = scipy.fft.rfft(windowed, axis=-1, overwrite_x=True)
+        spectra = self._rfft(windowed, axis=-1, overwrite_x=True)
         interleaved = spectra.view(np.float32)  # (ch, frames, 2 * bins)
         if self.channels == 1:
             self._power.append(self._reduce(np.square(interleaved[0])))
