@@ -28,6 +28,7 @@ How reapy is made to believe it runs inside REAPER (reapy.md 1, 4.1):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -81,6 +82,9 @@ class SimConfig:
     #: Rendering (render.py): frames per written block and the pause after each block.
     render_block_frames: int = 4096
     render_block_delay_s: float = 0.0
+    #: After a deferred script error, also run the script's at-exit code (the other reading of
+    #: REAPER; by default it does not, leaving reapy's ``server_port`` published).
+    atexit_after_error: bool = False
 
 
 class _Task:
@@ -116,6 +120,7 @@ class MainLoop:
         self._atexit: list[str] = []
         self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         self.on_script_died: Callable[[], None] = lambda: None
+        self.atexit_after_error = False
 
     # RPR_defer / RPR_atexit as REAPER provides them in __main__.
     def defer(self, code: str) -> None:
@@ -170,11 +175,14 @@ class MainLoop:
             try:
                 exec(code, {"__name__": "__reaper_deferred__"})
             except Exception:
-                # REAPER reports the error, stops the script (its pending defer
-                # calls are dropped) and runs its at-exit code; REAPER lives on.
+                # REAPER shows "Deferred script execution error" and the script's defer chain
+                # ends (nothing re-defers it); REAPER lives on.  Whether REAPER then runs the
+                # script's at-exit code is not documented; by default it does not (so reapy's
+                # server_port stays published), --atexit-after-error models the other reading.
                 sys.stderr.write("reaper_sim: deferred script error:\n" + traceback.format_exc())
                 self._deferred.clear()
-                self.run_atexit()
+                if self.atexit_after_error:
+                    self.run_atexit()
                 self.on_script_died()
                 return
 
@@ -231,7 +239,16 @@ def install_fake_reaper(functions: dict[str, Callable], loop: MainLoop) -> types
 
 
 class ReapyHost:
-    """Runs reapy's own server inside the fake REAPER, as its activation script would."""
+    """Runs reapy's own server inside the fake REAPER, as its activation script would.
+
+    When reapy's server loop dies (a deferred script error, e.g. a client that vanished during a
+    HOLD), nothing here closes its sockets: in REAPER they stay open too, because reapy's
+    ``Deferrer`` deletes a callback only after it returns, so the failed ``run_main_loop`` (and
+    through its globals the ``SERVER``) stays referenced until REAPER quits.  The listening socket
+    keeps accepting connections into the kernel's backlog that nobody serves, and running the
+    activation again binds the same port while the old socket still holds it, which the host
+    OS decides (Linux and macOS refuse: "Address already in use").
+    """
 
     def __init__(self, reapy: types.ModuleType, port: int, script_path: Path | None = None) -> None:
         from reapy.reascripts import activate_reapy_server
@@ -250,6 +267,12 @@ class ReapyHost:
         self.script = activate_reapy_server
         self.server_class = LoopbackServer
         self.port = port
+        #: Every server ever started (a dead one's sockets stay open, see the class docstring).
+        self.servers: list[Any] = []
+        #: Whether the deferred server loop is still being re-deferred.
+        self.loop_running = False
+        self.activations = 0
+        self.failed_activations = 0
 
     @property
     def server(self) -> Any:
@@ -262,16 +285,28 @@ class ReapyHost:
         chose (``reapy.config.REAPY_SERVER_PORT`` is fixed at 2306); later
         activations reuse that port, as REAPER's fixed port would be reused.
         """
-        self.close()
         if self.script_path is not None:
-            return self._activate_with_script()
-        server = self.server_class(self.port)
-        self.port = server._socket.getsockname()[1]
-        self.reapy.set_ext_state("reapy", "server_port", self.port)
-        self.script.SERVER = server
-        self.script.run_main_loop()
-        self.reapy.at_exit(self.reapy.delete_ext_state, "reapy", "server_port")
-        return self.port
+            port = self._activate_with_script()
+        else:
+            server = self.server_class(self.port)
+            self.servers.append(server)
+            self.port = server._socket.getsockname()[1]
+            self.reapy.set_ext_state("reapy", "server_port", self.port)
+            self.script.SERVER = server
+            self.script.run_main_loop()
+            self.reapy.at_exit(self.reapy.delete_ext_state, "reapy", "server_port")
+            port = self.port
+        self.activations += 1
+        self.loop_running = True
+        return port
+
+    def activate_action(self) -> None:
+        """The activation run as a REAPER action (web interface): a failing script is reported, not raised."""
+        try:
+            self.activate()
+        except Exception:
+            self.failed_activations += 1
+            sys.stderr.write("reaper_sim: ReaScript execution error (activation):\n" + traceback.format_exc())
 
     def _activate_with_script(self) -> int:
         """Run a user-supplied activation ReaScript (e.g. MixBridge's loopback one) as REAPER would.
@@ -289,7 +324,19 @@ class ReapyHost:
         namespace = runpy.run_path(str(self.script_path), run_name="reaper_sim_activation")
         self.script = _Namespace(namespace)
         namespace["main"](self.port)
+        if self.server is not None:
+            self.servers.append(self.server)
         return self.port
+
+    def died(self) -> None:
+        self.loop_running = False
+
+    def state(self) -> dict[str, Any]:
+        """What a test can see of reapy's server: running, listening sockets, the published port."""
+        listening = [s._socket.getsockname()[1] for s in self.servers if s._socket.fileno() >= 0]
+        return {"loop_running": self.loop_running, "listening_ports": listening,
+                "activations": self.activations, "failed_activations": self.failed_activations,
+                "connections": sum(len(s.connections) for s in self.servers if s._socket.fileno() >= 0)}
 
     def drop_connections(self) -> int:
         """Close every client connection (main thread only)."""
@@ -307,9 +354,14 @@ class ReapyHost:
         return len(dropped)
 
     def close(self) -> None:
+        """At shutdown: close every server ever started."""
+        for server in self.servers:
+            for connection in list(server.connections.values()):
+                with contextlib.suppress(OSError):
+                    connection.close()
+            server.close()
+        self.servers.clear()
         if self.server is not None:
-            self.drop_connections()
-            self.server.close()
             self.script.SERVER = None
 
 
@@ -393,6 +445,7 @@ class Sim:
         self.api = ReaScriptApi(self.project, api_module.resource_path_for(os.getpid()),
                                 before_call=lambda name, args: self.faults.before_rpr_call(name))
         self.loop = MainLoop(config.hz, self.faults, self.stop)
+        self.loop.atexit_after_error = config.atexit_after_error
         self.functions = self.api.functions()
         self.reapy = install_fake_reaper(self.functions, self.loop)
         self.reapy_host = ReapyHost(self.reapy, config.server_port, config.activation_script)
@@ -446,9 +499,12 @@ class Sim:
         path.write_text(json.dumps(self.dump(), indent=2, allow_nan=True))
 
     def _on_script_died(self) -> None:
-        # reapy's server loop raised (e.g. a client vanished mid-HOLD). REAPER
-        # keeps running; a client re-activates the server through the web action.
-        self.reapy_host.close()
+        # reapy's server loop raised (e.g. a client vanished mid-HOLD).  REAPER keeps running;
+        # the server's sockets stay open and unserved (ReapyHost's docstring).
+        self.reapy_host.died()
+        published = self.api.ext_state.get(("reapy", "server_port"), "")
+        sys.stderr.write(f"reaper_sim: reapy's server loop is dead; its port stays open, unserved; "
+                         f"server_port is {published or 'cleared'}\n")
 
     def _drop_connections(self) -> int:
         return self.reapy_host.drop_connections()
@@ -469,7 +525,7 @@ class Sim:
         if parts == [ACTIVATE_ACTION]:
             # REAPER runs the action on its main thread before answering, which
             # is what keeps reapy's activation recursion from storming.
-            self.loop.call(self.reapy_host.activate, timeout_s)
+            self.loop.call(self.reapy_host.activate_action, timeout_s)
             return ""
         if len(parts) == 1 and (parts[0].isdigit() or parts[0] in self.api.named_commands):
             # An action (render, the bounce script): run on the main thread, answered when done.
@@ -548,6 +604,12 @@ class Sim:
 
     def drop(self) -> int:
         return self.faults.request_drop(timeout_s=5.0)
+
+    def reapy_state(self) -> dict[str, Any]:
+        """reapy's server as REAPER holds it, and the published ``reapy/server_port`` (no main thread needed)."""
+        state = self.reapy_host.state()
+        state["server_port"] = self.api.ext_state.get(("reapy", "server_port"), "")
+        return state
 
     def bounce(self) -> dict[str, Any]:
         """Run the bounce script's model (render.py) on the main thread; its outcome."""
