@@ -28,6 +28,8 @@ How reapy is made to believe it runs inside REAPER (reapy.md 1, 4.1):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import os
@@ -39,7 +41,6 @@ import threading
 import time
 import traceback
 import types
-import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -85,6 +86,8 @@ class SimConfig:
     #: After a deferred script error, also run the script's at-exit code (the other reading of
     #: REAPER; by default it does not, leaving reapy's ``server_port`` published).
     atexit_after_error: bool = False
+    #: ``user:password`` of the web interface (REAPER's "Username:password" field); None = open.
+    web_password: str | None = None
 
 
 class _Task:
@@ -386,14 +389,52 @@ def _escape_extstate(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
+#: csurf_www.cpp ``ProcessCommand``: ``char want[1024]; lstrcpyn(want, in, min(sizeof(want), inlen+1))``
+#: keeps at most 1023 bytes of each ``;``-separated command, still URL-encoded.
+WEB_COMMAND_BYTES = 1023
+#: ``o->AppendFormatted(512, "EXTSTATE\t%s\t%s\t", ...)``: the reply line's head is cut at 512 chars.
+EXTSTATE_HEAD_CHARS = 512
+
+
+def url_decode(text: str) -> str:
+    """WDL's ``WebServerBaseClass::url_decode``: ``+`` is a space, ``%XX`` a byte, a bad escape stays."""
+    raw = text.encode("latin-1", errors="replace")  # http.server hands the request line over as latin-1
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        pair = raw[i + 1:i + 3]
+        if raw[i] == ord("+"):
+            out.append(ord(" "))
+            i += 1
+        elif raw[i] == ord("%") and len(pair) == 2 and pair[:1] != b"%" \
+                and all(c in b"0123456789abcdefABCDEF" for c in pair):
+            out.append(int(pair, 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode("utf-8", errors="replace")
+
+
 class WebInterface(ThreadingHTTPServer):
-    """REAPER's web interface, reduced to what reapy's bootstrap uses."""
+    """REAPER's web interface (``csurf_www.cpp``), reduced to the commands the project uses.
+
+    As REAPER's: only the part of the request before ``?`` is the command list (WDL's
+    ``get_request_file``); commands are separated by ``;``; each is cut to
+    :data:`WEB_COMMAND_BYTES` bytes *before* it is URL-decoded; ``SET/EXTSTATE/s/k/v`` decodes each
+    part with :func:`url_decode` (``+`` is a space), ``GET/EXTSTATE/s/k`` decodes nothing; a reply's
+    ``EXTSTATE\ts\tk\t`` head is cut at :data:`EXTSTATE_HEAD_CHARS`, its value is not cut.  With a
+    user and password set (``--web-password user:pass``) every request without that Basic
+    authorization gets ``401 Unauthorized`` and ``WWW-Authenticate: Basic realm="reaper_www"``.
+    """
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, sim: Sim) -> None:
+    def __init__(self, port: int, sim: Sim, password: str | None = None) -> None:
         self.sim = sim
+        self.password = password
+        self.unauthorized = 0
         super().__init__((LOOPBACK, port), _WebHandler)
 
 
@@ -402,14 +443,18 @@ class _WebHandler(BaseHTTPRequestHandler):
     server_version = "reaper_sim"
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
-        if not self.path.startswith("/_/"):
+        if self.server.password and not self._authorized():
+            self.server.unauthorized += 1
+            self._reply(401, "", {"WWW-Authenticate": 'Basic realm="reaper_www"'})
+            return
+        path = self.path.split("?", 1)[0]  # get_request_file(): the query string is not a command
+        if not path.startswith("/_/"):
             self._reply(404, "reaper_sim serves only /_/ commands\n")
             return
         lines = []
         try:
-            for command in filter(None, self.path[3:].split(";")):
-                lines.append(self.server.sim.web_command(
-                    [urllib.parse.unquote(part) for part in command.split("/")]))
+            for command in filter(None, path[3:].split(";")):
+                lines.append(self.server.sim.web_command(command[:WEB_COMMAND_BYTES]))
         except UnmodelledCall as error:
             self._reply(404, f"{error}\n")
             return
@@ -418,11 +463,23 @@ class _WebHandler(BaseHTTPRequestHandler):
             return
         self._reply(200, "".join(lines))
 
-    def _reply(self, status: int, body: str) -> None:
+    def _authorized(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        if not header[:5].lower() == "basic":
+            return False
+        try:
+            given = base64.b64decode(header[5:].strip(), validate=False).decode("utf-8", errors="replace")
+        except (ValueError, binascii.Error):
+            return False
+        return given == self.server.password
+
+    def _reply(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
         data = body.encode("utf-8")
         try:
             self.send_response(status)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -454,7 +511,7 @@ class Sim:
         self.api.ext_state[("reapy", "activate_reapy_server")] = json.dumps(ACTIVATE_ACTION)
         self.api.renderer.block_frames = config.render_block_frames
         self.api.renderer.block_delay_s = config.render_block_delay_s
-        self.web = WebInterface(config.web_port, self)
+        self.web = WebInterface(config.web_port, self, config.web_password)
         self.control = ControlServer(LOOPBACK, self)
         self.osc = None
         if config.osc_port is not None:
@@ -511,27 +568,39 @@ class Sim:
 
     # -- web interface (runs the work on the main thread) -------------------
 
-    def web_command(self, parts: list[str]) -> str:
-        """One ``/_/`` command: ``GET/EXTSTATE/s/k``, ``SET/EXTSTATE/s/k/v`` or an action."""
+    def web_command(self, want: str) -> str:
+        """One ``/_/`` command as ``ProcessCommand`` reads it (already cut to 1023 bytes, still encoded).
+
+        ``GET/EXTSTATE/s/k``, ``SET/EXTSTATE/s/k/v``, ``SET/EXTSTATEPERSIST/s/k/v``, or an action
+        (a number or a ``_named`` command id).
+        """
         timeout_s = 10.0
-        if parts[:2] == ["GET", "EXTSTATE"] and len(parts) == 4:
-            section, key = parts[2], parts[3]
+        if want.startswith("GET/EXTSTATE/"):
+            section, sep, key = want[len("GET/EXTSTATE/"):].partition("/")
+            if not sep:
+                return ""
             value = self.loop.call(lambda: self.api.ext_state.get((section, key), ""), timeout_s)
-            return f"EXTSTATE\t{section}\t{key}\t{_escape_extstate(value)}\n"
-        if parts[:2] == ["SET", "EXTSTATE"] and len(parts) >= 5:
-            section, key, value = parts[2], parts[3], "/".join(parts[4:])
-            self.loop.call(lambda: self.api.ext_state.__setitem__((section, key), value), timeout_s)
-            return ""
-        if parts == [ACTIVATE_ACTION]:
+            head = f"EXTSTATE\t{section}\t{key}\t"[:EXTSTATE_HEAD_CHARS]
+            return f"{head}{_escape_extstate(value)}\n"
+        for prefix in ("SET/EXTSTATE/", "SET/EXTSTATEPERSIST/"):
+            if want.startswith(prefix):
+                section, sep, rest = want[len(prefix):].partition("/")
+                key, sep2, value = rest.partition("/")
+                if not (sep and sep2):
+                    return ""  # REAPER sets nothing without all three parts
+                section, key, value = url_decode(section), url_decode(key), url_decode(value)
+                self.loop.call(lambda: self.api.ext_state.__setitem__((section, key), value), timeout_s)
+                return ""
+        if want == ACTIVATE_ACTION:
             # REAPER runs the action on its main thread before answering, which
             # is what keeps reapy's activation recursion from storming.
             self.loop.call(self.reapy_host.activate_action, timeout_s)
             return ""
-        if len(parts) == 1 and (parts[0].isdigit() or parts[0] in self.api.named_commands):
+        if want.isdigit() or want in self.api.named_commands:
             # An action (render, the bounce script): run on the main thread, answered when done.
-            self.loop.call(lambda: self.api.run_named_action(parts[0]), RENDER_TIMEOUT_S)
+            self.loop.call(lambda: self.api.run_named_action(want), RENDER_TIMEOUT_S)
             return ""
-        raise UnmodelledCall(f"web interface command {'/'.join(parts)!r} is not modelled")
+        raise UnmodelledCall(f"web interface command {want!r} is not modelled")
 
     # -- control channel commands (called from the control thread) ----------
 
