@@ -25,9 +25,11 @@ import numpy as np
 
 from .analyze.features import FeatureExtractor, StemFeatures
 from .analyze.resample import StreamResampler
-from .analyze.session import MixAnalysis, analyze_mix
+from .analyze.session import analyze_mix
 from .analyze.stem import StemAnalysis, analyze_stem
 from .errors import BridgeError, StemReadError
+from .model import SessionResult, StemResult
+from .report import analysis_id
 from .stems import StemInfo, find_stems, open_stem, read_blocks
 
 if TYPE_CHECKING:
@@ -36,38 +38,6 @@ if TYPE_CHECKING:
 #: Channels of the summed mix.
 MIX_CHANNELS = 2
 _SQRT_HALF = np.float32(np.sqrt(0.5))
-
-
-@dataclass(frozen=True, slots=True)
-class StemResult:
-    """One stem's outcome: its analysis, or the error that stopped it (never both)."""
-
-    name: str
-    path: Path
-    info: StemInfo | None
-    analysis: StemAnalysis | None
-    error: BridgeError | None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionResult:
-    """The whole analysis of one bounce."""
-
-    stems: tuple[StemResult, ...]
-    mix: MixAnalysis
-    features: dict[str, StemFeatures]
-    timings: dict[str, float]
-    #: With a cache: the stems decoded and analysed this time, and those served from the cache.
-    reanalysed: tuple[str, ...] = ()
-    cached: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> list[StemResult]:
-        return [s for s in self.stems if s.error is None]
-
-    @property
-    def failed(self) -> list[StemResult]:
-        return [s for s in self.stems if s.error is not None]
 
 
 def to_stereo(block: np.ndarray) -> np.ndarray:
@@ -264,7 +234,8 @@ def default_jobs() -> int:
 
 def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str, float, float | None]] | None = None,
                     jobs: int | None = None, progress: Callable[[StemResult], None] | None = None,
-                    recursive: bool = False, cache: "AnalysisCache | None" = None) -> SessionResult:
+                    recursive: bool = False, cache: "AnalysisCache | None" = None,
+                    masking_memo: dict | None = None) -> SessionResult:
     """Analyse every stem under ``paths`` and the session they make together.
 
     Parameters
@@ -280,6 +251,9 @@ def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str,
     cache : AnalysisCache, optional
         Serve unchanged stems from here and keep this pass's results and mix sum in it
         (see :mod:`bridge.cache`); only the changed stems are decoded.
+    masking_memo : dict, optional
+        Masking results per pair of stem contents, owned by the caller (the session) and reused
+        across its passes; without one the module-level memo is used (with a cache only).
 
     Returns
     -------
@@ -300,7 +274,8 @@ def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str,
     alignment = tuple(f"{i.name}: {i.sample_rate} Hz resampled to {mix_rate} Hz for the mix sum"
                       for i in infos.values() if mix_rate and i.sample_rate != mix_rate)
     if cache is not None:
-        return _analyze_incremental(files, infos, mix_rate, mix_frames, alignment, markers, jobs, progress, cache)
+        return _analyze_incremental(files, infos, mix_rate, mix_frames, alignment, markers, jobs, progress, cache,
+                                    _MASKING_MEMO if masking_memo is None else masking_memo)
 
     results: dict[Path, tuple] = {}
     sum_files: set[str] = set()
@@ -559,7 +534,8 @@ def _close_worker_sums() -> None:
 
 def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rate: int | None, mix_frames: int,
                          alignment: tuple[str, ...], markers, jobs: int,
-                         progress: Callable[[StemResult], None] | None, cache: "AnalysisCache") -> SessionResult:
+                         progress: Callable[[StemResult], None] | None, cache: "AnalysisCache",
+                         masking_memo: dict) -> SessionResult:
     """:func:`analyze_session` with a cache: decode only the stems whose bytes are new."""
     from .cache import MAX_MIX_GENERATIONS, hash_file, members_delta, stat_key
 
@@ -747,11 +723,11 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
             features[name] = worked.features
             analysed.append((name, worked.features, worked.analysis))
     keys = [outcomes[p].sha256 for p in files if outcomes[p].analysis is not None]
-    if len(_MASKING_MEMO) > MASKING_MEMO_MAX:
-        _MASKING_MEMO.clear()
+    if len(masking_memo) > MASKING_MEMO_MAX:
+        masking_memo.clear()
     mark = time.perf_counter()
     mix_analysis = analyze_mix(analysed, mix, markers, alignment,
-                               stem_keys=keys if all(keys) else None, masking_memo=_MASKING_MEMO)
+                               stem_keys=keys if all(keys) else None, masking_memo=masking_memo)
     timings["cross_stem_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started
     reanalysed = tuple(names[p] for p in files if not outcomes[p].from_cache)
@@ -775,19 +751,6 @@ def _report(progress, path: Path, outcome: tuple) -> None:
         return
     info, feats, error, _ = outcome
     progress(StemResult(path.stem, path, info, None, error))
-
-
-def analysis_id(result: SessionResult) -> str:
-    """A content id of an analysis: the measured figures, independent of where the files live."""
-    import hashlib
-    import json
-
-    from .report import session_dict
-
-    doc = session_dict(result)
-    for stem in doc["stems"]:
-        stem.pop("path", None)
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 def stem_views(result: SessionResult, roles: dict[str, str] | None = None, manual: Sequence[str] = ()):

@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Any, Iterable
 
-from ..errors import BridgeError
+from ..errors import SurfaceExposed
 from . import addresses as a
 from .osc import OscDecodeError, bundle_size, decode_packet, encode_bundle, encode_message
 
@@ -133,7 +133,7 @@ class SurfaceServer:
 
     Raises
     ------
-    BridgeError
+    SurfaceExposed
         ``E_SURFACE_EXPOSED`` for a non-loopback ``bind`` without ``allow``.
     """
 
@@ -144,8 +144,8 @@ class SurfaceServer:
         self.port = port
         self.allow = frozenset(_resolve(h) for h in allow)
         if not self.allow and not _is_loopback(bind):
-            raise BridgeError(f"binding {bind} exposes the surface server beyond this machine; "
-                              f"name the surfaces with --allow HOST", code="E_SURFACE_EXPOSED")
+            raise SurfaceExposed(f"binding {bind} exposes the surface server beyond this machine; "
+                                 f"name the surfaces with --allow HOST")
         self._counters: collections.Counter[str] = collections.Counter({k: 0 for k in COUNTER_NAMES})
         self._counter_lock = threading.Lock()
         self._out_lock = threading.Lock()

@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
-from ..errors import DawTimeout, DawUnavailable
+from ..errors import DawRefused, DawTimeout, DawUnavailable
 
 REAPY_WEB_PORT = 2307
 DEFAULT_TIMEOUT_S = 5.0
@@ -169,15 +169,19 @@ class ReapyConnection:
             raise DawUnavailable(f"REAPER's API has no {name} (REAPER too old, or not REAPER)")
         self.round_trips += 1
         self.calls[name] += 1
+        from reapy.errors import DisconnectedClientError, DistError  # noqa: PLC0415 - loaded by connect()
+
         try:
             return self._submit(lambda: function(*args), timeout_s or self.timeout_s)
         except (DawTimeout, DawUnavailable):
             raise
-        except (ConnectionError, OSError, EOFError) as exc:
+        except (ConnectionError, OSError, EOFError, DisconnectedClientError) as exc:
             self._abandon()
             raise DawUnavailable(f"the connection to REAPER was lost during {name}: {exc}") from exc
-        # Anything else (reapy's DistError carrying REAPER's traceback) propagates to the pass,
-        # which rolls back and reports it.
+        except DistError as exc:
+            # REAPER answered, with an error (its traceback in the message): not a lost connection.
+            raise DawRefused(f"{name}{args!r}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}") from exc
+        # Anything else is a bug on our side and propagates as itself.
 
     @contextlib.contextmanager
     def held(self):

@@ -12,14 +12,13 @@ producer renamed it after the bounce.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import InputFileError
+from ..manifest import read_manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,35 +43,13 @@ def read_bounce_manifest(path: Path) -> BounceManifest:
 
     Raises
     ------
-    InputFileError
+    ManifestError
         ``E_MANIFEST`` when it is malformed.
     """
-    try:
-        from ..manifest import read_manifest  # owned by the scripts helper
-    except ImportError:  # FALLBACK until bridge/manifest.py lands: remove with it
-        return _read_manifest_fallback(path)
     m = read_manifest(path)
     return BounceManifest(Path(path), str(m.bounce_id), str(m.created_at),
                           tuple(ManifestEntry(Path(s.file), str(s.track_name), str(s.track_guid or ""))
                                 for s in m.stems))
-
-
-def _read_manifest_fallback(path: Path) -> BounceManifest:
-    """FALLBACK (minimal) reader of the agreed manifest shape; ``bridge.manifest`` replaces it."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"{path}: {exc}", code="E_MANIFEST") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != "mixbridge-bounce" or not isinstance(doc.get("stems"), list):
-        raise InputFileError(f"{path}: not a MixBridge bounce manifest", code="E_MANIFEST")
-    stems = []
-    for s in doc["stems"]:
-        if not isinstance(s, dict) or not isinstance(s.get("file"), str) or not s["file"]:
-            raise InputFileError(f"{path}: a stem entry has no file", code="E_MANIFEST")
-        stems.append(ManifestEntry((path.parent / s["file"]).resolve(), str(s.get("track_name") or Path(s["file"]).stem),
-                                   str(s.get("track_guid") or "")))
-    return BounceManifest(path, str(doc.get("bounce_id") or ""), str(doc.get("created_at") or ""), tuple(stems))
 
 
 @dataclass(frozen=True, slots=True)
