@@ -18,6 +18,7 @@ from typing import Sequence, TextIO
 
 from . import __version__
 from .errors import BridgeError, ExitStatus, NoStems, PathNotFound, UsageError
+from .session import PassInterrupted
 from .settings import Connection, Settings, SurfaceOptions, WatchTimings, load_roles
 
 DEFAULTS = Connection()
@@ -79,6 +80,15 @@ def _console(out: TextIO, *, watch: bool = False):
     return Console(out, progress_on_pipe=watch)
 
 
+def _progress(out: TextIO, settings: Settings):
+    """A console showing ``analysing 3/10 Kick, ETA 4 s`` on a terminal (nothing in a pipe); its callback."""
+    from .stems import find_stems
+
+    console = _console(out)
+    console.pass_started(0, len(find_stems(settings.inputs, recursive=settings.recursive)))
+    return console, lambda s: console.stem_done(s.name, s.error.code if s.error else None)
+
+
 def _analysis_status(result) -> ExitStatus:
     if not result.ok:
         return ExitStatus.NOTHING_USABLE
@@ -93,8 +103,8 @@ def cmd_analyze(args, out: TextIO) -> ExitStatus:
 
     paths = check_paths(args.paths)
     session = Session(_settings(args, stems=_single_folder(paths), paths=paths, stateful=False))
-    console = _console(out)
-    result = session.analyse(progress=lambda s: console.stem_done(s.name, s.error.code if s.error else None))
+    console, progress = _progress(out, session.settings)
+    result = session.analyse(progress=progress)
     console.close()
     print(table(result), file=out)
     if args.json:
@@ -109,8 +119,8 @@ def cmd_plan(args, out: TextIO) -> ExitStatus:
 
     paths = check_paths(args.paths)
     session = Session(_settings(args, stems=_single_folder(paths), paths=paths, stateful=False))
-    console = _console(out)
-    record = session.run_pass(1, progress=lambda s: console.stem_done(s.name, s.error.code if s.error else None))
+    console, progress = _progress(out, session.settings)
+    record = session.run_pass(1, progress=progress)
     console.close()
     print(table(record.result), file=out)
     if not record.result.ok:
@@ -476,7 +486,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except BridgeError as exc:
         print(f"mixbridge: {exc.line()}", file=sys.stderr)
         return int(exc.exit_status)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, PassInterrupted):
         print("mixbridge: interrupted; nothing was left half-written (run the command again to redo it)",
               file=sys.stderr)
         return int(ExitStatus.OK)

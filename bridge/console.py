@@ -100,6 +100,7 @@ class Console:
             self._write_line(f"waiting for {plural(files, 'file')} to finish writing")
 
     def pass_started(self, number: int, stems: int) -> None:
+        """A pass (``number``; 0 for a one-off ``analyze``/``plan``) of ``stems`` files begins."""
         with self._lock:
             self._pass, self._total, self._done = number, stems, 0
             self._started_s = time.monotonic()
