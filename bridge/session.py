@@ -256,7 +256,7 @@ class Session:
     def _remember_manifest(self) -> None:
         """GUIDs for ``plan``/``apply`` too: the stems folder's bounce manifest, when there is one."""
         from .manifest import MANIFEST_NAME  # noqa: PLC0415
-        from .watch.bounce import read_bounce_manifest  # noqa: PLC0415
+        from .tracks import read_bounce_manifest  # noqa: PLC0415
 
         stems = self.settings.stems
         if stems is None or not (Path(stems) / MANIFEST_NAME).is_file():
@@ -314,7 +314,7 @@ class Session:
         """Plan an analysis with the session's roles and map the tracks to REAPER (GUIDs from manifests)."""
         from .pipeline import plan_session  # noqa: PLC0415
         from .suggest.plan import plan_dict  # noqa: PLC0415
-        from .watch.bounce import apply_track_map, compile_pattern, map_tracks  # noqa: PLC0415
+        from .tracks import apply_track_map, compile_pattern, map_tracks  # noqa: PLC0415
 
         s = self.settings
         plan = plan_session(result, roles if roles is not None else s.roles,

@@ -27,7 +27,7 @@ from bridge.daw.plan_target import PlanTarget
 from bridge.errors import DawUnavailable
 from bridge.synth import default_session, write_session
 from bridge.watch import Watcher
-from bridge.watch.bounce import ManifestEntry, map_tracks, compile_pattern
+from bridge.tracks import ManifestEntry, compile_pattern, map_tracks
 from bridge.watch.filters import classify
 from bridge.watch.settle import BAD, COMPLETE, PENDING, CompletenessTracker
 from bridge.watch.state import Journal, StateFolder, read_journal, recover

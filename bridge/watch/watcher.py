@@ -34,7 +34,8 @@ from ..console import Console
 from ..errors import BridgeError, UNREACHABLE
 from ..session import PassInterrupted, PassRecord, Session, filled_plan_doc, notes_input, record_doc
 from ..settings import Settings
-from .bounce import Bounce, BounceManifest, ManifestEntry, read_bounce_manifest
+from ..tracks import BounceManifest, ManifestEntry, read_bounce_manifest
+from .bounce import Bounce
 from .filters import MANIFEST_NAME, classify
 from .settle import PENDING, CompletenessTracker
 from .state import Journal, StateFolder, recover, utc_now
