@@ -52,8 +52,12 @@ def _changes_lines(outcome) -> list[str]:
         lines.append(f"  new: {item.track}: {item.message}")
     for item in changes.suggestions_dropped:
         lines.append(f"  suggestion dropped: {item.track} ({item.code})")
+    def shown(value) -> str:
+        return "not planned" if value is None else f"{len(value)} points" if isinstance(value, tuple) else f"{value:g}" \
+            if isinstance(value, (int, float)) else str(value)
+
     for move in changes.moves_changed:
-        lines.append(f"  move changed: {move.track} {move.param}: {move.before} → {move.after}")
+        lines.append(f"  move changed: {move.track} {move.param}: {shown(move.before)} → {shown(move.after)}")
     return lines
 
 

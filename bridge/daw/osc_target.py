@@ -28,7 +28,7 @@ How a pass works
 
 What OSC cannot do goes to ``ApplyReport.pending`` with a plain reason, never dropped: inserting
 an FX, ReaEQ band types, track polarity, envelopes/automation.  Each OSC write is its own undo
-point in REAPER (there is no undo block over OSC).  ``PassReport.round_trips`` counts the OSC
+point in REAPER (there is no undo block over OSC).  ``ApplyReport.round_trips`` counts the OSC
 messages sent.
 """
 from __future__ import annotations
