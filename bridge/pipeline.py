@@ -31,6 +31,7 @@ from .errors import BridgeError, StemReadError
 from .model import SessionResult, StemResult
 from .report import analysis_id
 from .stems import StemInfo, find_stems, open_stem, read_blocks
+from .tracks import stem_names as _unique_names  # the one naming rule (the plan's tracks use it too)
 
 if TYPE_CHECKING:
     from .cache import AnalysisCache
@@ -739,11 +740,6 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
 #: a re-bounce with one changed stem recomputes only that stem's pairs.  Bounded by clearing.
 _MASKING_MEMO: dict = {}
 MASKING_MEMO_MAX = 20_000
-
-
-def _unique_names(files: list[Path]) -> dict[Path, str]:
-    counts = Counter(p.stem for p in files)
-    return {p: (p.stem if counts[p.stem] == 1 else f"{p.stem}{p.suffix}") for p in files}
 
 
 def _report(progress, path: Path, outcome: tuple) -> None:

@@ -24,6 +24,8 @@ from .errors import UsageError
 
 #: The state folder's name, beside the stems (hidden: the watcher and folder scans skip it).
 STATE_DIR_NAME = ".mixbridge"
+#: Where the bridge listens (OSC feedback, control surfaces) unless told otherwise.
+LOOPBACK = "127.0.0.1"
 #: Where each target may land a plan.
 TARGET_KINDS = ("plan", "reaper", "osc")
 
@@ -48,7 +50,7 @@ class Connection:
         Most OSC messages per second the OSC target sends.
     """
 
-    host: str = "127.0.0.1"
+    host: str = LOOPBACK
     web_port: int = 2307
     osc_port: int = 8000
     osc_listen: int = 9000
@@ -100,7 +102,7 @@ class SurfaceOptions:
     """The ``/mixbridge`` OSC control-surface server (docs/osc.md)."""
 
     enabled: bool = False
-    bind: str = "127.0.0.1"
+    bind: str = LOOPBACK
     port: int = 9100
     allow: tuple[str, ...] = ()
 

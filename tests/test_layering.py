@@ -139,3 +139,18 @@ def test_no_import_cycles_in_bridge():
         if node not in state:
             visit(node, [node])
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_connection_defaults_exist_in_one_place():
+    """Ports and hosts default only in bridge/settings.py; every other default refers to it."""
+    literals = {2307, 8000, 9000, 9100, "127.0.0.1"}
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "settings.py" or "reaper_scripts" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for default in node.args.defaults + node.args.kw_defaults:
+                    if isinstance(default, ast.Constant) and default.value in literals:
+                        offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}(... = {default.value!r})")
+    assert not offenders, "connection defaults outside bridge/settings.py:\n" + "\n".join(offenders)

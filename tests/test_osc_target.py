@@ -22,6 +22,7 @@ from bridge.cli import main
 from bridge.daw.osc_target import OscTarget
 from bridge.errors import DawUnavailable
 from tests.reaper_sim.fixtures import expect_result, run_reapy_client, running_sim
+from tests.conftest import wait_until as wait_for
 
 pytestmark = pytest.mark.skipif(not (shutil.which("oscdump") and shutil.which("oscsend")),
                                 reason="liblo-tools (oscsend, oscdump) not installed")
@@ -52,15 +53,6 @@ def free_udp_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-def wait_for(condition, timeout_s: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)  # polling inside a deadline loop
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class OscDump:

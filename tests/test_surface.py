@@ -28,20 +28,12 @@ from bridge.control.server import SurfaceServer
 from bridge.daw.plan_target import PlanTarget
 from bridge.errors import BridgeError
 from tests.test_review import PLAN
+from tests.conftest import wait_until as wait_for
 
 OSCSEND, OSCDUMP = shutil.which("oscsend"), shutil.which("oscdump")
 needs_liblo = pytest.mark.skipif(not (OSCSEND and OSCDUMP), reason="liblo-tools (oscsend, oscdump) not installed")
 TRACK_INFO = {"Kick": {"integrated_lufs": -14.3}, "Vox": {"integrated_lufs": -18.25}, "Gtr": {"integrated_lufs": None}}
 
-
-def wait_for(condition, timeout_s=5.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def osc(address, *args):

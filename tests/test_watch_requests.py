@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from bridge.daw.commands import ExtStateCommands
 from bridge.synth import StemSpec, write_session
 from tests.reaper_sim.fixtures import REPO_ROOT, running_sim
+from tests.conftest import wait_until as _wait
 
 GUIDS = {"Kick": "{BBBBBBBB-0000-4000-8000-000000000001}", "Bass_DI": "{BBBBBBBB-0000-4000-8000-000000000002}",
          "Keys": "{BBBBBBBB-0000-4000-8000-000000000003}"}
@@ -33,15 +33,6 @@ def _project(tmp_path: Path) -> dict:
             "tracks": [{"name": s.name, "guid": GUIDS[s.name], "vol": 1.0, "selected": True, "source": str(p)}
                        for s, p in zip(specs, paths)]}
 
-
-def _wait(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)  # polling a condition inside a deadline, not synchronisation by sleep
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _track(sim, name: str) -> dict:

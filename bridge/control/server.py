@@ -34,13 +34,14 @@ import time
 from typing import Any, Iterable
 
 from ..errors import SurfaceExposed
+from ..settings import SurfaceOptions
 from . import addresses as a
 from .osc import OscDecodeError, bundle_size, decode_packet, encode_bundle, encode_message
 
 log = logging.getLogger("mixbridge.surface")
 
-DEFAULT_BIND = "127.0.0.1"
-DEFAULT_PORT = 9100
+DEFAULT_BIND = SurfaceOptions().bind
+DEFAULT_PORT = SurfaceOptions().port
 #: Inbound datagrams larger than this are refused unread (no surface command comes near it).
 MAX_PACKET_BYTES = 2048
 FLUSH_INTERVAL_S = 0.025

@@ -43,12 +43,14 @@ from typing import Any, Callable
 
 from ..errors import DawUnavailable, DawVerifyError
 from ..files import write_atomic
+from ..settings import LOOPBACK, Connection
 from . import mapping as m
 from . import osc_addresses as oa
 from .base import ApplyReport
 from .reconcile import ABSENT, AUTOMATION_KEY, WHY_OVERRIDE, Pending, TrackDecision, Write, keys_to_read, reconcile_track
 from .tagging import UNTOUCHED, TrackTag
 
+DEFAULTS = Connection()
 STATE_SCHEMA = "mixbridge-osc-state"
 #: Tolerances for "is this still the value we wrote" (feedback is 32-bit float).
 DB_TOLERANCE = 1e-3
@@ -257,10 +259,10 @@ class OscTarget:
     kind = "osc"
     capabilities = OscCapabilities()
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8000, listen_port: int = 9000, timeout_s: float = 5.0,
-                 max_msgs_per_s: float = 200.0, *, state_path: Path | str,
+    def __init__(self, host: str = DEFAULTS.host, port: int = DEFAULTS.osc_port, listen_port: int = DEFAULTS.osc_listen,
+                 timeout_s: float = DEFAULTS.timeout_s, max_msgs_per_s: float = DEFAULTS.osc_rate, *, state_path: Path | str,
                  bank_size: int | None = 128, settle_s: float = 0.15, burst: int = 20,
-                 bind_host: str = "127.0.0.1") -> None:
+                 bind_host: str = LOOPBACK) -> None:
         self.host, self.port, self.listen_port = host, int(port), int(listen_port)
         self.timeout_s = float(timeout_s)
         self.bucket = TokenBucket(max_msgs_per_s, burst)

@@ -29,9 +29,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 from ..errors import DawRefused, DawTimeout, DawUnavailable
+from ..settings import Connection
 
+#: reapy 0.10 hard-wires this port into its first connection (not our default: ours is Connection.web_port).
 REAPY_WEB_PORT = 2307
-DEFAULT_TIMEOUT_S = 5.0
+DEFAULTS = Connection()
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -67,8 +69,8 @@ class ReapyConnection:
         Deadline for each call.
     """
 
-    def __init__(self, host: str = "127.0.0.1", web_port: int = REAPY_WEB_PORT,
-                 timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, host: str = DEFAULTS.host, web_port: int = DEFAULTS.web_port,
+                 timeout_s: float = DEFAULTS.timeout_s):
         self.host = host
         self.web_port = web_port
         self.timeout_s = timeout_s

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import UNREACHABLE, DawVerifyError, TargetNotFound
+from ..settings import Connection
 from . import mapping as m
 from .base import ApplyReport
 from .reapy_conn import ReapyConnection
 from .reconcile import ABSENT, AUTOMATION_KEY, TrackDecision, Write, keys_to_read, reconcile_track
 from .tagging import PASS, PLAN, PRE_AI, PREFIX, PROVENANCE, STATE, UNTOUCHED, TrackTag
 
+DEFAULTS = Connection()
 NULL_SUFFIX = "0x0000000000000000"
 EXT_SECTION = "mixbridge"
 #: Tolerance for "is this still the value we wrote" on raw/normalized values.
@@ -578,7 +580,8 @@ class LazyReaperTarget:
     kind = "reaper"
     capabilities = ReapyCapabilities()
 
-    def __init__(self, host: str = "127.0.0.1", web_port: int = 2307, timeout_s: float = 5.0):
+    def __init__(self, host: str = DEFAULTS.host, web_port: int = DEFAULTS.web_port,
+                 timeout_s: float = DEFAULTS.timeout_s):
         self.host = host
         self.web_port = web_port
         self.timeout_s = timeout_s
