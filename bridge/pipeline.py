@@ -226,7 +226,15 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
         # Workers fork from a server that has already imported the analysis (0.7 s of scipy):
         # the first pool of a process pays it once, every later pool starts in milliseconds.
         context.set_forkserver_preload(["bridge.pipeline"])
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_quiet_interrupt)
+
+
+def _quiet_interrupt() -> None:
+    """Worker: Ctrl-C (SIGINT reaches the whole process group) ends it at once, without a traceback;
+    the owner sees a broken pool, and the session treats the pass as interrupted."""
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(1))
 
 
 def default_jobs() -> int:

@@ -520,7 +520,6 @@ class Watcher:
         if q is None or now < q.next_try_s:
             return
         self._journal.write("apply_retry", **{"pass": q.number, "attempt": q.attempts + 1})
-        self._queued = None
         if q.record is not None:
             record = self.session.apply_record(q.record, q.doc, notify=False)
             if record.state == "queued":
@@ -533,6 +532,7 @@ class Watcher:
                                     f"({record.counts.changes} changes) after {q.attempts + 1} attempts")
             self._replace(record)
             self._write_outcome(record)
+            self._queued = None  # only now: `queued is None` means the pass's files say what landed
         else:
             # A plan found on disk at a restart: no analysis in memory, so the notes stay as written.
             try:
@@ -542,6 +542,7 @@ class Watcher:
                 self._queued = _Queued(q.number, q.doc, None, delay, time.monotonic() + delay, q.attempts + 1)
                 return
             except BridgeError as exc:
+                self._queued = None
                 self._journal.write("apply_failed", **{"pass": q.number, "error": exc.line()})
                 self.console.error(f"pass {q.number}: the target refused the queued plan: {exc.line()}")
                 return
@@ -552,6 +553,7 @@ class Watcher:
             if self._last is not None and self._last.get("pass") == q.number:
                 self._last = dict(self._last, applied=True, apply="applied")
                 self.state.write_last_pass(self._last)
+            self._queued = None
             self.console.notice(f"REAPER is back: pass {q.number}'s queued plan applied "
                                 f"({len(report.written)} changes)")
         with self._changed:
