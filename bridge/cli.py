@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from . import __version__
-from .errors import BridgeError, ExitStatus, NoStems, PathNotFound, UsageError
-from .session import PassInterrupted
+from .errors import BridgeError, ExitStatus, NoStems, PassInterrupted, PathNotFound, UsageError
 from .settings import Connection, Settings, SurfaceOptions, WatchTimings, load_roles
 
 DEFAULTS = Connection()

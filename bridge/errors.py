@@ -256,6 +256,13 @@ class DawVerifyError(DawError, ValueError):
 UNREACHABLE = (DawUnavailable, DawTimeout)
 
 
+# --- not errors --------------------------------------------------------------------------------------
+
+class PassInterrupted(Exception):
+    """The owner is stopping (Ctrl-C, the watcher's stop): the pass is abandoned, nothing half-written
+    (a watcher re-runs it on the next start).  Not a :class:`BridgeError`: no one did anything wrong."""
+
+
 # --- surfaces --------------------------------------------------------------------------------------
 
 class OscMessageError(BridgeError, ValueError):

@@ -33,12 +33,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import UNREACHABLE, BridgeError, NoStems, PlanStale, StemMissing
+from .errors import UNREACHABLE, BridgeError, NoStems, PassInterrupted, PlanStale, StemMissing
+from typing import TYPE_CHECKING
+
 from .model import SessionResult, StemResult
-from .notes.model import (AppliedChange, ChangesSincePrevious, NotesInput, Override as NotesOverride,
-                          PendingMove, compare_bounces)
 from .plandoc import moves_of, stem_name
 from .settings import Settings
+
+if TYPE_CHECKING:  # the notes (and the analysis they import) load only when a pass is described
+    from .notes.model import ChangesSincePrevious, NotesInput
 
 log = logging.getLogger("mixbridge.session")
 
@@ -47,10 +50,6 @@ WHY_HELD = "waiting for your review: accept it on the control surface or run 'Mi
 WHY_QUEUED = "REAPER could not be reached; the plan is queued and will be written when it answers"
 #: Apply states of a pass.
 STATES = ("applied", "proposed", "queued", "held", "failed", "none")
-
-
-class PassInterrupted(Exception):
-    """The owner is stopping: abandon the pass (a watcher re-runs it on the next start)."""
 
 
 # --- the record -----------------------------------------------------------------------------------
@@ -144,7 +143,7 @@ class PassRecord:
     error: str | None = None
     held: tuple[Held, ...] = ()
     provenance: Mapping[str, str] = field(default_factory=dict)
-    changes: ChangesSincePrevious | None = None
+    changes: "ChangesSincePrevious | None" = None
     bounce: Any = None
     seconds: float = 0.0
 
@@ -360,6 +359,8 @@ class Session:
         previous = self.last
         changes = None
         if previous is not None:
+            from .notes.model import compare_bounces  # noqa: PLC0415
+
             changes = compare_bounces(previous.result, previous.plan, result, planned.plan,
                                       reanalysed=None if not (result.reanalysed or result.cached) else result.reanalysed)
         record = PassRecord(number, self.target.kind, result, planned.plan, planned.doc, planned.tracks,
@@ -597,8 +598,10 @@ NOTES_OUTCOME = {"applied": "written", "proposed": "proposed", "queued": "queued
                  "failed": "failed", "none": ""}
 
 
-def notes_input(record: PassRecord, title: str = "") -> NotesInput:
+def notes_input(record: PassRecord, title: str = "") -> "NotesInput":
     """The notes of a pass, from its record alone."""
+    from .notes.model import AppliedChange, NotesInput, Override as NotesOverride, PendingMove  # noqa: PLC0415
+
     stem_of = record.stem_of
 
     def stem(track: str) -> str:

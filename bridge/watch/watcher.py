@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..console import Console
-from ..errors import BridgeError, UNREACHABLE
-from ..session import PassInterrupted, PassRecord, Session, filled_plan_doc, notes_input, record_doc
+from ..errors import UNREACHABLE, BridgeError, PassInterrupted
+from ..session import PassRecord, Session, filled_plan_doc, notes_input, record_doc
 from ..settings import Settings
 from ..tracks import BounceManifest, ManifestEntry, read_bounce_manifest
 from .bounce import Bounce
