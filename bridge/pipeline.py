@@ -229,12 +229,20 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_quiet_interrupt)
 
 
+class WorkerInterrupted(SystemExit):
+    """Ctrl-C reached a worker (SIGINT goes to the whole process group).  A ``SystemExit``, so an idle
+    worker ends without a traceback, its locks released on the way out; raised inside a task it comes
+    back as that task's outcome, and the session treats the pass as interrupted."""
+
+
 def _quiet_interrupt() -> None:
-    """Worker: Ctrl-C (SIGINT reaches the whole process group) ends it at once, without a traceback;
-    the owner sees a broken pool, and the session treats the pass as interrupted."""
+    """Worker initializer: Ctrl-C raises :class:`WorkerInterrupted` instead of ``KeyboardInterrupt``."""
     import signal
 
-    signal.signal(signal.SIGINT, lambda *_: os._exit(1))
+    def interrupted(*_):
+        raise WorkerInterrupted(1)
+
+    signal.signal(signal.SIGINT, interrupted)
 
 
 def default_jobs() -> int:

@@ -294,13 +294,16 @@ class Session:
         NoStems
             ``E_NO_STEMS``: nothing to analyse.
         """
-        from .pipeline import analyze_session  # noqa: PLC0415 - the worker pool loads only when analysing
+        from .pipeline import WorkerInterrupted, analyze_session  # noqa: PLC0415 - loads only when analysing
 
         s = self.settings
         paths = list(paths if paths is not None else s.inputs)
-        result = analyze_session(paths, markers=list(s.markers) if s.markers else None, jobs=s.jobs,
-                                 progress=progress, recursive=s.recursive, cache=self.cache,
-                                 masking_memo=self.masking_memo)
+        try:
+            result = analyze_session(paths, markers=list(s.markers) if s.markers else None, jobs=s.jobs,
+                                     progress=progress, recursive=s.recursive, cache=self.cache,
+                                     masking_memo=self.masking_memo)
+        except WorkerInterrupted as exc:  # Ctrl-C reached a worker before this process noticed
+            raise PassInterrupted() from exc
         if missing:
             extra = tuple(StemResult(p.stem, p, None, None, StemMissing(f"{p.name}: listed in the manifest, not on disk"))
                           for p in missing)
@@ -350,7 +353,8 @@ class Session:
         try:
             result = self.analyse(paths, missing=missing, progress=progress)
         except BaseException as exc:
-            if should_stop is not None and should_stop() or isinstance(exc, KeyboardInterrupt):
+            # Ctrl-C reaches the worker processes too: their SystemExit, or a broken pool, is the same stop.
+            if should_stop is not None and should_stop() or isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise PassInterrupted() from exc
             raise
         if should_stop is not None and should_stop():
