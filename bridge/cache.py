@@ -42,6 +42,7 @@ from .analyze.features import StemFeatures
 from .analyze.levels import ClipStats
 from .analyze.stem import FaultMeasures, LevelMeasures, LoudnessMeasures, SpectrumMeasures, StemAnalysis
 from .analyze.stereo import StereoMeasures
+from .files import write_atomic
 
 SCHEMA = "mixbridge-cache"
 #: Bumped whenever the layout or the JSON of an entry changes.
@@ -218,12 +219,8 @@ class Snapshot:
 
 
 def _write_json_atomic(path: Path, doc: dict) -> None:
-    # No fsync: it would stall behind the gigabytes a render has just written.  A kill cannot
-    # tear a rename, and after a power cut every reader checks what it loads anyway.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, separators=(",", ":"))
-    os.replace(tmp, path)
+    # Rebuildable from the stems: bridge.files' non-durable policy (no fsync behind a render's writes).
+    write_atomic(path, json.dumps(doc, separators=(",", ":")), durable=False)
 
 
 def _read_json(path: Path) -> dict | None:

@@ -52,13 +52,21 @@ def _changes_lines(outcome) -> list[str]:
         lines.append(f"  new: {item.track}: {item.message}")
     for item in changes.suggestions_dropped:
         lines.append(f"  suggestion dropped: {item.track} ({item.code})")
+    def shown(value) -> str:
+        return "not planned" if value is None else f"{len(value)} points" if isinstance(value, tuple) else f"{value:g}" \
+            if isinstance(value, (int, float)) else str(value)
+
+    for move in changes.moves_changed:
+        lines.append(f"  move changed: {move.track} {move.param}: {shown(move.before)} → {shown(move.after)}")
     return lines
 
 
 def run_demo(folder: Path | None, seconds: float, jobs: int | None, out: TextIO) -> int:
     """Run the demo; returns the process exit status (0 when both passes ran)."""
+    from .console import Console
+    from .settings import Settings, WatchTimings
     from .synth import default_session, write_session
-    from .watch import Console, Watcher, WatchSettings
+    from .watch import Watcher
 
     started = time.monotonic()
     root = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="mixbridge-demo-"))
@@ -70,7 +78,7 @@ def run_demo(folder: Path | None, seconds: float, jobs: int | None, out: TextIO)
     paths = write_session(project, specs, duration_s=seconds)
     sources = {spec.name: path for spec, path in zip(specs, paths)}
 
-    settings = WatchSettings(render_dir, target="plan", jobs=jobs, settle_s=1.0, poll_s=0.1)
+    settings = Settings(render_dir, target="plan", jobs=jobs, timings=WatchTimings(settle_s=1.0, poll_s=0.1))
     watcher = Watcher(settings, console=Console(out))
     watcher.start()
     try:

@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterable
 
-from .errors import InputFileError
+from .errors import ManifestError
+from .files import write_atomic
 
 MANIFEST_NAME = "mixbridge-bounce.json"
 TMP_SUFFIX = ".tmp"
@@ -84,8 +85,8 @@ class Manifest:
         return next((s for s in self.stems if s.file.resolve() == wanted), None)
 
 
-def _fail(path: Path, detail: str) -> InputFileError:
-    return InputFileError(f"{path}: {detail}", code="E_MANIFEST")
+def _fail(path: Path, detail: str) -> ManifestError:
+    return ManifestError(f"{path}: {detail}")
 
 
 def _reject_constant(name: str) -> Any:
@@ -117,8 +118,8 @@ def parse_manifest(text: str, folder: Path, path: Path | None = None) -> Manifes
 
     Raises
     ------
-    InputFileError
-        ``code="E_MANIFEST"`` on anything malformed: not JSON, wrong schema or version, a missing
+    ManifestError
+        ``E_MANIFEST`` on anything malformed: not JSON, wrong schema or version, a missing
         or mistyped field, unknown keys, a non-positive sample rate, a file outside the folder,
         the same file twice, or no stems at all.
     """
@@ -189,8 +190,8 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
 
     Raises
     ------
-    InputFileError
-        ``code="E_MANIFEST"``: the file cannot be read, is not UTF-8, or is malformed
+    ManifestError
+        ``E_MANIFEST``: the file cannot be read, is not UTF-8, or is malformed
         (see :func:`parse_manifest`).
     """
     path = Path(path)
@@ -244,11 +245,6 @@ def write_manifest(folder: str | os.PathLike[str], stems: Iterable[ManifestStem]
     folder = Path(folder)
     document = manifest_dict(stems, folder, project=project, bounce_id=bounce_id, created_at=created_at)
     final = folder / MANIFEST_NAME
-    tmp = folder / (MANIFEST_NAME + TMP_SUFFIX)
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, ensure_ascii=False, indent=1)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, final)
+    text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+    write_atomic(final, text, tmp=folder / (MANIFEST_NAME + TMP_SUFFIX))
     return final

@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 import numpy as np
 
 from .errors import BridgeError, StemReadError
+from .model import SessionResult, StemResult
 from .stems import StemInfo, find_stems, open_stem, read_blocks
+from .tracks import stem_names as _unique_names  # the one naming rule (the plan's tracks use it too)
 
 if TYPE_CHECKING:
     from .analyze.features import StemFeatures
@@ -45,38 +47,6 @@ _SQRT_HALF = np.float32(np.sqrt(0.5))
 _INT32_TO_FLOAT = np.float32(2.0 ** -31)
 #: A caller's masking memo is cleared when it grows past this many pairs.
 MASKING_MEMO_MAX = 20_000
-
-
-@dataclass(frozen=True, slots=True)
-class StemResult:
-    """One stem's outcome: its analysis, or the error that stopped it (never both)."""
-
-    name: str
-    path: Path
-    info: StemInfo | None
-    analysis: StemAnalysis | None
-    error: BridgeError | None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionResult:
-    """The whole analysis of one bounce."""
-
-    stems: tuple[StemResult, ...]
-    mix: MixAnalysis
-    features: dict[str, StemFeatures]
-    timings: dict[str, float]
-    #: With a cache: the stems decoded and analysed this time, and those served from the cache.
-    reanalysed: tuple[str, ...] = ()
-    cached: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> list[StemResult]:
-        return [s for s in self.stems if s.error is None]
-
-    @property
-    def failed(self) -> list[StemResult]:
-        return [s for s in self.stems if s.error is not None]
 
 
 def to_stereo(block: np.ndarray) -> np.ndarray:
@@ -161,9 +131,27 @@ class _WorkerState:
 _WORKER: _WorkerState | None = None
 
 
+class WorkerInterrupted(SystemExit):
+    """Ctrl-C reached a worker (SIGINT goes to the whole process group).  A ``SystemExit``, so an idle
+    worker ends without a traceback, its locks released on the way out; raised inside a task it comes
+    back as that task's outcome, and the session treats the pass as interrupted."""
+
+
 def _init_worker() -> None:
     global _WORKER
     _WORKER = _WorkerState()
+
+
+def _pool_initializer() -> None:
+    """Pool initializer: the worker's own state, and Ctrl-C as :class:`WorkerInterrupted`."""
+    import signal
+
+    _init_worker()
+
+    def interrupted(*_):
+        raise WorkerInterrupted(1)
+
+    signal.signal(signal.SIGINT, interrupted)
 
 
 def _state(state: _WorkerState | None) -> _WorkerState:
@@ -208,7 +196,7 @@ class _Pool:
             # pass) forks from the warm server in milliseconds.
             context.set_forkserver_preload(_preload())
         self.jobs = jobs
-        self._executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker)
+        self._executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pool_initializer)
         for _ in range(jobs):
             self._executor.submit(_warm_up)
 
@@ -933,10 +921,6 @@ def _without(members: list[str], gone: list[str]) -> list[str]:
     return out
 
 
-def _unique_names(files: list[Path]) -> dict[Path, str]:
-    counts = Counter(p.stem for p in files)
-    return {p: (p.stem if counts[p.stem] == 1 else f"{p.stem}{p.suffix}") for p in files}
-
 
 def _report(progress, path: Path, outcome: tuple) -> None:
     if progress is None:
@@ -944,18 +928,6 @@ def _report(progress, path: Path, outcome: tuple) -> None:
     info, _, error, _ = outcome
     progress(StemResult(path.stem, path, info, None, error))
 
-
-def analysis_id(result: SessionResult) -> str:
-    """A content id of an analysis: the measured figures, independent of where the files live."""
-    import hashlib
-    import json
-
-    from .report import session_dict
-
-    doc = session_dict(result)
-    for stem in doc["stems"]:
-        stem.pop("path", None)
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 
@@ -1002,4 +974,6 @@ def plan_session(result: SessionResult, role_config=None, amount: float = 1.0, r
     if reference_path is not None and result.mix.summed is not None:
         comparison = compare(result.mix.summed, analyze_reference(reference_path), Path(reference_path).stem)
     settings = PlanSettings(amount=amount, role_offsets=dict(role_config.role_offsets), manual=role_config.manual)
+    from .report import analysis_id
+
     return build_plan(views, result.mix, settings, sources, analysis_id(result), comparison)

@@ -9,7 +9,7 @@ from typing import Any
 from . import __version__
 from .analyze.spectrum import BAND_CENTERS_HZ
 from .analyze.stem import StemAnalysis
-from .pipeline import SessionResult, StemResult
+from .model import SessionResult, StemResult
 
 SCHEMA_VERSION = 1
 
@@ -206,3 +206,14 @@ def table(result: SessionResult) -> str:
     for note in mix.alignment:
         lines.append(f"aligned: {note}")
     return "\n".join(lines)
+
+
+def analysis_id(result: SessionResult) -> str:
+    """A content id of an analysis: the measured figures, independent of where the files live."""
+    import hashlib
+    import json
+
+    doc = session_dict(result)
+    for stem in doc["stems"]:
+        stem.pop("path", None)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]

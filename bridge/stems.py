@@ -13,7 +13,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .errors import AnalysisError, StemReadError, StemWriteError
+from .errors import (AnalysisError, NotAudio, StemEmpty, StemReadError, StemTooShort, StemTruncated, StemUnreadable,
+                     StemWriteError, UnsupportedFormat)
 
 #: File endings taken as stems when a folder is scanned.
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".bwf", ".rf64", ".w64", ".flac", ".aif", ".aiff", ".aifc"})
@@ -143,29 +144,28 @@ def check_container(path: Path) -> None:
         with open(path, "rb") as fh:
             head = fh.read(64)
     except FileNotFoundError as exc:
-        raise StemReadError(f"{path}: no such file", code="E_STEM_UNREADABLE") from exc
+        raise StemUnreadable(f"{path}: no such file") from exc
     except PermissionError as exc:
-        raise StemReadError(f"{path}: permission denied", code="E_STEM_UNREADABLE") from exc
+        raise StemUnreadable(f"{path}: permission denied") from exc
     except IsADirectoryError as exc:
-        raise StemReadError(f"{path}: is a folder", code="E_STEM_UNREADABLE") from exc
+        raise StemUnreadable(f"{path}: is a folder") from exc
     except OSError as exc:
-        raise StemReadError(f"{path}: {exc.strerror or exc}", code="E_STEM_UNREADABLE") from exc
+        raise StemUnreadable(f"{path}: {exc.strerror or exc}") from exc
     if size_bytes == 0:
-        raise StemReadError(f"{path}: 0 bytes", code="E_STEM_EMPTY")
+        raise StemEmpty(f"{path}: 0 bytes")
     known_magic = head[:4] in (b"RIFF", b"RF64", b"BW64", b"FORM", b"fLaC", b"riff")
     if not known_magic:
         if path.suffix.lower() in AUDIO_EXTENSIONS:
-            raise StemReadError(f"{path}: contents are not a WAV, FLAC or AIFF file", code="E_NOT_AUDIO")
-        raise StemReadError(f"{path}: '{path.suffix or 'no ending'}' is not WAV, FLAC or AIFF",
-                            code="E_UNSUPPORTED_FORMAT")
+            raise NotAudio(f"{path}: contents are not a WAV, FLAC or AIFF file")
+        raise UnsupportedFormat(f"{path}: '{path.suffix or 'no ending'}' is not WAV, FLAC or AIFF")
     payload = _declared_payload(path, head, size_bytes)
     if payload is not None:
         kind, offset, declared = payload
         available = size_bytes - offset
         if kind == "truncated" or declared > available:
-            raise StemReadError(
+            raise StemTruncated(
                 f"{path}: header declares {declared if declared >= 0 else 'an unknown number of'} "
-                f"bytes of audio, the file holds {max(available, 0)}", code="E_STEM_TRUNCATED")
+                f"bytes of audio, the file holds {max(available, 0)}")
 
 
 def open_stem(path: str | os.PathLike) -> StemInfo:
@@ -185,19 +185,18 @@ def open_stem(path: str | os.PathLike) -> StemInfo:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise StemReadError(f"{path}: {exc}", code="E_STEM_CORRUPT") from exc
+        raise StemReadError(f"{path}: {exc}") from exc
     if info.subtype not in SUPPORTED_SUBTYPES:
-        raise StemReadError(f"{path}: {info.format}/{info.subtype} encoding",
-                            code="E_UNSUPPORTED_FORMAT")
+        raise UnsupportedFormat(f"{path}: {info.format}/{info.subtype} encoding")
     if info.samplerate % GRID_DIVISOR or info.samplerate < 8000:
-        raise StemReadError(f"{path}: sample rate {info.samplerate} Hz", code="E_UNSUPPORTED_FORMAT")
+        raise UnsupportedFormat(f"{path}: sample rate {info.samplerate} Hz")
     if info.frames == 0:
-        raise StemReadError(f"{path}: no audio frames", code="E_STEM_EMPTY")
+        raise StemEmpty(f"{path}: no audio frames")
     stem = StemInfo(path=path, name=path.stem, sample_rate=int(info.samplerate),
                     channels=int(info.channels), frames=int(info.frames),
                     format=info.format, subtype=info.subtype)
     if stem.duration_s < MIN_DURATION_S:
-        raise AnalysisError(f"{path}: {stem.duration_s * 1000:.0f} ms", code="E_STEM_TOO_SHORT")
+        raise StemTooShort(f"{path}: {stem.duration_s * 1000:.0f} ms")
     return stem
 
 
@@ -234,19 +233,17 @@ def read_blocks(stem: StemInfo, block_frames: int | None = None, dtype: str = "f
                     break
                 if stem.is_float and dtype.startswith("float") and not np.isfinite(got).all():
                     bad_at = seen + int(np.argmin(np.isfinite(got).all(axis=1)))
-                    raise AnalysisError(f"{stem.path}: first at {bad_at / stem.sample_rate:.3f} s",
-                                        code="E_NONFINITE_SAMPLES")
+                    raise AnalysisError(f"{stem.path}: first at {bad_at / stem.sample_rate:.3f} s")
                 seen += n
                 yield got
                 if n < block_frames:
                     break
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise StemReadError(f"{stem.path}: {exc} after {seen} frames", code="E_STEM_CORRUPT") from exc
+        raise StemReadError(f"{stem.path}: {exc} after {seen} frames") from exc
     except PermissionError as exc:
-        raise StemReadError(f"{stem.path}: permission denied", code="E_STEM_UNREADABLE") from exc
+        raise StemUnreadable(f"{stem.path}: permission denied") from exc
     if seen < stem.frames:
-        raise StemReadError(f"{stem.path}: {seen} of {stem.frames} frames readable",
-                            code="E_STEM_TRUNCATED")
+        raise StemTruncated(f"{stem.path}: {seen} of {stem.frames} frames readable")
 
 
 #: Encodings :class:`StemWriter` writes: 32-bit float (the default; never clips) or 24-bit PCM.

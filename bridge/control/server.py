@@ -33,14 +33,15 @@ import threading
 import time
 from typing import Any, Iterable
 
-from ..errors import BridgeError
+from ..errors import SurfaceExposed
+from ..settings import SurfaceOptions
 from . import addresses as a
 from .osc import OscDecodeError, bundle_size, decode_packet, encode_bundle, encode_message
 
 log = logging.getLogger("mixbridge.surface")
 
-DEFAULT_BIND = "127.0.0.1"
-DEFAULT_PORT = 9100
+DEFAULT_BIND = SurfaceOptions().bind
+DEFAULT_PORT = SurfaceOptions().port
 #: Inbound datagrams larger than this are refused unread (no surface command comes near it).
 MAX_PACKET_BYTES = 2048
 FLUSH_INTERVAL_S = 0.025
@@ -133,7 +134,7 @@ class SurfaceServer:
 
     Raises
     ------
-    BridgeError
+    SurfaceExposed
         ``E_SURFACE_EXPOSED`` for a non-loopback ``bind`` without ``allow``.
     """
 
@@ -144,8 +145,8 @@ class SurfaceServer:
         self.port = port
         self.allow = frozenset(_resolve(h) for h in allow)
         if not self.allow and not _is_loopback(bind):
-            raise BridgeError(f"binding {bind} exposes the surface server beyond this machine; "
-                              f"name the surfaces with --allow HOST", code="E_SURFACE_EXPOSED")
+            raise SurfaceExposed(f"binding {bind} exposes the surface server beyond this machine; "
+                                 f"name the surfaces with --allow HOST")
         self._counters: collections.Counter[str] = collections.Counter({k: 0 for k in COUNTER_NAMES})
         self._counter_lock = threading.Lock()
         self._out_lock = threading.Lock()

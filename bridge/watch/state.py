@@ -31,63 +31,30 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .filters import STATE_DIR_NAME
-
-JOURNAL_NAME = "journal.jsonl"
-LAST_PASS_NAME = "last-pass.json"
-PASSES_DIR = "passes"
-CACHE_DIR = "cache"
-
+from ..files import write_atomic
+from ..settings import STATE_DIR_NAME, StatePaths
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable on POSIX; directories cannot be opened on Windows.
-    try:
-        fd = os.open(str(folder), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` so a reader (or a crash) sees the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    with open(tmp, "wb") as fh:
-        fh.write(raw)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    return path
-
-
 class StateFolder:
-    """Paths inside ``<root>/.mixbridge/``."""
+    """``<root>/.mixbridge/``: the layout of :class:`bridge.settings.StatePaths`, plus ``last-pass.json``."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.dir = self.root / STATE_DIR_NAME
-        self.cache_dir = self.dir / CACHE_DIR
-        self.passes_dir = self.dir / PASSES_DIR
-        self.last_pass_path = self.dir / LAST_PASS_NAME
-        self.journal_path = self.dir / JOURNAL_NAME
+        self.paths = StatePaths(self.root / STATE_DIR_NAME)
+        self.dir = self.paths.root
+        self.cache_dir = self.paths.cache_dir
+        self.passes_dir = self.paths.passes_dir
+        self.last_pass_path = self.paths.last_pass
+        self.journal_path = self.paths.journal
 
     def ensure(self) -> None:
         self.passes_dir.mkdir(parents=True, exist_ok=True)
 
     def pass_dir(self, number: int) -> Path:
-        return self.passes_dir / f"{number:04d}"
+        return self.paths.pass_dir(number)
 
     def read_last_pass(self) -> dict[str, Any] | None:
         try:
