@@ -243,7 +243,7 @@ def cmd_watch(args, out: TextIO) -> ExitStatus:
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     t = WatchTimings()
-    settings = _settings(args, stems=folder, review=args.review, name_pattern=args.name_pattern,
+    settings = _settings(args, stems=folder, review=args.review, name_pattern=args.name_pattern, render=args.render,
                          timings=replace(t, settle_s=args.settle if args.settle is not None else t.settle_s),
                          surface=_surface_options(args) if args.surface else SurfaceOptions())
     watcher = Watcher(settings, console=_console(out, watch=True))
@@ -468,6 +468,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                             f"(default {WatchTimings().settle_s:g})")
     watch.add_argument("--name-pattern", metavar="RE",
                        help="map file names to track names, e.g. '(?P<track>.+?)_\\d+'")
+    watch.add_argument("--render", action="store_true",
+                       help="also render each pass offline (docs/render.md): level-matched before/after mixes the "
+                            "notes can play, and the processed stems, in the pass folder")
     watch.add_argument("--verbose", action="store_true", help="log what the watcher does")
     connection_options(watch)
     surface_options(watch, note="; with --surface")

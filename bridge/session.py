@@ -129,6 +129,8 @@ class PassRecord:
         Against the previous pass of the same session.
     bounce : Bounce or None
         The watcher's bounce.
+    render : RenderLinks or None
+        The pass rendered offline by :func:`bridge.render.render_plan` (:meth:`Session.render_pass`).
     """
 
     number: int
@@ -146,6 +148,7 @@ class PassRecord:
     changes: "ChangesSincePrevious | None" = None
     bounce: Any = None
     seconds: float = 0.0
+    render: Any = None  # notes.model.RenderLinks: the pass rendered offline (Settings.render)
 
     @property
     def failed(self) -> tuple[FailedStem, ...]:
@@ -385,6 +388,33 @@ class Session:
         with self.lock:
             self.last = record
         return record
+
+    def render_pass(self, record: PassRecord, out_dir: Path) -> PassRecord:
+        """Render the pass offline (:mod:`bridge.render`) into ``out_dir``: the processed stems and two
+        level-matched mixes, before and after, for the notes' player.
+
+        What is rendered is what the pass put in place (the accepted part in review mode), or the whole
+        plan when nothing reached the target (queued, held, failed): the producer hears the proposal.
+        A render that fails is logged and left out; it never fails the pass.
+        """
+        from .notes.model import RenderLinks  # noqa: PLC0415
+        from .render import render_plan  # noqa: PLC0415
+
+        placed = record.state in ("applied", "proposed") and record.applied_doc is not None
+        doc = record.applied_doc if placed else record.plan_doc
+        paths = [s.path for s in record.result.stems if s.error is None]
+        if not paths or not moves_of(doc):
+            return record
+        try:
+            out = render_plan(doc, paths, out_dir)
+        except BridgeError as exc:
+            log.warning("pass %d not rendered: %s", record.number, exc.line())
+            return record
+        if out.mix_before is None or out.mix_after is None:
+            return record
+        links = RenderLinks(str(out.mix_before), str(out.mix_after), out.before_lufs, out.match_gain_db,
+                            str(Path(out.out_dir) / "stems"))
+        return replace(record, render=links)
 
     def _reviewed(self, record: PassRecord) -> tuple[dict[str, Any], tuple[Held, ...]]:
         """Review mode: carry the decisions over to the new plan; the target gets the accepted part."""
@@ -638,7 +668,8 @@ def notes_input(record: PassRecord, title: str = "") -> "NotesInput":
     unchanged = tuple((stem(t), _notes_param(k)) for t, k in record.unchanged)
     return NotesInput(record.result, record.plan, applied=tuple(applied), overrides=overrides,
                       changes_since_previous=record.changes, pending=tuple(pending), provenance=provenance,
-                      title=title, outcome=NOTES_OUTCOME.get(record.state, ""), unchanged=unchanged)
+                      title=title, outcome=NOTES_OUTCOME.get(record.state, ""), unchanged=unchanged,
+                      render=record.render)
 
 
 def _jsonable(value: Any) -> Any:

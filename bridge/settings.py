@@ -156,6 +156,9 @@ class Settings:
         Hold suggestions until accepted; ``None``: on exactly when the surface runs.
     markers : tuple or None
         Sections as ``(name, start_s, end_s or None)``; detected from the mix when absent.
+    render : bool
+        Also render each pass offline (:mod:`bridge.render`) into its pass folder, so the notes can
+        play the AI pass level-matched against the bounce (``watch --render``; on in the demo).
     """
 
     stems: Path | None = None
@@ -173,6 +176,7 @@ class Settings:
     jobs: int | None = None
     recursive: bool = False
     name_pattern: str | None = None
+    render: bool = False
 
     def __post_init__(self) -> None:
         if self.target not in TARGET_KINDS:

@@ -173,6 +173,29 @@ class ChangesSincePrevious:
 
 
 @dataclass(frozen=True, slots=True)
+class RenderLinks:
+    """The AI pass rendered offline (:mod:`bridge.render`): two level-matched mixes to listen to.
+
+    Attributes
+    ----------
+    before_path, after_path : str
+        The mixes without and with the pass (absolute, or relative to the notes file once written).
+    before_lufs : float or None
+        Integrated loudness of both mixes (the after mix is matched to it).
+    match_gain_db : float
+        The gain applied to the after mix to match it.
+    stems_dir : str
+        Where the processed stems are (the AI-only version of every track).
+    """
+
+    before_path: str
+    after_path: str
+    before_lufs: float | None
+    match_gain_db: float
+    stems_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class NotesInput:
     """Everything the notes describe.
 
@@ -199,6 +222,8 @@ class NotesInput:
         A timestamp to print; empty keeps the output byte-identical across runs.
     outcome : str
         Where ``applied`` went (:data:`OUTCOMES`): ``proposed`` when there was no DAW target.
+    render : RenderLinks or None
+        The pass rendered offline, when it was (``watch --render``, the demo).
     unchanged : tuple of (track, param)
         Planned values already in place from an earlier pass (not written again, not new).
     """
@@ -214,6 +239,7 @@ class NotesInput:
     generated_at: str = ""
     outcome: str = ""
     unchanged: tuple[tuple[str, str], ...] = ()
+    render: RenderLinks | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

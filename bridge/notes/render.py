@@ -20,9 +20,9 @@ from ..suggest.plan import MixPlan
 from ..suggest.reference import ReferenceComparison
 from ..suggest.model import TrackPlan
 from . import charts
-from .document import (Block, Bullets, Figure, Heading, Paragraph, Section, Span, Table, text, to_html,
+from .document import (Block, Bullets, Figure, Heading, Listen, Paragraph, Section, Span, Table, text, to_html,
                        to_markdown)
-from .model import PROVENANCES, ChangesSincePrevious, NotesInput, PlanItem
+from .model import PROVENANCES, ChangesSincePrevious, NotesInput, PlanItem, RenderLinks
 from .texts import (TAG_LABELS, TAG_MEANINGS, describe_param, fmt_db, fmt_hz, fmt_lu, fmt_lufs, fmt_value, join,
                     plural, track_moves, used_findings)
 
@@ -301,6 +301,43 @@ def _reference(notes: NotesInput) -> list[Block]:
             Table(("Measure", "Mix", "Reference", "Reference minus mix"), shape, (False, True, True, True))]
 
 
+# --- listening ----------------------------------------------------------------------------------
+
+def _listen(notes: NotesInput) -> list[Block]:
+    """The AI pass rendered offline: hear it before (or without) REAPER, level-matched."""
+    r = notes.render
+    if r is None:
+        return []
+    level = f" at {fmt_lufs(r.before_lufs)}" if r.before_lufs is not None else ""
+    caption = (f"Both mixes play{level}: the AI pass is level-matched ({r.match_gain_db:+.1f} dB), so what you "
+               "hear is the balance and tone, not loudness. Rendered offline as REAPER would play the moves "
+               "(docs/render.md).")
+    blocks: list[Block] = [Heading(2, text("Hear the AI pass")), Listen(r.before_path, r.after_path, caption)]
+    if r.stems_dir:
+        blocks.append(Paragraph(text("Every processed stem (the AI-only version of each track) is in ",
+                                     _code(r.stems_dir), ".")))
+    return blocks
+
+
+def relative_links(notes: NotesInput, folder: Path) -> NotesInput:
+    """``notes`` with its rendered-audio paths as URLs relative to ``folder`` (where the notes are written)."""
+    from dataclasses import replace  # noqa: PLC0415
+    from urllib.parse import quote  # noqa: PLC0415
+
+    r = notes.render
+    if r is None:
+        return notes
+
+    def url(path: str) -> str:
+        if not path or not Path(path).is_absolute():
+            return path
+        return quote(Path(os.path.relpath(path, folder)).as_posix())
+
+    stems = os.path.relpath(r.stems_dir, folder) if r.stems_dir and Path(r.stems_dir).is_absolute() else r.stems_dir
+    return replace(notes, render=RenderLinks(url(r.before_path), url(r.after_path), r.before_lufs, r.match_gain_db,
+                                             Path(stems).as_posix() if stems else ""))
+
+
 # --- problems and later stages ------------------------------------------------------------------
 
 def _problems(notes: NotesInput) -> list[Block]:
@@ -397,7 +434,7 @@ def _pending(notes: NotesInput) -> list[Block]:
 def build_notes(notes: NotesInput) -> list[Block]:
     """The notes as document blocks (pure)."""
     targets = charts.stem_targets_lufs(notes.result, notes.plan)
-    return (_header(notes) + _summary(notes) + _tracks(notes, targets) + _pictures(notes, targets)
+    return (_header(notes) + _summary(notes) + _listen(notes) + _tracks(notes, targets) + _pictures(notes, targets)
             + _reference(notes) + _problems(notes) + _applied(notes) + _overrides(notes)
             + _since_previous(notes) + _pending(notes))
 
@@ -433,6 +470,7 @@ def write_notes(notes: NotesInput, path: str | os.PathLike) -> tuple[Path, Path]
         (:func:`bridge.files.write_atomic`), so a reader never sees half a page.
     """
     path = Path(path)
+    notes = relative_links(notes, path.parent)
     blocks = build_notes(notes)  # once: the charts are the costly part
     if path.suffix.lower() in (".html", ".htm"):
         html_path, md_path = path, path.with_suffix(".md")

@@ -530,8 +530,7 @@ class Watcher:
             if record.state in ("applied", "proposed"):
                 self.console.notice(f"REAPER is back: pass {q.number} applied "
                                     f"({record.counts.changes} changes) after {q.attempts + 1} attempts")
-            self._replace(record)
-            self._write_outcome(record)
+            self._replace(self._write_outcome(record))
             self._queued = None  # only now: `queued is None` means the pass's files say what landed
         else:
             # A plan found on disk at a restart: no analysis in memory, so the notes stay as written.
@@ -576,21 +575,22 @@ class Watcher:
     def _record_changed(self, record: PassRecord) -> None:
         """The session made a new record for a pass outside a pass (a surface accepted a suggestion)."""
         self._journal_apply(record)
-        self._replace(record)
-        self._write_outcome(record)
+        self._replace(self._write_outcome(record))
 
     def _replace(self, record: PassRecord) -> None:
         for k, old in enumerate(self.passes):
             if old.number == record.number:
                 self.passes[k] = record
 
-    def _write_outcome(self, record: PassRecord) -> None:
+    def _write_outcome(self, record: PassRecord) -> PassRecord:
         """``plan.json``, ``notes.html``/``.md``, ``report.json`` (and the copies beside the stems), each
         journalled as it lands, then ``last-pass.json``."""
         from ..notes.render import write_notes  # noqa: PLC0415
 
         pass_dir = self.state.pass_dir(record.number)
         files: dict[str, str] = {}
+        if self.settings.render and record.render is None and self.session is not None:
+            record = self.session.render_pass(record, pass_dir / "render")
 
         def note(kind: str, path: Path) -> None:
             files[kind] = str(path)
@@ -611,6 +611,7 @@ class Watcher:
                                     json.dumps(record_doc(record), indent=1, default=str) + "\n"))
         self.files[record.number] = files
         self._write_last(record, files)
+        return record
 
     def _write_last(self, record: PassRecord, files: dict[str, str]) -> None:
         tracks = {}
@@ -634,7 +635,7 @@ class Watcher:
         self.state.write_last_pass(self._last)
 
     def _finish(self, record: PassRecord) -> None:
-        self._write_outcome(record)
+        record = self._write_outcome(record)
         self._journal.write("pass_done", **{"pass": record.number, "status": "ok", "plan": record.plan.id,
                                             "apply": record.state, "seconds": round(record.seconds, 3)})
         self.console.pass_line(record, self.files[record.number].get("notes", ""))
@@ -681,8 +682,7 @@ class Watcher:
             if record is last:
                 return "nothing pending"
             self._journal_apply(record)
-            self._replace(record)
-            self._write_outcome(record)
+            self._replace(self._write_outcome(record))
             if self.controller is not None:
                 self.controller.update(dict(record.plan_doc))  # publishes the new state to the surface
             if record.state in ("queued", "failed"):
