@@ -201,6 +201,8 @@ class NotesInput:
         Where ``applied`` went (:data:`OUTCOMES`): ``proposed`` when there was no DAW target.
     unchanged : tuple of (track, param)
         Planned values already in place from an earlier pass (not written again, not new).
+    review_url : str
+        The local review page (``mixbridge watch --review-page``) while it runs; linked at the top.
     """
 
     result: SessionResult
@@ -214,6 +216,7 @@ class NotesInput:
     generated_at: str = ""
     outcome: str = ""
     unchanged: tuple[tuple[str, str], ...] = ()
+    review_url: str = ""
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
