@@ -258,6 +258,8 @@ def cmd_watch(args, out: TextIO) -> ExitStatus:
         try:
             watcher.start()
         except OSError as exc:
+            if isinstance(exc, BridgeError):  # E_SURFACE_EXPOSED is a PermissionError too
+                raise
             raise UsageError(f"cannot start the watcher's servers: {exc}") from exc
         _until_signalled(stop, lambda: watcher.alive)
     finally:
@@ -381,6 +383,8 @@ def cmd_review(args, out: TextIO) -> ExitStatus:
         server = serve_review_page(session, controller, session.settings.page, stems=stems,
                                    renders_dir=session.settings.state.renders_dir)
     except OSError as exc:
+        if isinstance(exc, BridgeError):  # E_SURFACE_EXPOSED is a PermissionError too
+            raise
         raise UsageError(f"cannot listen on {args.page_bind}:{args.page_port}: {exc}") from exc
     try:
         print(f"mixbridge review: {server.url} (target {args.target}, {len(controller.review.suggestions)} "

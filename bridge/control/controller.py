@@ -151,8 +151,9 @@ class SessionController:
             return
         report = self.target.apply(self.review.plan_for_target())
         self._refresh_provenance()
-        self.status = (f"checked REAPER: {len(report.overrides)} manual changes kept, "
-                       f"{len(report.written)} values written")
+        kept, written = len(report.overrides), len(report.written)
+        self.status = (f"checked REAPER: {kept} manual {'change' if kept == 1 else 'changes'} kept, "
+                       f"{written} {'value' if written == 1 else 'values'} written")
 
     def cmd_ping(self) -> list[Message]:
         return [(f"{a.PREFIX}/pong", ())]

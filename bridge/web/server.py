@@ -131,6 +131,17 @@ class _HTTPServer(ThreadingHTTPServer):
                 self._open.discard(request)
             self._slots.release()
 
+    def handle_error(self, request, client_address) -> None:
+        """A browser dropping a connection (a media element cancelling a range request) is routine."""
+        import sys  # noqa: PLC0415
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("review page: %s from %s", type(exc).__name__, client_address[0])
+            return
+        self.app.count("internal_errors")
+        log.error("review page: internal error on a request from %s", client_address[0], exc_info=exc)
+
     def close_connections(self) -> None:
         """End every open connection (idle keep-alive ones and event streams) at stop."""
         with self._open_lock:
@@ -296,7 +307,7 @@ class ReviewServer:
     def handle(self, h: "_Handler", method: str) -> None:
         try:
             host = self.check_host(h.headers.get("Host"))
-            path = urlsplit(h.path).path
+            path = h.path.split("?", 1)[0].split("#", 1)[0]  # no URL parsing: "//x" is no host here
             parts = path.split("/")
             if len(parts) < 3 or parts[0] != "" or parts[1] != "r":
                 raise _Refused(404, "bad_token", "not found")

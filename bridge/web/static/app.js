@@ -296,7 +296,17 @@
     otherAudio().pause();
     player.playing = true;
     drawPlayer();
-    cur.play().catch((e) => { player.playing = false; drawPlayer(); playerMessage(`cannot play: ${e.message}`); });
+    playing(cur);
+  }
+
+  function playing(audio) {
+    // A play() cut short by a pause() (a flip, a new choice) is no failure; only the side heard counts.
+    audio.play().catch((e) => {
+      if (e.name === "AbortError" || audio !== activeAudio()) return;
+      player.playing = false;
+      drawPlayer();
+      playerMessage(`cannot play: ${e.message}`);
+    });
   }
 
   function togglePlay() {
@@ -316,7 +326,7 @@
     if (to.src) {
       try { to.currentTime = from.currentTime; } catch (e) { /* not seekable yet */ }
     }
-    if (player.playing) { from.pause(); to.play().catch(() => {}); }
+    if (player.playing) { from.pause(); playing(to); }
     drawPlayer();
   }
 
