@@ -293,3 +293,41 @@ def test_the_event_stream_sends_a_snapshot_on_every_change(page):
         assert gtr["suggestions"][1]["moves"] == ["width 50%"], "the notes' own words for the move"
     finally:
         sock.close()
+
+
+# --- mixbridge review, as a user runs it ---------------------------------------------------------------------
+
+def test_mixbridge_review_serves_a_plan_with_its_notes_until_sigterm(tmp_path):
+    import signal
+
+    from bridge.synth import default_session, write_session
+
+    repo = Path(__file__).resolve().parents[1]
+    stems = tmp_path / "stems"
+    write_session(stems, [s for s in default_session() if s.name in ("Kick", "Bass_DI", "Keys")], duration_s=3.0)
+    plan = tmp_path / "plan.json"
+    subprocess.run([sys.executable, "-m", "bridge", "plan", str(stems), "--json", str(plan), "--jobs", "1"],
+                   check=True, capture_output=True, timeout=120, cwd=repo)
+    proc = subprocess.Popen([sys.executable, "-m", "bridge", "review", str(plan), "--stems", str(stems), "--target",
+                             "plan", "--page-port", "0", "--jobs", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=repo)
+    try:
+        line = proc.stdout.readline()  # the first line is the address (nothing else is printed before it)
+        assert line.startswith("mixbridge review: http://127.0.0.1:"), line + proc.stderr.read()
+        url = line.split()[2]
+        host_port, _, path = url[len("http://"):].partition("/")
+        host, port = host_port.split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", "/" + path + "api/state")
+        snap = json.loads(conn.getresponse().read())
+        assert snap["notes"] and snap["can_replan"] and snap["pass"]["number"] == 1, "analysed: notes, amount"
+        assert {t["name"] for t in snap["tracks"]} == {"Kick", "Bass_DI", "Keys"}
+        conn.request("GET", "/" + path + "notes")
+        notes = conn.getresponse().read().decode()
+        assert "Mix notes" in notes and f'href="{url}"' in notes, "the notes link back to the page"
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "mixbridge review: stopped" in out
