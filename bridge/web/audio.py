@@ -294,7 +294,7 @@ class RenderCache:
         started = time.perf_counter()
         folder = entry.folder
         shutil.rmtree(folder, ignore_errors=True)
-        out = render_plan(entry.doc, self.stems, folder / "render", mixes=True, write_report=True)
+        out = render_plan(entry.doc, self.stems, folder / "render", mixes=True, write_report=True, copy_untouched=False)
         files: dict[str, Path] = {}
         if out.mix_before is not None and out.mix_after is not None:
             files[MIX_BEFORE], files[MIX_AFTER] = out.mix_before, out.mix_after

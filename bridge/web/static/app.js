@@ -225,10 +225,10 @@
     let text = "Select a suggestion (j/k), then play (space).";
     if (w && !w.error) {
       const extra = cur && $("preview").checked && !state.accepted.includes(cur.s.id) && cur.s.has_moves
-        ? ` with ${cur.t.name}: ${words(cur.s.code)} (not accepted yet)` : "";
-      text = { mix: `The mix: as bounced (before) and with what is accepted${extra} (after).`,
-               context: `${w.track} in the mix: without (before) and with (after) its suggestions${extra}.`,
-               alone: `${w.track} alone: as bounced (before) and processed (after)${extra}.` }[w.sc];
+        ? ` Previewing ${cur.t.name}: ${words(cur.s.code)}, not accepted yet.` : "";
+      text = { mix: "The mix as bounced (before) and with the accepted suggestions (after), at the same loudness.",
+               context: `${w.track} in the mix: without (before) and with (after) its suggestions.`,
+               alone: `${w.track} alone: as bounced (before) and processed (after), at the same loudness.` }[w.sc] + extra;
     } else if (w && w.error) text = w.error;
     $("hear-what").textContent = text;
   }
