@@ -67,11 +67,14 @@ def test_one_accepted_suggestion_differs_from_nothing_accepted_exactly_in_its_tr
     assert {s["name"]: s["status"] for s in nothing["stems"]} == dict.fromkeys(["Bass", "Gtr", "Kick", "Vox"], "copied")
     assert {s["name"]: s["status"] for s in kick["stems"]} == {"Bass": "copied", "Gtr": "copied", "Kick": "processed",
                                                                "Vox": "copied"}
-    assert rendered_stems(state, nothing) == {} and list(rendered_stems(state, kick)) == ["Kick"], \
-        "only the accepted suggestion's track is processed (the others are mixed as bounced, not copied)"
+    assert rendered_stems(state, nothing) == {} and rendered_stems(state, kick) == {}, \
+        "untouched stems are mixed as bounced, not copied; processed ones are kept level-matched only"
+    assert [s["name"] for s in kick["stems"] if s.get("processed")] == ["Kick"]
     source, _ = sf.read(str(stems / "Kick.wav"), always_2d=True)
-    moved, _ = sf.read(str(state.renders.get(kick["key"]).folder / "render" / "stems" / "Kick.wav"), always_2d=True)
-    np.testing.assert_allclose(moved, source * 10 ** (-6.0 / 20), atol=1e-6, err_msg="exactly the fader move")
+    (pair,) = [s for s in kick["stems"] if s.get("processed")]
+    assert pair["unmatched_lufs"] - pair["source_lufs"] == pytest.approx(-6.0, abs=0.01), "exactly the fader move"
+    alone, _ = sf.read(str(path_of(state, kick, pair["processed"])), always_2d=True)
+    np.testing.assert_allclose(alone, source, atol=1e-5, err_msg="alone, level-matched: a fader move sounds the same")
     mix0, _ = sf.read(str(path_of(state, nothing, "mix_before.wav")))
     after0, _ = sf.read(str(path_of(state, nothing, "mix_after.wav")))
     np.testing.assert_allclose(after0, mix0, atol=1e-6, err_msg="nothing accepted sounds as bounced")

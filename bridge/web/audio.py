@@ -309,6 +309,7 @@ class RenderCache:
                 processed_lufs = stereo_lufs_copy(s.path)
                 gain = (source_lufs - processed_lufs) if source_lufs is not None and processed_lufs is not None else 0.0
                 after_lufs = stereo_lufs_copy(s.path, after, gain)
+                s.path.unlink(missing_ok=True)  # heard only level-matched: the unmatched copy is not kept
                 files[before.name], files[after.name] = before, after
                 item.update(source=before.name, processed=after.name, source_lufs=_r(source_lufs),
                             processed_lufs=_r(after_lufs), unmatched_lufs=_r(processed_lufs), match_gain_db=_r(gain))
