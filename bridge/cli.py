@@ -337,19 +337,25 @@ def cmd_surface(args, out: TextIO) -> ExitStatus:
         server.start()
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.bind}:{args.port}: {exc}") from exc
+    host, port = server.address
+    counters = _serve_until_signalled(
+        server, session, out, f"mixbridge surface: listening on udp://{host}:{port} (target {args.target}, "
+        f"{len(controller.review.plan.get('tracks', []))} tracks, {len(controller.review.suggestions)} "
+        f"suggestions; Ctrl-C stops)")
+    print(f"mixbridge surface: stopped ({counters['commands']} commands, {counters['refused']} refused)",
+          file=out, flush=True)
+    return ExitStatus.OK
+
+
+def _serve_until_signalled(server, session, out: TextIO, line: str) -> dict[str, int]:
+    """Print ``line``, serve until Ctrl-C or SIGTERM, stop the server and the session; the server's counters."""
     try:
-        host, port = server.address
-        print(f"mixbridge surface: listening on udp://{host}:{port} (target {args.target}, "
-              f"{len(controller.review.plan.get('tracks', []))} tracks, {len(controller.review.suggestions)} "
-              f"suggestions; Ctrl-C stops)", file=out, flush=True)
+        print(line, file=out, flush=True)
         _until_signalled(threading.Event())
     finally:
         server.stop()
         session.close()
-    counters = server.counters
-    print(f"mixbridge surface: stopped ({counters['commands']} commands, {counters['refused']} refused)",
-          file=out, flush=True)
-    return ExitStatus.OK
+    return server.counters
 
 
 def cmd_review(args, out: TextIO) -> ExitStatus:
@@ -386,14 +392,8 @@ def cmd_review(args, out: TextIO) -> ExitStatus:
         if isinstance(exc, BridgeError):  # E_SURFACE_EXPOSED is a PermissionError too
             raise
         raise UsageError(f"cannot listen on {args.page_bind}:{args.page_port}: {exc}") from exc
-    try:
-        print(f"mixbridge review: {server.url} (target {args.target}, {len(controller.review.suggestions)} "
-              f"suggestions; Ctrl-C stops)", file=out, flush=True)
-        _until_signalled(threading.Event())
-    finally:
-        server.stop()
-        session.close()
-    counters = server.counters
+    counters = _serve_until_signalled(server, session, out, f"mixbridge review: {server.url} (target {args.target}, "
+                                      f"{len(controller.review.suggestions)} suggestions; Ctrl-C stops)")
     print(f"mixbridge review: stopped ({counters['actions']} actions, {counters['refused']} requests refused)",
           file=out, flush=True)
     return ExitStatus.OK

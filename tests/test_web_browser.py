@@ -31,7 +31,7 @@ from tests.conftest import wait_until, watch_settings
 from tests.reaper_sim.control import ControlClient
 from tests.reaper_sim.fixtures import running_sim
 from tests.reaper_sim.render import DEFAULT_SUBDIR
-from tests.test_loop_e2e import FAST, KEYS_PRE_AI_VOL, ai_fx, guid, track_state
+from tests.test_loop_e2e import FAST, KEYS_PRE_AI_VOL, ai_fx, guid, planned, track_state
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra")
@@ -61,15 +61,6 @@ def start_browser(profile: Path):
     options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-
-
-def planned(doc: dict[str, Any], track: str, param: str) -> Any:
-    for tp in doc["tracks"]:
-        if tp["name"] == track:
-            for c in tp.get("changes", []):
-                if c["param"] == param:
-                    return c["value"]
-    return None
 
 
 def suggestion_of(doc: dict[str, Any], track: str, code: str) -> str:
