@@ -18,7 +18,7 @@ from typing import Sequence, TextIO
 
 from . import __version__
 from .errors import BridgeError, ExitStatus, NoStems, PassInterrupted, PathNotFound, UsageError
-from .settings import Connection, Settings, SurfaceOptions, WatchTimings, load_roles
+from .settings import Connection, ReviewPageOptions, Settings, SurfaceOptions, WatchTimings, load_roles
 
 DEFAULTS = Connection()
 
@@ -231,6 +231,11 @@ def _surface_options(args) -> SurfaceOptions:
     return SurfaceOptions(enabled=True, bind=args.bind, port=args.port, allow=tuple(args.allow or ()))
 
 
+def _page_options(args) -> ReviewPageOptions:
+    return ReviewPageOptions(enabled=True, bind=args.page_bind, port=args.page_port,
+                             allow=tuple(args.page_allow or ()))
+
+
 def cmd_watch(args, out: TextIO) -> ExitStatus:
     """Watch a render folder and run a pass per bounce until Ctrl-C (docs/workflow.md)."""
     import logging
@@ -245,11 +250,17 @@ def cmd_watch(args, out: TextIO) -> ExitStatus:
     t = WatchTimings()
     settings = _settings(args, stems=folder, review=args.review, name_pattern=args.name_pattern, render=args.render,
                          timings=replace(t, settle_s=args.settle if args.settle is not None else t.settle_s),
-                         surface=_surface_options(args) if args.surface else SurfaceOptions())
+                         surface=_surface_options(args) if args.surface else SurfaceOptions(),
+                         page=_page_options(args) if args.review_page else ReviewPageOptions())
     watcher = Watcher(settings, console=_console(out, watch=True))
     stop = threading.Event()
     try:
-        watcher.start()
+        try:
+            watcher.start()
+        except OSError as exc:
+            if isinstance(exc, BridgeError):  # E_SURFACE_EXPOSED is a PermissionError too
+                raise
+            raise UsageError(f"cannot start the watcher's servers: {exc}") from exc
         _until_signalled(stop, lambda: watcher.alive)
     finally:
         busy = watcher.busy
@@ -326,17 +337,64 @@ def cmd_surface(args, out: TextIO) -> ExitStatus:
         server.start()
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.bind}:{args.port}: {exc}") from exc
+    host, port = server.address
+    counters = _serve_until_signalled(
+        server, session, out, f"mixbridge surface: listening on udp://{host}:{port} (target {args.target}, "
+        f"{len(controller.review.plan.get('tracks', []))} tracks, {len(controller.review.suggestions)} "
+        f"suggestions; Ctrl-C stops)")
+    print(f"mixbridge surface: stopped ({counters['commands']} commands, {counters['refused']} refused)",
+          file=out, flush=True)
+    return ExitStatus.OK
+
+
+def _serve_until_signalled(server, session, out: TextIO, line: str) -> dict[str, int]:
+    """Print ``line``, serve until Ctrl-C or SIGTERM, stop the server and the session; the server's counters."""
     try:
-        host, port = server.address
-        print(f"mixbridge surface: listening on udp://{host}:{port} (target {args.target}, "
-              f"{len(controller.review.plan.get('tracks', []))} tracks, {len(controller.review.suggestions)} "
-              f"suggestions; Ctrl-C stops)", file=out, flush=True)
+        print(line, file=out, flush=True)
         _until_signalled(threading.Event())
     finally:
         server.stop()
         session.close()
-    counters = server.counters
-    print(f"mixbridge surface: stopped ({counters['commands']} commands, {counters['refused']} refused)",
+    return server.counters
+
+
+def cmd_review(args, out: TextIO) -> ExitStatus:
+    """Serve the review page for a plan until Ctrl-C: hear, accept and reject each suggestion (docs/review.md)."""
+    from .control.controller import SessionController
+    from .errors import PlanStale
+    from .plandoc import load_plan
+    from .session import Session
+    from .web.server import serve_review_page
+
+    doc = load_plan(args.plan)
+    stems = check_paths([args.stems])[0]
+    if not stems.is_dir():
+        raise UsageError(f"{stems}: not a folder")
+    session = Session(_settings(args, stems=stems, review=True, page=_page_options(args)))
+    controller = SessionController(session, doc, {})
+    session.reviewer = controller
+    if not args.no_analysis:
+        console, progress = _progress(out, session.settings)
+        try:
+            record = session.record_for_applied(doc)  # analysed and planned again: notes, loudness, amount
+        except PlanStale as exc:
+            console.close()
+            print(f"mixbridge review: {exc.line()}; reviewing the plan as it is (no notes, no amount)", file=out)
+        else:
+            console.close()
+            session.finish_pass(record)
+            controller.update(dict(record.plan_doc), session.track_info(record))
+            controller.replan_fn = session.replan
+    try:
+        server = serve_review_page(session, controller, session.settings.page, stems=stems,
+                                   renders_dir=session.settings.state.renders_dir)
+    except OSError as exc:
+        if isinstance(exc, BridgeError):  # E_SURFACE_EXPOSED is a PermissionError too
+            raise
+        raise UsageError(f"cannot listen on {args.page_bind}:{args.page_port}: {exc}") from exc
+    counters = _serve_until_signalled(server, session, out, f"mixbridge review: {server.url} (target {args.target}, "
+                                      f"{len(controller.review.suggestions)} suggestions; Ctrl-C stops)")
+    print(f"mixbridge review: stopped ({counters['actions']} actions, {counters['refused']} requests refused)",
           file=out, flush=True)
     return ExitStatus.OK
 
@@ -413,6 +471,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         p.add_argument("--allow", nargs="+", metavar="HOST",
                        help="surface hosts allowed to send (required for a non-loopback --bind)")
 
+    def page_options(p):
+        defaults = ReviewPageOptions()
+        p.add_argument("--page-bind", default=defaults.bind,
+                       help="review page address (default loopback only; another needs --page-allow)")
+        p.add_argument("--page-port", type=int, default=defaults.port,
+                       help=f"review page TCP port (default {defaults.port}; 0 picks a free one)")
+        p.add_argument("--page-allow", nargs="+", metavar="HOST",
+                       help="hosts allowed to open the review page (required for a non-loopback --page-bind)")
+
     def reaper_options(p, stems_help: str):
         p.add_argument("--target", choices=["reaper", "osc"], default="reaper",
                        help="where to write: reaper (reapy, everything) or osc (REAPER's OSC surface; "
@@ -460,8 +527,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     watch.add_argument("--amount", type=float, default=1.0, help="scale every move, 0..1")
     watch.add_argument("--roles", metavar="FILE", help="roles file over DIR's mixbridge.toml (read once at start)")
     watch.add_argument("--surface", action="store_true", help="also serve the OSC control surface (docs/osc.md)")
+    watch.add_argument("--review-page", action="store_true",
+                       help="also serve the review page: hear, accept and reject each suggestion in a browser "
+                            "(docs/review.md)")
     watch.add_argument("--review", action=argparse.BooleanOptionalAction, default=None,
-                       help="hold suggestions until accepted (default: on with --surface)")
+                       help="hold suggestions until accepted (default: on with --surface or --review-page)")
     watch.add_argument("--recursive", action="store_true", help="watch sub-folders too")
     watch.add_argument("--settle", type=float, default=None, metavar="SECONDS",
                        help=f"without a bounce manifest, a bounce is complete this long after the last file event "
@@ -474,7 +544,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     watch.add_argument("--verbose", action="store_true", help="log what the watcher does")
     connection_options(watch)
     surface_options(watch, note="; with --surface")
+    page_options(watch)
     watch.add_argument("--jobs", type=int, default=None)
+
+    review = command("review", cmd_review, help="serve the review page for a plan: hear, accept and reject each "
+                                                "suggestion in a browser (docs/review.md)")
+    review.add_argument("plan", help="a plan written by 'mixbridge plan --json' (or a watcher's pass)")
+    review.add_argument("--stems", required=True, metavar="DIR", help="the stems the plan came from (rendered to "
+                        "hear each suggestion; their .mixbridge/ keeps the renders)")
+    review.add_argument("--target", choices=["reaper", "osc", "plan"], default="reaper",
+                        help="where accepted suggestions land (plan: files in .mixbridge/, no DAW)")
+    review.add_argument("--reference", metavar="REF", help="the reference track the plan was made with")
+    review.add_argument("--no-analysis", action="store_true",
+                        help="do not analyse the stems again (no notes, no amount; starts at once)")
+    connection_options(review)
+    page_options(review)
+    review.add_argument("--jobs", type=int, default=None)
 
     render = command("render", cmd_render, help="apply a plan to the stems offline, as REAPER would: processed stems "
                                            "and level-matched before/after mixes (docs/render.md)")

@@ -48,7 +48,7 @@ MESSAGES: dict[str, str] = {
     "E_TARGET_NOT_FOUND": "a track, FX or parameter named in the plan is not in the session",
     "E_DAW_VERIFY": "REAPER shows a different value than the bridge wrote",
     "E_OSC_MESSAGE": "a malformed or unexpected OSC message",
-    "E_SURFACE_EXPOSED": "a control-surface server on a non-loopback address needs --allow with the surface hosts",
+    "E_SURFACE_EXPOSED": "a control-surface or review-page server on a non-loopback address needs an allow-list of hosts",
     "E_RENDER_OUTPUT": "the rendered audio could not be written",
 }
 

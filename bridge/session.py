@@ -12,7 +12,9 @@ Thread safety
 A :class:`Session` may be used from several threads (``watch --surface``: the watcher's worker and
 the surface's worker).  Every call into the target, and every change of :attr:`Session.last`, holds
 :attr:`Session.lock` (re-entrant); analysis runs outside it.  Listeners added with
-:meth:`Session.on_record` are called with the lock held, on the thread that made the record.
+:meth:`Session.on_record` (and :meth:`Session.on_pass`) are called with the lock held, on the thread
+that made the record: they must not wait for another thread that may want the lock (the review page's
+listeners only note that something changed).
 
 How a surface applies one accepted suggestion
 ---------------------------------------------
@@ -248,6 +250,7 @@ class Session:
         #: Stem file -> manifest entry (track name and GUID), remembered across bounces.
         self.track_memory: dict[Path, Any] = {}
         self._listeners: list[Callable[[PassRecord], None]] = []
+        self._pass_listeners: list[Callable[[PassRecord], None]] = []
         self._review = None
         self._applied_once = False
         self._cache = None
@@ -387,6 +390,8 @@ class Session:
             record = replace(record, seconds=seconds)
         with self.lock:
             self.last = record
+            for listener in list(self._pass_listeners):
+                listener(record)
         return record
 
     def render_pass(self, record: PassRecord, out_dir: Path) -> PassRecord:
@@ -476,6 +481,11 @@ class Session:
     def on_record(self, listener: Callable[[PassRecord], None]) -> None:
         """Call ``listener`` with every record an apply outside :meth:`run_pass` makes (see the docstring)."""
         self._listeners.append(listener)
+
+    def on_pass(self, listener: Callable[[PassRecord], None]) -> None:
+        """Call ``listener`` with every record :meth:`finish_pass` keeps as the last pass (a new bounce, a
+        re-analysis), with the lock held, on the thread that finished it (the review page listens)."""
+        self._pass_listeners.append(listener)
 
     # --- the target, locked (also the control surface's "target") --------------------------------------
 
@@ -632,8 +642,8 @@ NOTES_OUTCOME = {"applied": "written", "proposed": "proposed", "queued": "queued
                  "failed": "failed", "none": ""}
 
 
-def notes_input(record: PassRecord, title: str = "") -> "NotesInput":
-    """The notes of a pass, from its record alone."""
+def notes_input(record: PassRecord, title: str = "", review_url: str = "") -> "NotesInput":
+    """The notes of a pass, from its record alone (``review_url``: the review page, while it runs)."""
     from .notes.model import AppliedChange, NotesInput, Override as NotesOverride, PendingMove  # noqa: PLC0415
 
     stem_of = record.stem_of
@@ -669,7 +679,7 @@ def notes_input(record: PassRecord, title: str = "") -> "NotesInput":
     return NotesInput(record.result, record.plan, applied=tuple(applied), overrides=overrides,
                       changes_since_previous=record.changes, pending=tuple(pending), provenance=provenance,
                       title=title, outcome=NOTES_OUTCOME.get(record.state, ""), unchanged=unchanged,
-                      render=record.render)
+                      render=record.render, review_url=review_url)
 
 
 def _jsonable(value: Any) -> Any:

@@ -6,7 +6,8 @@ Everything a command can be told lives here, grouped by what it is about:
   the only connection defaults in the code: the CLI's options default to "not given" and fall back
   to these;
 - :class:`WatchTimings`: how the watcher decides that files and bounces are complete, and retries;
-- :class:`SurfaceOptions`: the ``/mixbridge`` control-surface server;
+- :class:`SurfaceOptions`: the ``/mixbridge`` control-surface server; :class:`ReviewPageOptions`: the
+  review web page;
 - the roles (``mixbridge.toml`` / ``[tool.mixbridge]`` beside the stems, then ``--roles FILE``),
   read once by :func:`load_settings`; the amount, the reference, markers, jobs;
 - the paths: the stems folder and its state folder ``<stems>/.mixbridge/`` (:class:`StatePaths`),
@@ -108,6 +109,16 @@ class SurfaceOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewPageOptions:
+    """The local review web page (docs/review.md): loopback unless bound elsewhere with an allow-list."""
+
+    enabled: bool = False
+    bind: str = LOOPBACK
+    port: int = 9180
+    allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class StatePaths:
     """The layout of a state folder (``<stems>/.mixbridge/``)."""
 
@@ -137,6 +148,11 @@ class StatePaths:
     def pass_dir(self, number: int) -> Path:
         return self.passes_dir / f"{number:04d}"
 
+    @property
+    def renders_dir(self) -> Path:
+        """The review page's offline renders (a bounded cache, docs/review.md)."""
+        return self.root / "renders"
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -153,7 +169,7 @@ class Settings:
     target : str
         ``plan`` (no DAW), ``reaper`` (reapy) or ``osc``.
     review : bool or None
-        Hold suggestions until accepted; ``None``: on exactly when the surface runs.
+        Hold suggestions until accepted; ``None``: on exactly when the surface or the review page runs.
     markers : tuple or None
         Sections as ``(name, start_s, end_s or None)``; detected from the mix when absent.
     render : bool
@@ -168,6 +184,7 @@ class Settings:
     connection: Connection = field(default_factory=Connection)
     timings: WatchTimings = field(default_factory=WatchTimings)
     surface: SurfaceOptions = field(default_factory=SurfaceOptions)
+    page: ReviewPageOptions = field(default_factory=ReviewPageOptions)
     review: bool | None = None
     roles: RoleConfig = field(default_factory=RoleConfig)
     amount: float = 1.0
@@ -205,7 +222,9 @@ class Settings:
 
     @property
     def review_mode(self) -> bool:
-        return self.surface.enabled if self.review is None else bool(self.review)
+        if self.review is None:
+            return self.surface.enabled or self.page.enabled
+        return bool(self.review)
 
 
 def load_roles(stems: Path | None, roles_file: str | Path | None = None) -> RoleConfig:

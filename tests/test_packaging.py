@@ -60,7 +60,8 @@ def test_a_wheel_installed_elsewhere_runs_install_scripts(tmp_path):
     for shipped in ("bridge/reaper_scripts/MixBridge_Toggle AB.lua", "bridge/reaper_scripts/MixBridge.ReaperOSC",
                     "bridge/reaper_scripts/Effects/MixBridge/channel_polarity.jsfx",
                     "bridge/reaper_scripts/MixBridge_Start_bridge_server.py",
-                    "bridge/reaper_scripts/surfaces/mixbridge.json"):
+                    "bridge/reaper_scripts/surfaces/mixbridge.json", "bridge/web/static/index.html",
+                    "bridge/web/static/app.js", "bridge/web/static/app.css"):
         assert shipped in names, shipped
     packages = {Path(n).parent.as_posix() for n in names if n.endswith("/__init__.py")}
     source_packages = {p.parent.relative_to(REPO).as_posix() for p in (REPO / "bridge").rglob("__init__.py")}
@@ -80,6 +81,11 @@ def test_a_wheel_installed_elsewhere_runs_install_scripts(tmp_path):
     where = subprocess.run([str(python), "-c", "import bridge; print(bridge.__file__)"], cwd=tmp_path,
                            capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(site), f"bridge came from {where}, not the wheel"
+    page = subprocess.run([str(python), "-c", "from importlib import resources; from bridge.web.server import ASSETS; "
+                           "print(sum(len(resources.files('bridge.web').joinpath('static', n).read_bytes()) > 500 "
+                           "for n in ASSETS))"], cwd=tmp_path, capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert page.stdout.strip() == "3", page.stdout + page.stderr  # the review page loads from the wheel
     resource = tmp_path / "fresh" / "REAPER"
     done = subprocess.run([str(python), "-m", "bridge", "install-scripts", "--resource-path", str(resource)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,

@@ -18,10 +18,16 @@ STYLES = ("", "strong", "code", "em", "tag-ai", "tag-hybrid", "tag-manual", "tag
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """A run of text in one style (see :data:`STYLES`)."""
+    """A run of text in one style (see :data:`STYLES`); with ``href`` (``http``/``https`` only) a link."""
 
     text: str
     style: str = ""
+    href: str = ""
+
+    @property
+    def link(self) -> str:
+        """The link target if it is a web address (anything else is shown as plain text)."""
+        return self.href if self.href.startswith(("http://", "https://")) else ""
 
 
 Inline = tuple[Span, ...]
@@ -143,7 +149,10 @@ def _md_wrap(value: str, marker: str) -> str:
 def _md_inline(content: Inline, cell: bool = False) -> str:
     out = []
     for span in content:
-        if span.style == "code":
+        if span.link:
+            target = re.sub(r"[\s<>()|\\]", lambda m: "%{:02X}".format(ord(m.group())), span.link)
+            out.append(f"[{md_escape(span.text)}](<{target}>)")
+        elif span.style == "code":
             out.append(_md_code(span.text, cell))
         elif span.style == "strong" or span.style.startswith("tag-"):
             out.append(_md_wrap(span.text, "**"))
@@ -234,7 +243,9 @@ def _html_inline(content: Inline) -> str:
     out = []
     for span in content:
         value = html.escape(span.text, quote=True)
-        if span.style == "code":
+        if span.link:
+            out.append(f'<a href="{html.escape(span.link, quote=True)}">{value}</a>')
+        elif span.style == "code":
             out.append(f"<code>{value}</code>")
         elif span.style == "strong":
             out.append(f"<strong>{value}</strong>")
@@ -284,8 +295,9 @@ def _has_listen(blocks) -> bool:
 
 
 def to_html(blocks: list[Block], title: str) -> str:
-    """The blocks as one self-contained HTML5 page: inline CSS and SVG; the only links and the only
-    script are those of a :class:`Listen` block (the rendered mixes beside the notes)."""
+    """The blocks as one self-contained HTML5 page: inline CSS and SVG; the only script is that of a
+    :class:`Listen` block (the rendered mixes beside the notes), links only where a span has one (the
+    review page's address) or in the player."""
     body = [line for block in blocks for line in _html_block(block)]
     if _has_listen(blocks):
         body.append(f"<script>{_LISTEN_JS.strip()}</script>")

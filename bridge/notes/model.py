@@ -226,6 +226,8 @@ class NotesInput:
         The pass rendered offline, when it was (``watch --render``, the demo).
     unchanged : tuple of (track, param)
         Planned values already in place from an earlier pass (not written again, not new).
+    review_url : str
+        The local review page (``mixbridge watch --review-page``) while it runs; linked at the top.
     """
 
     result: SessionResult
@@ -240,6 +242,7 @@ class NotesInput:
     outcome: str = ""
     unchanged: tuple[tuple[str, str], ...] = ()
     render: RenderLinks | None = None
+    review_url: str = ""
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

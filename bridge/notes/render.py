@@ -66,7 +66,12 @@ def _header(notes: NotesInput) -> list[Block]:
     ids = text("analysis ", _code(notes.plan.analysis_id or "-"), " · plan ", _code(notes.plan.id or "-"))
     if notes.generated_at:
         ids += text(f" · written {notes.generated_at}")
-    return [Heading(1, text(title)), Paragraph(ids)]
+    blocks: list[Block] = [Heading(1, text(title)), Paragraph(ids)]
+    if notes.review_url:
+        blocks.append(Paragraph(text(Span("Review:", "strong"), " hear, accept and reject each suggestion on the ",
+                                     Span("review page", href=notes.review_url),
+                                     " (while mixbridge runs)")))
+    return blocks
 
 
 def _mix_line(notes: NotesInput) -> tuple[Span, ...]:
@@ -449,7 +454,8 @@ def render_markdown(notes: NotesInput) -> str:
 
 
 def render_html(notes: NotesInput) -> str:
-    """The notes as one self-contained HTML page: inline CSS and SVG, no scripts, no links."""
+    """The notes as one self-contained HTML page: inline CSS and SVG, no scripts; one link, to the
+    review page while it runs."""
     return to_html(build_notes(notes), page_title(notes))
 
 

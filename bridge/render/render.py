@@ -272,12 +272,13 @@ class _StemJob:
                 self._writer = StemWriter(out_path, info.sample_rate, self._out_channels, subtype).__enter__()
             except StemWriteError as exc:
                 self._fail(exc)
-        elif out_path is not None:
-            try:
-                out_path.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, out_path)
-            except OSError as exc:
-                self._fail(StemWriteError(f"{out_path}: {exc}"))
+        else:
+            if out_path is not None:
+                try:
+                    out_path.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, out_path)
+                except OSError as exc:
+                    self._fail(StemWriteError(f"{out_path}: {exc}"))
             if not self.mixes:
                 self._close_reader()
 
@@ -401,7 +402,8 @@ class _MixWriter:
 def render_plan(plan_doc: Mapping[str, Any] | str | os.PathLike,
                 stems: str | os.PathLike | Sequence[str | os.PathLike],
                 out_dir: str | os.PathLike, *, mixes: bool = True, block_frames: int = DEFAULT_BLOCK_FRAMES,
-                subtype: str = "FLOAT", envelope_scaling: str = "fader", write_report: bool = True) -> RenderOutput:
+                subtype: str = "FLOAT", envelope_scaling: str = "fader", write_report: bool = True,
+                copy_untouched: bool = True) -> RenderOutput:
     """Apply a plan to the stems as REAPER would play it, offline.
 
     Parameters
@@ -422,6 +424,9 @@ def render_plan(plan_doc: Mapping[str, Any] | str | os.PathLike,
         The volume envelopes' scaling mode (docs/render.md).
     write_report : bool
         Write ``render.json``.
+    copy_untouched : bool
+        Copy the stems the plan leaves alone into ``stems/`` (off: they are only mixed, and their
+        ``RenderedStem.path`` is None; the review page's renders need only the mixes and the processed stems).
 
     Returns
     -------
@@ -471,6 +476,8 @@ def render_plan(plan_doc: Mapping[str, Any] | str | os.PathLike,
         settings = track_settings(track) if track is not None else None
         processing = settings is not None and not settings.manual and not settings.is_identity
         out_path = stems_out / (f"{name}.wav" if processing else path.name) if info is not None else None
+        if not processing and not copy_untouched:
+            out_path = None
         jobs.append(_StemJob(name, path, info, error, track, settings, out_path, mix_rate, block_frames,
                              mixes, subtype, envelope_scaling))
     matched = {j.name for j in jobs}

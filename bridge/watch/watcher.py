@@ -10,8 +10,9 @@ Threads
   are complete (:mod:`.settle`), decides when a bounce is whole (manifest, else a settle window),
   runs the pass through the session, retries a plan REAPER did not take, and handles requests
   (accept all pending, A/B, revert) from the Lua scripts or the caller;
-- the optional control surface server runs its own threads and reaches the target through the same
-  session (whose lock serialises every target call; see :mod:`bridge.session`).
+- the optional control surface server and review page (``--surface``, ``--review-page``) run their own
+  threads and reach the target through the same session (whose lock serialises every target call; see
+  :mod:`bridge.session`) and the same review state (one controller).
 
 One worker keeps the order of things obvious (a pass never overlaps another) and lets events that
 arrive during a pass simply wait in the queue: a burst of hundreds of files becomes one pass.
@@ -122,6 +123,7 @@ class Watcher:
         self._queued: _Queued | None = None
         self.controller = None
         self.surface = None
+        self.review_page = None
         self._commands = None
         self._next_commands_s = 0.0
         self._busy = False
@@ -182,6 +184,8 @@ class Watcher:
             clean &= not self._worker.is_alive()
         if self.surface is not None:
             self.surface.stop()
+        if self.review_page is not None:
+            self.review_page.stop(max(0.1, deadline - time.monotonic()))
         if self._journal is not None:
             self._journal.write("watch_stopped", clean=clean)
             if clean:
@@ -600,7 +604,7 @@ class Watcher:
 
         plan_text = json.dumps(filled_plan_doc(record), indent=1, allow_nan=False) + "\n"
         note("plan", write_atomic(pass_dir / "plan.json", plan_text))
-        notes = notes_input(record, title=f"pass {record.number}")
+        notes = notes_input(record, title=f"pass {record.number}", review_url=self.review_url)
         md, html = write_notes(notes, pass_dir / "notes.html")
         note("notes_md", md)
         note("notes", html)
@@ -722,10 +726,16 @@ class Watcher:
             self.console.notice(f"REAPER asked: {cmd.name} → {reply}")
             self._commands.reply(cmd.seq, reply)
 
+    @property
+    def review_url(self) -> str:
+        """The review page's address while it runs (the notes link to it), else ``""``."""
+        return self.review_page.url if self.review_page is not None else ""
+
     def _start_surface(self) -> None:
-        """``--surface``: the control-surface server in this process, reviewing each new pass."""
-        options = self.settings.surface
-        if not options.enabled:
+        """``--surface`` / ``--review-page``: the control-surface server and the review page in this
+        process, reviewing each new pass through one controller."""
+        options, page = self.settings.surface, self.settings.page
+        if not options.enabled and not page.enabled:
             return
         from ..control.controller import SessionController  # noqa: PLC0415
         from ..control.server import SurfaceServer  # noqa: PLC0415
@@ -737,6 +747,14 @@ class Watcher:
         self.controller = SessionController(self.session, {"tracks": []}, {}, reanalyse=reanalyse,
                                             replan=self.session.replan)
         self.session.reviewer = self.controller
+        if page.enabled:
+            from ..web.server import serve_review_page  # noqa: PLC0415
+
+            self.review_page = serve_review_page(self.session, self.controller, page, stems=self.root,
+                                                 renders_dir=self.settings.state.renders_dir)
+            self.console.notice(f"review page: {self.review_page.url}")
+        if not options.enabled:
+            return
         self.surface = SurfaceServer(self.controller, bind=options.bind, port=options.port, allow=options.allow)
         self.surface.start()
         host, port = self.surface.address
