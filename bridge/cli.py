@@ -250,6 +250,10 @@ def cmd_watch(args, out: TextIO) -> ExitStatus:
     stop = threading.Event()
     try:
         watcher.start()
+    except BaseException:
+        watcher.stop()  # nothing started (another watcher holds the folder, an unusable state folder)
+        raise
+    try:
         _until_signalled(stop, lambda: watcher.alive)
     finally:
         busy = watcher.busy

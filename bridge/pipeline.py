@@ -32,6 +32,7 @@ import numpy as np
 from .errors import BridgeError, DiskFull, StemChanged, StemReadError
 from .model import SessionResult, StemResult
 from .stems import StemInfo, find_stems, open_stem, read_blocks
+from .tracks import stem_label
 from .tracks import stem_names as _unique_names  # the one naming rule (the plan's tracks use it too)
 
 if TYPE_CHECKING:
@@ -1015,7 +1016,7 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
     def _finish(path: Path, worked: _Worked) -> None:
         outcomes[path] = worked
         if progress is not None:
-            progress(StemResult(path.stem, path, worked.info, None, worked.error))
+            progress(StemResult(stem_label(path), path, worked.info, None, worked.error))
 
     for path, entry in entries.items():
         _finish(path, _Worked(info=infos[path], analysis=entry.analysis, features=entry.features,
@@ -1191,7 +1192,7 @@ def _report(progress, path: Path, outcome: tuple) -> None:
     if progress is None:
         return
     info, _, error, _ = outcome
-    progress(StemResult(path.stem, path, info, None, error))
+    progress(StemResult(stem_label(path), path, info, None, error))
 
 
 
