@@ -42,7 +42,7 @@ from .analyze.features import StemFeatures
 from .analyze.levels import ClipStats
 from .analyze.stem import FaultMeasures, LevelMeasures, LoudnessMeasures, SpectrumMeasures, StemAnalysis
 from .analyze.stereo import StereoMeasures
-from .files import open_regular, write_atomic
+from .files import open_regular, read_regular, write_atomic
 
 SCHEMA = "mixbridge-cache"
 #: Bumped whenever the layout or the JSON of an entry changes.
@@ -240,13 +240,22 @@ def _write_json_atomic(path: Path, doc: dict) -> None:
     write_atomic(path, json.dumps(doc, separators=(",", ":")), durable=False)
 
 
+#: The largest cache JSON file read (an entry is a few hundred kB; the index ~200 B per stem).
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
 def _read_json(path: Path) -> dict | None:
+    """A cache JSON document, or ``None`` for anything that is not a regular file of valid JSON."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
+        doc = json.loads(read_regular(path, MAX_JSON_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def _digest_json(value) -> str:
+    """SHA-256 of a JSON value in one canonical spelling (an entry's analysis is checked against it)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -378,8 +387,10 @@ class AnalysisCache:
             doc = _read_json(self.folder / "index.json") or {}
             ok = doc.get("schema") == SCHEMA and doc.get("schema_version") == SCHEMA_VERSION
             files = doc.get("files") if ok and isinstance(doc.get("files"), dict) else {}
+            # Every record checked for shape and types; a bad one is dropped (that stem is hashed again).
             self._index = {k: v for k, v in files.items()
-                           if isinstance(v, list) and len(v) == 6 and isinstance(v[4], str) and isinstance(v[5], str)}
+                           if isinstance(v, list) and len(v) == 6 and all(type(x) is int and x >= 0 for x in v[:4])
+                           and isinstance(v[4], str) and _is_sha(v[4]) and isinstance(v[5], str) and _is_sha(v[5])}
         return self._index
 
     def known_hash(self, path: Path) -> str | None:
@@ -453,10 +464,15 @@ class AnalysisCache:
                 or doc.get("analysis_version") != ANALYSIS_VERSION or doc.get("sha256") != sha256):
             return None
         header = doc["header"]
-        if set(header) != set(HEADER_FIELDS):
+        if set(header) != set(HEADER_FIELDS) or not all(type(header[k]) is int for k in ("sample_rate", "channels", "frames")):
             return None
         audio = folder / doc["audio"]
         if audio.parent != folder or audio.stat().st_size != doc["audio_size"] or not isinstance(doc["audio_sha256"], str):
+            return None
+        # Both halves of the entry are checked against the digests written with them: an entry
+        # altered in place (a hand edit, a bad sector) is rebuilt, never served.
+        if (doc.get("analysis_sha256") != _digest_json(doc["analysis"])
+                or doc.get("arrays_sha256") != hash_file(folder / "arrays.npz")):
             return None
         arrays = _loadz(folder / "arrays.npz")
         active = arrays.pop("active")
@@ -486,10 +502,12 @@ class AnalysisCache:
         arrays = features.to_arrays()
         arrays["active"] = np.asarray(analysis.active, dtype=bool)
         _savez(build / "arrays.npz", arrays)
+        analysis_doc = analysis_to_json(analysis)
         doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "analysis_version": ANALYSIS_VERSION,
                "sha256": sha256, "size": size, "audio": audio_name,
                "audio_size": (build / audio_name).stat().st_size, "audio_sha256": audio_sha256,
-               "header": {k: header[k] for k in HEADER_FIELDS}, "analysis": analysis_to_json(analysis),
+               "header": {k: header[k] for k in HEADER_FIELDS}, "analysis": analysis_doc,
+               "analysis_sha256": _digest_json(analysis_doc), "arrays_sha256": hash_file(build / "arrays.npz"),
                "created_at": time.time()}
         with open(build / "entry.json", "w", encoding="utf-8") as fh:
             json.dump(doc, fh, separators=(",", ":"))
