@@ -429,7 +429,7 @@ def _measure(info: StemInfo, mix_rate: int | None, partial: _PartialSum | None,
     from .analyze.features import FeatureExtractor
     from .analyze.stem import analyze_stem
 
-    extractor = FeatureExtractor(info.sample_rate, info.channels)
+    extractor = FeatureExtractor(info.sample_rate, info.channels, info.quantum)
     add = _mix_stream(info, mix_rate or info.sample_rate, partial)
     added = 0
     try:
@@ -575,7 +575,7 @@ def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str,
         masking_memo.clear()
     try:
         for attempt in range(CHANGED_RERUNS + 1):
-            result = _analyze_once(files, markers, pool, progress, cache, masking_memo)
+            result = finite_result(_analyze_once(files, markers, pool, progress, cache, masking_memo))
             changed = [s for s in result.stems if s.error is not None and s.error.code == StemChanged.code]
             if not changed or attempt == CHANGED_RERUNS:
                 return result
@@ -583,6 +583,42 @@ def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str,
         return result
     finally:
         pool.close()
+
+
+def _finite(value):
+    """``value`` with every non-finite float inside (dataclasses, tuples) replaced by ``None``;
+    the very same object when there is none (no copies for the normal case)."""
+    import dataclasses
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, tuple):
+        items = tuple(_finite(v) for v in value)
+        return value if all(a is b for a, b in zip(items, value)) else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in dataclasses.fields(value):
+            old = getattr(value, f.name)
+            if isinstance(old, (float, tuple)) or dataclasses.is_dataclass(old):
+                new = _finite(old)
+                if new is not old:
+                    changes[f.name] = new
+        return dataclasses.replace(value, **changes) if changes else value
+    return value
+
+
+def finite_result(result: SessionResult) -> SessionResult:
+    """The last guard of "measures are finite or null": every measure a plan or a report can see
+    (each stem's analysis, the mix's) with non-finite floats as ``None``.  The analysis already
+    saturates where overflow is possible; this catches whatever a future measure forgets."""
+    from dataclasses import replace
+
+    stems = tuple(s if s.analysis is None else replace(s, analysis=_finite(s.analysis)) for s in result.stems)
+    mix = _finite(result.mix)
+    if mix is result.mix and all(a.analysis is b.analysis for a, b in zip(stems, result.stems)):
+        return result
+    return replace(result, stems=stems, mix=mix)
 
 
 #: How many times a pass is run again because a stem changed while it was read (then the stem's

@@ -18,6 +18,9 @@ from .errors import (AnalysisError, NotAFile, NotAudio, StemChanged, StemEmpty, 
                      StemTruncated, StemUnreadable, StemWriteError, UnsupportedFormat)
 from .files import NotRegular, display, is_valid_name, open_regular
 
+#: Quantisation steps of the integer encodings (full scale 1.0).
+_QUANTUM = {"PCM_S8": 2.0 ** -7, "PCM_U8": 2.0 ** -7, "PCM_16": 2.0 ** -15, "PCM_24": 2.0 ** -23, "PCM_32": 2.0 ** -31}
+
 #: File endings taken as stems when a folder is scanned.
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".bwf", ".rf64", ".w64", ".flac", ".aif", ".aiff", ".aifc", ".caf"})
 
@@ -73,6 +76,11 @@ class StemInfo:
     @property
     def is_float(self) -> bool:
         return self.subtype in ("FLOAT", "DOUBLE")
+
+    @property
+    def quantum(self) -> float:
+        """The encoding's quantisation step at full scale 1.0 (``2**-15`` for 16-bit), 0 for float."""
+        return _QUANTUM.get(self.subtype, 0.0)
 
 
 def find_stems(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[Path]:

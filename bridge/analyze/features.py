@@ -126,6 +126,9 @@ class FeatureExtractor:
     sample_rate : int
         Hz, a multiple of 100.
     channels : int
+    quantum : float
+        The source's quantisation step (PCM: ``2**-(bits-1)``), 0 for float sources and the mix;
+        see :class:`~bridge.analyze.levels.ClipDetector`.
 
     Examples
     --------
@@ -135,13 +138,13 @@ class FeatureExtractor:
     >>> features = extractor.finish()
     """
 
-    def __init__(self, sample_rate: int, channels: int):
+    def __init__(self, sample_rate: int, channels: int, quantum: float = 0.0):
         self.sample_rate = sample_rate
         self.channels = channels
         self.hop = sample_rate // 10
         self._loudness = KWeightedEnergy(sample_rate, channels)
         self._true_peak = TruePeakMeter(sample_rate, channels)
-        self._clips = ClipDetector(channels)
+        self._clips = ClipDetector(channels, quantum)
         self._levels = FrameLevels(sample_rate, channels)
         self._bands = BandEnergy(sample_rate, channels)
         self._pending = np.zeros((channels, 0), dtype=np.float32)

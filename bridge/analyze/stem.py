@@ -216,7 +216,7 @@ def spectrum_measures(features: StemFeatures, active: np.ndarray) -> SpectrumMea
         # when it is strong: within 20 dB of the loudest band.
         strong = np.flatnonzero(musical & (mean >= float(mean[musical].max()) * 10.0 ** (-STRONG_BAND_DB / 10.0)))
         useful_low = float(BAND_CENTERS_HZ[min(band, int(strong[0]))])
-        centroid = float(np.sum(mean * BAND_CENTERS_HZ) / total)
+        centroid = finite_or_none(np.sum(mean * BAND_CENTERS_HZ) / total)
     return SpectrumMeasures(
         band_db=band_db,
         band_db_over_time=tuple(over_time),
@@ -229,7 +229,7 @@ def spectrum_measures(features: StemFeatures, active: np.ndarray) -> SpectrumMea
 def _rel_db(part: float, whole: float) -> float | None:
     if part <= 1e-30 or whole <= 1e-30:
         return None
-    return round(float(10.0 * np.log10(part / whole)), 2)
+    return finite_or_none(10.0 * np.log10(part / whole), 2)
 
 
 def analyze_stem(features: StemFeatures) -> StemAnalysis:
