@@ -77,11 +77,13 @@ def to_stereo(block: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ partial sums
 class _PartialSum:
-    """A float32 stereo scratch file, memory-mapped, that stems are added into at their frame offsets.
+    """A float32 stereo scratch file that stems are added into at their frame offsets.
 
-    Adding a block is one in-place ``+=`` on the mapped pages: no read/write system calls and no
-    copies through a buffer.  Other processes see the sums through the page cache as soon as the
-    task that wrote them has returned.
+    Adding a block is one in-place ``+=`` on memory-mapped pages: no read/write system calls and
+    no copies through a buffer.  Only a window of :data:`WINDOW_FRAMES` around the current offset
+    is mapped at a time (stems are added front to back), so the process's resident memory stays
+    flat in song length: a 3-hour sum is 4 GB of file, never 4 GB of mapped pages.  Other processes
+    see the sums through the page cache as soon as the task that wrote them has returned.
 
     The file grows with what is actually added, never with what a header promised: ``frames`` is
     only the most it may hold.  Every growth is reserved with ``posix_fallocate`` first, so a full
@@ -90,6 +92,8 @@ class _PartialSum:
 
     #: Growth step, frames (about 5 s at 48 kHz; grows by half its size beyond that).
     GROW_FRAMES = 1 << 18
+    #: Frames mapped at once (32 MB, 87 s at 48 kHz).
+    WINDOW_FRAMES = 1 << 22
 
     def __init__(self, path: Path, frames: int):
         self.path = path
@@ -97,10 +101,20 @@ class _PartialSum:
         if not path.exists():
             path.touch()
         self.capacity = min(path.stat().st_size // (MIX_CHANNELS * 4), frames)
-        self._map = self._mapped(self.capacity)
+        self._map = None
+        self._map_start = 0
 
-    def _mapped(self, frames: int):
-        return np.memmap(self.path, dtype=np.float32, mode="r+", shape=(frames, MIX_CHANNELS)) if frames else None
+    def _view(self, offset: int, n: int) -> np.ndarray:
+        """Frames ``[offset, offset + n)`` as a writable ``(n, 2)`` view (remapping the window if needed)."""
+        start = self._map_start
+        if self._map is None or offset < start or offset + n > start + len(self._map):
+            self._map = None  # unmapped: its pages leave this process's resident set
+            start = offset
+            frames = min(max(self.WINDOW_FRAMES, n), self.capacity - start)
+            self._map = np.memmap(self.path, dtype=np.float32, mode="r+", offset=start * MIX_CHANNELS * 4,
+                                  shape=(frames, MIX_CHANNELS))
+            self._map_start = start
+        return self._map[offset - start:offset - start + n]
 
     def reserve(self, end: int) -> None:
         """Make room for frames ``[0, end)`` (at most :attr:`frames`)."""
@@ -116,8 +130,7 @@ class _PartialSum:
                     fh.truncate(grown * MIX_CHANNELS * 4)
         except OSError as exc:
             raise _as_disk_full(exc, self.path) from exc
-        self._map = None
-        self._map = self._mapped(grown)
+        self._map = None  # the window is remapped over the grown file on the next add
         self.capacity = grown
 
     def add(self, offset: int, block: np.ndarray, sign: float = 1.0) -> None:
@@ -125,7 +138,7 @@ class _PartialSum:
         if n <= 0:
             return
         self.reserve(offset + n)
-        target = self._map[offset:offset + n]
+        target = self._view(offset, n)
         if sign > 0:
             np.add(target, block[:n], out=target)
         else:
@@ -133,6 +146,13 @@ class _PartialSum:
 
     def close(self) -> None:
         self._map = None  # unmapped when the last view goes; the data is in the page cache
+
+
+def _read_frames(fh, start: int, out: np.ndarray) -> int:
+    """Read stereo float32 frames from ``start`` into ``out`` (``(n, 2)``); returns the frames read."""
+    fh.seek(start * MIX_CHANNELS * 4)
+    got = fh.readinto(memoryview(out).cast("B"))
+    return (got or 0) // (MIX_CHANNELS * 4)
 
 
 def _as_disk_full(exc: OSError, what) -> OSError:
@@ -513,21 +533,27 @@ def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int,
 
     extractor = FeatureExtractor(mix_rate, MIX_CHANNELS)
     # A partial sum holds what was added to it (it grows on demand); an empty one adds nothing.
-    parts = [np.memmap(p, dtype=np.float32, mode="r") for p in sorted(set(sum_files)) if os.path.getsize(p)]
+    # Read block by block (not mapped whole): resident memory stays flat in song length.
+    parts = [open(p, "rb") for p in sorted(set(sum_files)) if os.path.getsize(p)]
     out = _PartialSum(Path(out_path), mix_frames) if out_path is not None else None
     total = np.empty((mix_rate, MIX_CHANNELS), dtype=np.float32)
-    for start in range(0, mix_frames, mix_rate):
-        n = min(mix_rate, mix_frames - start)
-        block = total[:n]
-        block[:] = 0.0
+    piece = np.empty((mix_rate, MIX_CHANNELS), dtype=np.float32)
+    try:
+        for start in range(0, mix_frames, mix_rate):
+            n = min(mix_rate, mix_frames - start)
+            block = total[:n]
+            block[:] = 0.0
+            for part in parts:
+                got = _read_frames(part, start, piece[:n])
+                block[:got] += piece[:got]
+            extractor.feed(block)
+            if out is not None:
+                out.add(start, block)
+    finally:
         for part in parts:
-            piece = part[start * MIX_CHANNELS:(start + n) * MIX_CHANNELS]
-            block[: len(piece) // MIX_CHANNELS] += piece.reshape(-1, MIX_CHANNELS)
-        extractor.feed(block)
+            part.close()
         if out is not None:
-            out.add(start, block)
-    if out is not None:
-        out.close()
+            out.close()
     return extractor.finish()
 
 
