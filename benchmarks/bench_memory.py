@@ -1,6 +1,6 @@
 """Peak memory of the analysis against song length and channel count (issue 11, item 12).
 
-Each stem is generated streamed to disk (10 s blocks, never held whole), then analysed by
+Each stem is generated streamed to disk (10 s blocks of stereo, never held whole), then analysed by
 ``python -m bridge analyze FILE --jobs 1 --json OUT`` in a fresh process (one process does
 everything: decode, features, the mix, masking, sections, the JSON), and the peak resident set of
 that process is read with ``wait4`` (``ru_maxrss``).  The stems are 24-bit PCM at 48 kHz: noise
@@ -35,10 +35,11 @@ def write_stem(path: Path, seconds: int, channels: int) -> None:
     import soundfile as sf
 
     rng = np.random.default_rng(seconds * 1000 + channels)
-    t = np.arange(RATE * BLOCK_S) / RATE
+    block_s = max(1, BLOCK_S * 2 // channels)  # 10 s of stereo, 1 s of 64 channels
+    t = np.arange(RATE * block_s) / RATE
     with sf.SoundFile(str(path), "w", RATE, channels, subtype="PCM_24") as fh:
-        for k in range(0, seconds, BLOCK_S):
-            n = min(BLOCK_S, seconds - k) * RATE
+        for k in range(0, seconds, block_s):
+            n = min(block_s, seconds - k) * RATE
             section = (k // 30) % 4
             level = (0.05, 0.2, 0.1, 0.3)[section]
             tone = np.sin(2 * np.pi * (110.0 * (1 + section)) * (t[:n] + k))
@@ -69,7 +70,11 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, help="where the stems are written (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the generated stems")
     parser.add_argument("--quick", action="store_true", help="4 min / 20 min stereo, 2 / 16 channels")
+    parser.add_argument("--write", nargs=3, metavar=("PATH", "SECONDS", "CHANNELS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.write:
+        write_stem(Path(args.write[0]), int(args.write[1]), int(args.write[2]))
+        return 0
     cases = ([("4 min stereo", 240, 2), ("20 min stereo", 1200, 2), ("4 min 16 ch", 240, 16)] if args.quick else
              [("4 min stereo", 240, 2), ("1 h stereo", 3600, 2), ("3 h stereo", 10800, 2),
               ("4 min 16 ch", 240, 16), ("4 min 64 ch", 240, 64)])
@@ -80,7 +85,9 @@ def main(argv=None) -> int:
         for label, seconds, channels in cases:
             stem = work / f"stem_{seconds}s_{channels}ch.wav"
             if not stem.exists():
-                write_stem(stem, seconds, channels)
+                # In a child process: a forked child's peak RSS would otherwise include the
+                # generator's memory, inherited at fork time.
+                subprocess.run([sys.executable, __file__, "--write", str(stem), str(seconds), str(channels)], check=True)
             rss, took = peak_rss_mb(args.code, stem, work / "out.json")
             print(f"{label:<16} {stem.stat().st_size / 1e6:8.0f} {rss:12.0f} {took:8.1f}", flush=True)
     finally:

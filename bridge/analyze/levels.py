@@ -192,9 +192,11 @@ class FrameLevels:
         return peaks
 
     def result(self) -> dict[str, np.ndarray]:
-        def stack(parts, shape):
+        def stack(name, shape):
+            parts = getattr(self, name)
+            setattr(self, name, [])  # the pieces go as the whole is made: never both twice over
             return np.concatenate(parts) if parts else np.zeros(shape)
         return {
-            "power": stack(self._power, (0, self.channels)),
-            "peak": stack(self._peak, (0,)),
+            "power": stack("_power", (0, self.channels)),
+            "peak": stack("_peak", (0,)),
         }

@@ -154,12 +154,14 @@ class BandEnergy:
 
     def result(self) -> dict[str, np.ndarray | None]:
         """``power`` (frames, bands) and, for two or more channels, ``ll``, ``rr`` and ``lr``."""
-        def stack(parts: list[np.ndarray]) -> np.ndarray:
+        def stack(name: str) -> np.ndarray:
+            parts = getattr(self, name)
+            setattr(self, name, [])  # the pieces go as the whole is made: never both twice over
             return np.concatenate(parts) if parts else np.zeros((0, N_BANDS), np.float32)
         stereo = self.channels >= 2
         return {
-            "power": stack(self._power),
-            "ll": stack(self._ll) if stereo else None,
-            "rr": stack(self._rr) if stereo else None,
-            "lr": stack(self._lr) if stereo else None,
+            "power": stack("_power"),
+            "ll": stack("_ll") if stereo else None,
+            "rr": stack("_rr") if stereo else None,
+            "lr": stack("_lr") if stereo else None,
         }

@@ -1,6 +1,7 @@
 """Per-stem measures: features in, one frozen :class:`StemAnalysis` out.  Pure; no I/O."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,13 +165,13 @@ def loudness_measures(features: StemFeatures) -> tuple[LoudnessMeasures, np.ndar
     weights = lu.channel_weights(features.channels)
     power = features.subhop_power
     integrated = lu.integrated_lufs(lu.gating_blocks(power), weights)
-    momentary_10ms = lu.momentary_lufs(power, weights, step=1)
+    top_10ms = lu.max_momentary_lufs(power, weights)
     momentary_grid = lu.momentary_lufs(power, weights, step=lu.SUBHOPS_PER_FRAME)
     short_term = lu.short_term_lufs(power, weights)
     lra = lu.loudness_range_lu(short_term)
     measures = LoudnessMeasures(
         integrated_lufs=finite_or_none(integrated),
-        max_momentary_lufs=_max_lufs(momentary_10ms),
+        max_momentary_lufs=top_10ms if math.isfinite(top_10ms) and top_10ms > lu.SILENCE_LUFS else None,
         max_short_term_lufs=_max_lufs(short_term),
         lra_lu=finite_or_none(lra),
         momentary_lufs=_series(momentary_grid, lu.MOMENTARY_SUBHOPS // lu.SUBHOPS_PER_FRAME - 1),
