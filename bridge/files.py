@@ -45,7 +45,10 @@ def display(path: str | os.PathLike[str]) -> str:
     text = os.fspath(path)
     if isinstance(text, bytes):
         text = os.fsdecode(text)
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name decodes to (from JSON text, say)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def is_valid_name(path: str | os.PathLike[str]) -> bool:

@@ -275,12 +275,15 @@ def _trailing_ok_w64(walk: _Walk, pos: int) -> bool:
 
 def _walk_aiff(walk: _Walk, head: bytes) -> Layout:
     (form_size,) = struct.unpack(">I", head[4:8])
-    pos = 12
+    pos, comm = 12, None
     for _ in range(4096):
         if pos + 8 > walk.size:
             break
         chunk = walk.read(pos, 16)
         cid, (csize,) = chunk[:4], struct.unpack(">I", chunk[4:8])
+        if cid == b"COMM" and len(chunk) >= 16:
+            # numChannels, numSampleFrames, sampleSize: what the frames must fit into.
+            comm = struct.unpack(">hIh", chunk[8:16])
         if cid == b"SSND":
             if len(chunk) < 16:
                 break
@@ -291,6 +294,10 @@ def _walk_aiff(walk: _Walk, head: bytes) -> Layout:
                 raise walk.unfinished(f"header declares 0 bytes of audio, {available} follow")
             if declared > available:
                 raise walk.truncated(declared, available)
+            if comm is not None and head[8:12] == b"AIFF" and comm[0] > 0 and comm[2] > 0:
+                promised = comm[1] * comm[0] * ((comm[2] + 7) // 8)  # COMM's frames, in bytes
+                if promised > declared:
+                    raise walk.truncated(promised, declared)
             provisional = None
             end = pos + 8 + csize
             if not _trailing_ok(walk, end + (csize & 1), False, True) and not _trailing_ok(walk, end, False, True):

@@ -75,9 +75,9 @@ class StemFeatures:
         """
         return StemFeatures(
             sample_rate=self.sample_rate, channels=self.channels, frames=self.frames,
-            subhop_power=self.subhop_power.astype(np.float32),
+            subhop_power=_float32(self.subhop_power),
             frame_power=np.zeros((0, self.channels)), frame_peak=np.zeros(0, np.float32),
-            band_power=self.band_power.astype(np.float32), band_ll=None, band_rr=None, band_lr=None,
+            band_power=_float32(self.band_power), band_ll=None, band_rr=None, band_lr=None,
             sample_peak=self.sample_peak, true_peak=self.true_peak, dc_mean=self.dc_mean, clip=self.clip)
 
     @property
@@ -116,6 +116,13 @@ class StemFeatures:
         for name in ("sample_peak", "true_peak"):
             values[name] = float(values[name])
         return cls(**values)
+
+
+def _float32(values: np.ndarray) -> np.ndarray:
+    """float32, saturated at the largest float32 rather than overflowing to infinity."""
+    if values.dtype != np.float32 and values.size and not float(values.max()) < float(np.finfo(np.float32).max):
+        values = np.minimum(values, np.finfo(np.float32).max)
+    return values.astype(np.float32)
 
 
 class FeatureExtractor:

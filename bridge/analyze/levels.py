@@ -177,13 +177,18 @@ class FrameLevels:
 
     def feed_all(self, channel_major: np.ndarray) -> None:
         """Every sample, framed or not, counts towards the DC estimate."""
-        self.sum += channel_major @ np.ones(channel_major.shape[1], dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = channel_major @ np.ones(channel_major.shape[1], dtype=np.float32)
+        if not np.isfinite(total).all():  # float32 overflowed (a float stem far above full scale)
+            total = channel_major.sum(axis=1, dtype=np.float64)
+        self.sum += total
 
     def feed_frames(self, frames: np.ndarray, frames_abs: np.ndarray) -> np.ndarray:
         """Whole 100 ms frames, shape ``(channels, n_frames * hop)``; returns the frame peaks."""
         n_frames = frames.shape[1] // self.hop
         shaped = frames[:, : n_frames * self.hop].reshape(self.channels, n_frames, self.hop)
-        power = np.einsum("cfs,cfs->fc", shaped, shaped)
+        with np.errstate(over="ignore", invalid="ignore"):
+            power = np.einsum("cfs,cfs->fc", shaped, shaped)
         if not np.isfinite(power).all():  # float32 squares overflowed (a float stem far above 0 dBFS)
             power = np.einsum("cfs,cfs->fc", shaped, shaped, dtype=np.float64)
         self._power.append(power.astype(np.float64) / self.hop)

@@ -181,7 +181,8 @@ def masking_pairs(names: list[str], band_power: list[np.ndarray], active: list[n
             strong = np.percentile(e[a], 95, axis=0) if a.any() else np.zeros(e.shape[1], np.float32)
             significant = ((e > 0.0) & (e >= loudest * 10.0 ** (-SIGNIFICANT_WITHIN_DB / 10.0))
                            & (e >= strong * 10.0 ** (-STRENGTH_WITHIN_DB / 10.0)))
-            threshold = e @ spread
+            with np.errstate(over="ignore", invalid="ignore"):
+                threshold = e @ spread
             if not np.isfinite(threshold).all():  # band energies near the float32 limit: saturate
                 big = np.finfo(np.float32).max
                 threshold = np.minimum(e.astype(np.float64) @ spread, big).astype(np.float32)
