@@ -276,8 +276,13 @@ class WatchLock:
             os.close(fd)
             raise WatchLocked(f"{display(self.path.parent.parent)} is watched by process {holder} "
                               f"(lock {display(self.path)}); stop that watcher first") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # a full disk: the lock holds all the same, only the PID is not shown
+            if not is_disk_full(exc):
+                os.close(fd)
+                raise StateFolderError(f"{display(self.path)}: {exc.strerror or exc}") from exc
         self._fd = fd
 
     @property
