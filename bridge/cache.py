@@ -524,7 +524,8 @@ class AnalysisCache:
 
     def clean_tmp(self, older_than_s: float = STALE_TMP_S) -> None:
         """Remove build folders left by killed processes: those whose builder (named in the folder's
-        name) is gone, at once, and any older than ``older_than_s`` (a live writer may own the rest)."""
+        name) is gone, at once; one of a live builder is never touched, however old it looks (a wall
+        clock that jumps forward must not delete a build under way); other names after ``older_than_s``."""
         now = time.time()
         try:
             children = list(self.tmp.iterdir()) + [p for p in self.folder.rglob(".*.del")]
@@ -533,8 +534,11 @@ class AnalysisCache:
         for child in children:
             try:
                 owner = child.name.split("-", 1)[0]
-                dead = owner.isdigit() and not _pid_alive(int(owner))
-                if dead or now - child.stat().st_mtime > older_than_s or child.name.endswith(".del"):
+                if owner.isdigit():
+                    stale = not _pid_alive(int(owner))
+                else:
+                    stale = now - child.stat().st_mtime > older_than_s or child.name.endswith(".del")
+                if stale:
                     shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
             except OSError:
                 pass
