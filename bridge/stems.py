@@ -165,6 +165,18 @@ class _Walk:
         what = f"{declared}" if declared is not None and declared >= 0 else "an unknown number of"
         return StemTruncated(f"{self.path}: header declares {what} bytes of audio, the file holds {max(available, 0)}")
 
+    def payload(self, declared: int, available: int) -> None:
+        """A declared payload must be there: none declared while audio follows is a header never
+        finalised, more than the file holds is a cut-off file."""
+        if declared <= 0 and available > 0:
+            raise self.unfinished(f"header declares 0 bytes of audio, {available} follow")
+        if declared > available:
+            raise self.truncated(declared, available)
+
+    @staticmethod
+    def not_chunks(declared: int, available: int) -> str:
+        return f"{available - declared} bytes after the declared {declared} bytes of audio are not chunks"
+
     def unfinished(self, detail: str) -> StemTruncated:
         # A header a writer has not finalised yet (sizes still the placeholders): E_STEM_TRUNCATED,
         # the code of a render that stopped half-way, which is what it is if it stays like this.
@@ -215,14 +227,11 @@ def _walk_riff(walk: _Walk, head: bytes) -> Layout:
                 if ds64_data is None or kind == b"RIFF":
                     raise walk.unfinished("data size is the 0xFFFFFFFF placeholder")
                 csize = ds64_data
-            if csize == 0 and available > 0:
-                raise walk.unfinished(f"header declares 0 bytes of audio, {available} follow")
-            if csize > available:
-                raise walk.truncated(csize, available)
+            walk.payload(csize, available)
             provisional = None
             if not _trailing_ok(walk, offset + csize + (csize & 1), True, True) and not _trailing_ok(
                     walk, offset + csize, True, True):
-                provisional = f"{available - csize} bytes after the declared {csize} bytes of audio are not chunks"
+                provisional = walk.not_chunks(csize, available)
             elif kind == b"RIFF" and riff_size + 8 < walk.size - 1:
                 provisional = f"the RIFF size ({riff_size + 8}) is smaller than the file ({walk.size})"
             return Layout("wav", offset, csize, provisional)
@@ -243,15 +252,12 @@ def _walk_w64(walk: _Walk, head: bytes) -> Layout:
         if cid == b"data" + _W64_TAIL:
             offset = pos + 24
             declared, available = csize - 24, walk.size - offset
-            if declared == 0 and available > 0:
-                raise walk.unfinished(f"header declares 0 bytes of audio, {available} follow")
-            if declared > available:
-                raise walk.truncated(declared, available)
+            walk.payload(declared, available)
             provisional = None
             end = offset + declared
             end += -end % 8
             if end < walk.size and not _trailing_ok_w64(walk, end):
-                provisional = f"{available - declared} bytes after the declared {declared} bytes of audio are not chunks"
+                provisional = walk.not_chunks(declared, available)
             elif riff_size < walk.size - 7:
                 provisional = f"the riff size ({riff_size}) is smaller than the file ({walk.size})"
             return Layout("w64", offset, declared, provisional)
@@ -290,10 +296,7 @@ def _walk_aiff(walk: _Walk, head: bytes) -> Layout:
             (skip,) = struct.unpack(">I", chunk[8:12])
             offset = pos + 16 + skip
             declared, available = max(csize - 8 - skip, 0), walk.size - offset
-            if declared == 0 and available > 0:
-                raise walk.unfinished(f"header declares 0 bytes of audio, {available} follow")
-            if declared > available:
-                raise walk.truncated(declared, available)
+            walk.payload(declared, available)
             if comm is not None and head[8:12] == b"AIFF" and comm[0] > 0 and comm[2] > 0:
                 promised = comm[1] * comm[0] * ((comm[2] + 7) // 8)  # COMM's frames, in bytes
                 if promised > declared:
@@ -301,7 +304,7 @@ def _walk_aiff(walk: _Walk, head: bytes) -> Layout:
             provisional = None
             end = pos + 8 + csize
             if not _trailing_ok(walk, end + (csize & 1), False, True) and not _trailing_ok(walk, end, False, True):
-                provisional = f"{available - declared} bytes after the declared {declared} bytes of audio are not chunks"
+                provisional = walk.not_chunks(declared, available)
             elif form_size + 8 < walk.size - 1:
                 provisional = f"the FORM size ({form_size + 8}) is smaller than the file ({walk.size})"
             return Layout("aiff", offset, declared, provisional)
@@ -324,13 +327,10 @@ def _walk_caf(walk: _Walk, head: bytes) -> Layout:
                 # until it closes.  Readable; the watcher waits for the writer to let go.
                 return Layout("caf", offset, None, "the data size is -1 (unknown until the writer closes)")
             declared = csize - 4
-            if declared <= 0 and available > 0:
-                raise walk.unfinished(f"header declares 0 bytes of audio, {available} follow")
-            if declared > available:
-                raise walk.truncated(declared, available)
+            walk.payload(declared, available)
             provisional = None
             if not _trailing_ok(walk, offset + declared, False, False, wide=True):
-                provisional = f"{available - declared} bytes after the declared {declared} bytes of audio are not chunks"
+                provisional = walk.not_chunks(declared, available)
             return Layout("caf", offset, declared, provisional)
         if csize < 0:
             raise walk.unfinished(f"chunk {cid!r} has size {csize}")
