@@ -135,6 +135,8 @@ BAD_STATE = {
     "last-pass-not-utf8": ("last-pass.json", b"\xff\xfe{"),
     "journal-wrong-records": ("journal.jsonl", '{"event": 5}\n{"event": "pass_started", "pass": "x"}\n'),
     "plan-tags-wrong-shape": ("plan-tags.json", json.dumps({"pass": 1, "tracks": {"Good": [1]}})),
+    "lock-a-fifo": ("watch.lock", None),
+    "journal-a-folder": ("journal.jsonl", None),
 }
 
 
@@ -143,7 +145,12 @@ def test_a_bad_state_file_is_moved_aside_with_one_line_and_the_watcher_starts_cl
     name, content = BAD_STATE[case]
     state = folder / ".mixbridge"
     state.mkdir()
-    (state / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    if case == "lock-a-fifo":
+        os.mkfifo(state / name)
+    elif case == "journal-a-folder":
+        (state / name).mkdir()
+    else:
+        (state / name).write_bytes(content if isinstance(content, bytes) else content.encode())
     _stem(folder)
     w = watch()
     assert _passes(w, 1), w.crashed
@@ -466,3 +473,20 @@ def test_kill_9_of_the_watcher_leaves_nothing_running_and_the_next_start_takes_o
     w = watch()
     assert _passes(w, 1)
     assert [p.number for p in w.passes] == [1]
+
+
+def test_a_manifest_rewritten_in_place_while_it_is_read_ends_in_the_last_bounce(watch, folder):
+    _stem(folder)
+    w = watch()
+    assert _passes(w, 1)
+    manifest = folder / "mixbridge-bounce.json"
+    for k in range(40):  # non-atomic rewrites: a reader may see any prefix of each
+        text = json.dumps(_manifest_doc("good.wav", bounce=f"b{k}")).encode()
+        with open(manifest, "wb") as fh:
+            fh.write(text[: len(text) // 2])
+            fh.flush()
+            fh.write(text[len(text) // 2:])
+    _stem(folder, "good.wav", amplitude=0.05)  # the bounce the last manifest completes
+    assert w.wait_for(lambda: w.idle and w.passes[-1].bounce.id == "b39", DEADLINE_S), \
+        [p.bounce.id for p in w.passes]
+    assert w.alive and w.crashed is None and w.errors == []

@@ -255,8 +255,9 @@ class WatchLock:
     watchers in one process conflict too, and the descriptor is close-on-exec, so no child keeps it.)
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, notice: Callable[[str], None] | None = None):
         self.path = Path(path)
+        self.notice = notice
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -264,6 +265,8 @@ class WatchLock:
 
         from ..errors import WatchLocked
 
+        if (self.path.exists() or self.path.is_symlink()) and (self.path.is_symlink() or not self.path.is_file()):
+            report_bad(self.path, "not a regular file", self.notice)
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(self.path, flags, 0o644)

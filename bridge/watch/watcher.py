@@ -147,7 +147,7 @@ class Watcher:
         if not self.root.is_dir():
             raise NotADirectoryError(f"{self.root}: not a folder")
         self.state.ensure()
-        self._lock = WatchLock(self.state.dir / "watch.lock")
+        self._lock = WatchLock(self.state.dir / "watch.lock", self.state.notice)
         self._lock.acquire()
         try:
             self._start()
@@ -339,9 +339,12 @@ class Watcher:
         if not path.is_file():
             return
         self._manifest_mode = True
+        before = self._stat(path)
         try:
             manifest = read_bounce_manifest(path)
         except BridgeError as exc:
+            if before is None or self._stat(path) != before:
+                return  # rewritten while we read it: its next event brings the whole file
             self._journal.write("error", where="manifest", path=str(path), code=exc.code, message=exc.message)
             self.console.notice(f"{exc.code}: {exc.message} — ignoring this manifest; the stems are grouped "
                                 f"by a {self.timings.settle_s:g} s settle window instead")
@@ -356,6 +359,14 @@ class Watcher:
         for entry in manifest.stems:
             self.tracker.touch(entry.file, now, final=True)
         self.session.remember(manifest.stems)
+
+    @staticmethod
+    def _stat(path: Path) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns, st.st_ino
 
     # --- deciding that a bounce is whole --------------------------------------------------------------
 
