@@ -490,3 +490,20 @@ def test_a_manifest_rewritten_in_place_while_it_is_read_ends_in_the_last_bounce(
     assert w.wait_for(lambda: w.idle and w.passes[-1].bounce.id == "b39", DEADLINE_S), \
         [p.bounce.id for p in w.passes]
     assert w.alive and w.crashed is None and w.errors == []
+
+
+def test_an_unfinished_flac_claiming_days_never_hangs_the_watcher(watch, folder):
+    from tests.test_hostile_files import absurd_flac
+
+    _stem(folder)
+    absurd_flac(folder / "huge.flac")
+    doc = _manifest_doc("good.wav")
+    doc["stems"].append({"track_guid": "", "track_name": "Huge", "file": "huge.flac", "sample_rate": RATE})
+    (folder / "mixbridge-bounce.json").write_text(json.dumps(doc))
+    w = watch(incomplete_timeout_s=1.0)
+    assert _passes(w, 1)
+    assert _names(w.passes[0]) == {"good": None, "huge": "E_STEM_TRUNCATED"}
+    # The mix is the good stem's two seconds, whatever the FLAC claimed.
+    assert len(w.passes[0].result.mix.summed.loudness.momentary_lufs) == 20
+    cache_bytes = sum(p.stat().st_size for p in (folder / ".mixbridge" / "cache").rglob("*") if p.is_file())
+    assert cache_bytes < 5_000_000
