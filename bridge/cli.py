@@ -261,6 +261,10 @@ def cmd_watch(args, out: TextIO) -> ExitStatus:
             if isinstance(exc, BridgeError):  # E_SURFACE_EXPOSED is a PermissionError too
                 raise
             raise UsageError(f"cannot start the watcher's servers: {exc}") from exc
+    except BaseException:
+        watcher.stop()  # nothing started (another watcher holds the folder, an unusable state folder)
+        raise
+    try:
         _until_signalled(stop, lambda: watcher.alive)
     finally:
         busy = watcher.busy

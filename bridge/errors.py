@@ -50,6 +50,14 @@ MESSAGES: dict[str, str] = {
     "E_OSC_MESSAGE": "a malformed or unexpected OSC message",
     "E_SURFACE_EXPOSED": "a control-surface or review-page server on a non-loopback address needs an allow-list of hosts",
     "E_RENDER_OUTPUT": "the rendered audio could not be written",
+    "E_NOT_A_FILE": "not a regular file (a FIFO, a device or a socket)",
+    "E_STEM_WRITING": "the file is still being written (its header is provisional or a writer has it open)",
+    "E_STEM_NAME": "the file name is not valid UTF-8; rename it",
+    "E_STEM_CHANGED": "the file changed while it was read; the pass is run again",
+    "E_DISK_FULL": "the disk is full; scratch files were removed and the pass will be tried again",
+    "E_STATE_FILE": "a state file was malformed and was moved aside; starting clean",
+    "E_STATE_FOLDER": "the state folder (.mixbridge) cannot be used",
+    "E_WATCH_LOCKED": "another watcher is already watching this folder",
 }
 
 #: code -> the one class that carries it (filled as the classes below are defined).
@@ -159,10 +167,66 @@ class StemTruncated(StemReadError):
     code = "E_STEM_TRUNCATED"
 
 
+class NotAFile(StemReadError):
+    """A FIFO, device or socket where a stem was expected (never opened blocking, never waited for)."""
+
+    code = "E_NOT_A_FILE"
+
+
+class StemStillWriting(StemReadError):
+    """The header is provisional (sizes still zero or stale) or another process has the file open
+    for writing: the watcher waits; ``analyze`` reports it like a truncated file."""
+
+    code = "E_STEM_WRITING"
+
+
+class StemNameError(StemReadError):
+    """A file name that is not valid UTF-8 (shown with escapes): it could not be named in the notes."""
+
+    code = "E_STEM_NAME"
+
+
+class StemChanged(StemReadError):
+    """The stem's bytes changed while it was being read (a re-render under way): the pass is re-run."""
+
+    code = "E_STEM_CHANGED"
+
+
 class StemMissing(StemReadError):
     """A stem the bounce manifest lists never arrived."""
 
     code = "E_STEM_MISSING"
+
+
+class DiskFull(BridgeError, OSError):
+    """``ENOSPC``/``EDQUOT`` while writing scratch, cache or state files: the scratch is removed, the
+    watcher keeps running and tries the pass again later."""
+
+    code = "E_DISK_FULL"
+    exit_status = ExitStatus.USAGE
+
+    def __init__(self, detail: str = "", *, code: str | None = None):
+        super().__init__(detail, code=code)
+        self.errno = 28  # like the OSError it replaces
+
+
+class StateFileError(BridgeError, ValueError):
+    """A state file (``last-pass.json``, the journal, cache index and entries, the mix sum, tag files)
+    did not validate; it is moved aside as ``<name>.bad-<timestamp>`` and the watcher starts clean."""
+
+    code = "E_STATE_FILE"
+
+
+class StateFolderError(BridgeError, OSError):
+    """The state folder cannot be created or written (read-only, not a folder)."""
+
+    code = "E_STATE_FOLDER"
+
+
+class WatchLocked(BridgeError, BlockingIOError):
+    """A second ``mixbridge watch`` on a folder another live watcher holds (the message names its PID)."""
+
+    code = "E_WATCH_LOCKED"
 
 
 class StemWriteError(BridgeError, OSError):

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import BridgeError, StemReadError
+from .errors import BridgeError, DiskFull, StemChanged, StemReadError
 from .model import SessionResult, StemResult
 from .stems import StemInfo, find_stems, open_stem, read_blocks
+from .tracks import stem_label
 from .tracks import stem_names as _unique_names  # the one naming rule (the plan's tracks use it too)
 
 if TYPE_CHECKING:
@@ -76,26 +77,68 @@ def to_stereo(block: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ partial sums
 class _PartialSum:
-    """A float32 stereo scratch file, memory-mapped, that stems are added into at their frame offsets.
+    """A float32 stereo scratch file that stems are added into at their frame offsets.
 
-    Adding a block is one in-place ``+=`` on the mapped pages: no read/write system calls and no
-    copies through a buffer.  Other processes see the sums through the page cache as soon as the
-    task that wrote them has returned.
+    Adding a block is one in-place ``+=`` on memory-mapped pages: no read/write system calls and
+    no copies through a buffer.  Only a window of :data:`WINDOW_FRAMES` around the current offset
+    is mapped at a time (stems are added front to back), so the process's resident memory stays
+    flat in song length: a 3-hour sum is 4 GB of file, never 4 GB of mapped pages.  Other processes
+    see the sums through the page cache as soon as the task that wrote them has returned.
+
+    The file grows with what is actually added, never with what a header promised: ``frames`` is
+    only the most it may hold.  Every growth is reserved with ``posix_fallocate`` first, so a full
+    disk is an ``E_DISK_FULL`` error here and never a ``SIGBUS`` on a mapped page.
     """
+
+    #: Growth step, frames (about 5 s at 48 kHz; grows by half its size beyond that).
+    GROW_FRAMES = 1 << 18
+    #: Frames mapped at once (32 MB, 87 s at 48 kHz).
+    WINDOW_FRAMES = 1 << 22
 
     def __init__(self, path: Path, frames: int):
         self.path = path
         self.frames = frames
         if not path.exists():
-            with open(path, "wb") as fh:
-                fh.truncate(frames * MIX_CHANNELS * 4)
-        self._map = np.memmap(path, dtype=np.float32, mode="r+", shape=(frames, MIX_CHANNELS)) if frames else None
+            path.touch()
+        self.capacity = min(path.stat().st_size // (MIX_CHANNELS * 4), frames)
+        self._map = None
+        self._map_start = 0
+
+    def _view(self, offset: int, n: int) -> np.ndarray:
+        """Frames ``[offset, offset + n)`` as a writable ``(n, 2)`` view (remapping the window if needed)."""
+        start = self._map_start
+        if self._map is None or offset < start or offset + n > start + len(self._map):
+            self._map = None  # unmapped: its pages leave this process's resident set
+            start = offset
+            frames = min(max(self.WINDOW_FRAMES, n), self.capacity - start)
+            self._map = np.memmap(self.path, dtype=np.float32, mode="r+", offset=start * MIX_CHANNELS * 4,
+                                  shape=(frames, MIX_CHANNELS))
+            self._map_start = start
+        return self._map[offset - start:offset - start + n]
+
+    def reserve(self, end: int) -> None:
+        """Make room for frames ``[0, end)`` (at most :attr:`frames`)."""
+        end = min(end, self.frames)
+        if end <= self.capacity:
+            return
+        grown = min(self.frames, max(end, self.capacity + self.capacity // 2, self.GROW_FRAMES))
+        try:
+            with open(self.path, "r+b") as fh:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fh.fileno(), 0, grown * MIX_CHANNELS * 4)
+                else:  # pragma: no cover - not Linux/BSD
+                    fh.truncate(grown * MIX_CHANNELS * 4)
+        except OSError as exc:
+            raise _as_disk_full(exc, self.path) from exc
+        self._map = None  # the window is remapped over the grown file on the next add
+        self.capacity = grown
 
     def add(self, offset: int, block: np.ndarray, sign: float = 1.0) -> None:
         n = min(len(block), self.frames - offset)
         if n <= 0:
             return
-        target = self._map[offset:offset + n]
+        self.reserve(offset + n)
+        target = self._view(offset, n)
         if sign > 0:
             np.add(target, block[:n], out=target)
         else:
@@ -103,6 +146,53 @@ class _PartialSum:
 
     def close(self) -> None:
         self._map = None  # unmapped when the last view goes; the data is in the page cache
+
+
+def _read_frames(fh, start: int, out: np.ndarray) -> int:
+    """Read stereo float32 frames from ``start`` into ``out`` (``(n, 2)``); returns the frames read."""
+    fh.seek(start * MIX_CHANNELS * 4)
+    got = fh.readinto(memoryview(out).cast("B"))
+    return (got or 0) // (MIX_CHANNELS * 4)
+
+
+def _as_disk_full(exc: OSError, what) -> OSError:
+    """``ENOSPC`` as the one ``E_DISK_FULL`` error; any other ``OSError`` as it is."""
+    from .files import disk_full, is_disk_full
+
+    return disk_full(exc, what) if is_disk_full(exc) and not isinstance(exc, BridgeError) else exc
+
+
+#: Scratch folders are named with the owner's PID, so one left by a killed process can be told apart.
+_SCRATCH_PREFIX = "mixbridge-sum-"
+
+
+def _scratch_folder():
+    """A private scratch folder for one pass's partial sums (removed with its contents at the end)."""
+    _remove_dead_scratch()
+    return tempfile.TemporaryDirectory(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-")
+
+
+def _remove_dead_scratch() -> None:
+    """Remove scratch folders whose owner process is gone (a ``kill -9`` leaves them behind)."""
+    root = Path(tempfile.gettempdir())
+    try:
+        children = list(root.glob(f"{_SCRATCH_PREFIX}*-*"))
+    except OSError:
+        return
+    for child in children:
+        owner = child.name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's live process
+        return True
+    return True
 
 
 class _WorkerState:
@@ -142,16 +232,69 @@ def _init_worker() -> None:
     _WORKER = _WorkerState()
 
 
-def _pool_initializer() -> None:
-    """Pool initializer: the worker's own state, and Ctrl-C as :class:`WorkerInterrupted`."""
+def _pool_initializer(owner_pid: int | None = None) -> None:
+    """Pool initializer: the worker's own state, Ctrl-C as :class:`WorkerInterrupted`, and death
+    with the process that owns the pool (:func:`die_with_parent`)."""
     import signal
 
     _init_worker()
+    die_with_parent(owner_pid)
 
     def interrupted(*_):
         raise WorkerInterrupted(1)
 
     signal.signal(signal.SIGINT, interrupted)
+
+
+#: ``prctl`` option: the signal this process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(owner_pid: int | None = None) -> None:
+    """Make this worker end promptly when its owner is killed (even ``kill -9``).
+
+    Two guards, because a worker can be blocked in a pipe read that never ends (the pool's own
+    queue, whose write end the worker itself also holds):
+
+    - ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (Linux, through ctypes): the kernel kills the worker when
+      its parent (the fork server, or the owner itself with ``spawn``) goes;
+    - a daemon thread that waits on a ``pidfd`` of the owner (Linux 5.3+; elsewhere it polls the
+      parent PID once a second) and ends the process at once when the owner is gone, whatever the
+      main thread is blocked in.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    parent = os.getppid()
+    owner = owner_pid if owner_pid is not None else parent
+    if not _alive(owner) or parent == 1:
+        os._exit(1)  # the owner died before we were set up
+
+    def watch() -> None:
+        import select
+
+        pidfd = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                pidfd = os.pidfd_open(owner)
+            except OSError:
+                pidfd = None
+        if pidfd is not None:
+            select.select([pidfd], [], [])  # readable exactly when the owner has exited
+            os._exit(1)
+        while _alive(owner) and os.getppid() == parent:
+            time.sleep(1.0)  # no pidfd: a parent-liveness poll, bounded by the process's life
+        os._exit(1)
+
+    import threading
+
+    threading.Thread(target=watch, name="mixbridge-owner-watch", daemon=True).start()
 
 
 def _state(state: _WorkerState | None) -> _WorkerState:
@@ -196,7 +339,8 @@ class _Pool:
             # pass) forks from the warm server in milliseconds.
             context.set_forkserver_preload(_preload())
         self.jobs = jobs
-        self._executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pool_initializer)
+        self._executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pool_initializer,
+                                             initargs=(os.getpid(),))
         for _ in range(jobs):
             self._executor.submit(_warm_up)
 
@@ -305,7 +449,7 @@ def _measure(info: StemInfo, mix_rate: int | None, partial: _PartialSum | None,
     from .analyze.features import FeatureExtractor
     from .analyze.stem import analyze_stem
 
-    extractor = FeatureExtractor(info.sample_rate, info.channels)
+    extractor = FeatureExtractor(info.sample_rate, info.channels, info.quantum)
     add = _mix_stream(info, mix_rate or info.sample_rate, partial)
     added = 0
     try:
@@ -315,8 +459,8 @@ def _measure(info: StemInfo, mix_rate: int | None, partial: _PartialSum | None,
             added += len(block)
         add(None)
     except BridgeError:
-        if partial is not None and added:
-            _undo_partial(info, mix_rate, partial, added)
+        if partial is not None and added and not _undo_partial(info, mix_rate, partial, added):
+            _mark_dirty(partial)
         raise
     features = extractor.finish()
     return analyze_stem(features), features.slim()
@@ -339,8 +483,12 @@ def extract_stem(path: str, mix_rate: int | None = None, mix_frames: int = 0, su
         return info, None, exc, str(partial.path) if partial else None
 
 
-def _undo_partial(info: StemInfo, mix_rate: int, partial: _PartialSum, frames: int) -> None:
-    """Subtract what a stem that failed mid-way had already added to the sum."""
+def _undo_partial(info: StemInfo, mix_rate: int, partial: _PartialSum, frames: int) -> bool:
+    """Subtract what a stem that failed mid-way had already added to the sum.
+
+    Returns whether all of it could be read again; when not (the file changed or went away), the
+    sum is not to be trusted and the caller marks it dirty (:func:`_mark_dirty`).
+    """
     subtract = _mix_stream(info, mix_rate, partial, sign=-1.0)
     done = 0
     try:
@@ -351,8 +499,28 @@ def _undo_partial(info: StemInfo, mix_rate: int, partial: _PartialSum, frames: i
             if done >= frames:
                 break
     except BridgeError:
-        pass
+        return False
     # No resampler flush here: the failed pass never flushed its resampler either.
+    return done >= frames
+
+
+def _mark_dirty(partial: _PartialSum) -> None:
+    """A partial sum holds part of a stem that could not be taken out again: the pass re-sums."""
+    try:
+        Path(f"{partial.path}.dirty").touch()
+    except OSError:
+        pass
+
+
+def _dirty(sum_files: Iterable[str]) -> bool:
+    return any(Path(f"{f}.dirty").exists() for f in sum_files)
+
+
+def _frames_at(infos: Iterable[StemInfo], mix_rate: int | None) -> int:
+    """Frames of the mix at ``mix_rate``: the longest of ``infos``."""
+    if not mix_rate:
+        return 0
+    return max((int(np.ceil(i.duration_s * mix_rate)) for i in infos), default=0)
 
 
 def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int,
@@ -364,21 +532,28 @@ def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int,
     from .analyze.features import FeatureExtractor
 
     extractor = FeatureExtractor(mix_rate, MIX_CHANNELS)
-    parts = [np.memmap(p, dtype=np.float32, mode="r") for p in sorted(set(sum_files))]
+    # A partial sum holds what was added to it (it grows on demand); an empty one adds nothing.
+    # Read block by block (not mapped whole): resident memory stays flat in song length.
+    parts = [open(p, "rb") for p in sorted(set(sum_files)) if os.path.getsize(p)]
     out = _PartialSum(Path(out_path), mix_frames) if out_path is not None else None
     total = np.empty((mix_rate, MIX_CHANNELS), dtype=np.float32)
-    for start in range(0, mix_frames, mix_rate):
-        n = min(mix_rate, mix_frames - start)
-        block = total[:n]
-        block[:] = 0.0
+    piece = np.empty((mix_rate, MIX_CHANNELS), dtype=np.float32)
+    try:
+        for start in range(0, mix_frames, mix_rate):
+            n = min(mix_rate, mix_frames - start)
+            block = total[:n]
+            block[:] = 0.0
+            for part in parts:
+                got = _read_frames(part, start, piece[:n])
+                block[:got] += piece[:got]
+            extractor.feed(block)
+            if out is not None:
+                out.add(start, block)
+    finally:
         for part in parts:
-            piece = part[start * MIX_CHANNELS:(start + n) * MIX_CHANNELS]
-            block[: len(piece) // MIX_CHANNELS] += piece.reshape(-1, MIX_CHANNELS)
-        extractor.feed(block)
+            part.close()
         if out is not None:
-            out.add(start, block)
-    if out is not None:
-        out.close()
+            out.close()
     return extractor.finish()
 
 
@@ -422,33 +597,85 @@ def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str,
     workers = min(jobs, max(len(files), 1))
     # A full pass starts its workers before anything else, so their imports overlap ours.
     pool = _LazyPool(workers, _Pool(workers) if cache is None and workers > 1 else None)
+    if masking_memo is not None and len(masking_memo) > MASKING_MEMO_MAX:
+        masking_memo.clear()
     try:
-        # Headers first (cheap), to pick the mix's rate and length before any audio is decoded.
-        infos: dict[Path, StemInfo] = {}
-        for path in files:
-            try:
-                infos[path] = open_stem(path)
-            except BridgeError:
-                pass  # the worker reports it with the same error
-        rates = Counter(info.sample_rate for info in infos.values())
-        mix_rate = max(rates, key=lambda r: (rates[r], r)) if rates else None
-        mix_frames = max((int(np.ceil(i.duration_s * mix_rate)) for i in infos.values()), default=0)
-        alignment = tuple(f"{i.name}: {i.sample_rate} Hz resampled to {mix_rate} Hz for the mix sum"
-                          for i in infos.values() if mix_rate and i.sample_rate != mix_rate)
-        if masking_memo is not None and len(masking_memo) > MASKING_MEMO_MAX:
-            masking_memo.clear()
-        if cache is not None:
-            for attempt in range(3):
-                try:
-                    return _analyze_incremental(files, infos, mix_rate, mix_frames, alignment, markers, pool,
-                                                progress, cache, masking_memo, distrust=attempt > 0)
-                except _Stale:
-                    continue  # a provisional "unchanged" failed its full hash: again, hashing fully
-            return _analyze_incremental(files, infos, mix_rate, mix_frames, alignment, markers, pool,
-                                        progress, cache, masking_memo, distrust=True)
-        return _analyze_full(files, mix_rate, mix_frames, alignment, markers, pool, progress)
+        for attempt in range(CHANGED_RERUNS + 1):
+            result = finite_result(_analyze_once(files, markers, pool, progress, cache, masking_memo))
+            changed = [s for s in result.stems if s.error is not None and s.error.code == StemChanged.code]
+            if not changed or attempt == CHANGED_RERUNS:
+                return result
+            # A stem was rewritten while it was read: the whole pass again (bounded), not a failure.
+        return result
     finally:
         pool.close()
+
+
+def _finite(value):
+    """``value`` with every non-finite float inside (dataclasses, tuples) replaced by ``None``;
+    the very same object when there is none (no copies for the normal case)."""
+    import dataclasses
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, tuple):
+        items = tuple(_finite(v) for v in value)
+        return value if all(a is b for a, b in zip(items, value)) else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in dataclasses.fields(value):
+            old = getattr(value, f.name)
+            if isinstance(old, (float, tuple)) or dataclasses.is_dataclass(old):
+                new = _finite(old)
+                if new is not old:
+                    changes[f.name] = new
+        return dataclasses.replace(value, **changes) if changes else value
+    return value
+
+
+def finite_result(result: SessionResult) -> SessionResult:
+    """The last guard of "measures are finite or null": every measure a plan or a report can see
+    (each stem's analysis, the mix's) with non-finite floats as ``None``.  The analysis already
+    saturates where overflow is possible; this catches whatever a future measure forgets."""
+    from dataclasses import replace
+
+    stems = tuple(s if s.analysis is None else replace(s, analysis=_finite(s.analysis)) for s in result.stems)
+    mix = _finite(result.mix)
+    if mix is result.mix and all(a.analysis is b.analysis for a, b in zip(stems, result.stems)):
+        return result
+    return replace(result, stems=stems, mix=mix)
+
+
+#: How many times a pass is run again because a stem changed while it was read (then the stem's
+#: ``E_STEM_CHANGED`` is reported; the watcher's own re-run follows when the file settles).
+CHANGED_RERUNS = 2
+
+
+def _analyze_once(files: list[Path], markers, pool: "_LazyPool", progress, cache: "AnalysisCache | None",
+                  masking_memo: dict | None) -> SessionResult:
+    # Headers first (cheap), to pick the mix's rate and length before any audio is decoded.
+    infos: dict[Path, StemInfo] = {}
+    for path in files:
+        try:
+            infos[path] = open_stem(path)
+        except BridgeError:
+            pass  # the worker reports it with the same error
+    rates = Counter(info.sample_rate for info in infos.values())
+    mix_rate = max(rates, key=lambda r: (rates[r], r)) if rates else None
+    mix_frames = _frames_at(infos.values(), mix_rate)
+    alignment = tuple(f"{i.name}: {i.sample_rate} Hz resampled to {mix_rate} Hz for the mix sum"
+                      for i in infos.values() if mix_rate and i.sample_rate != mix_rate)
+    if cache is not None:
+        for attempt in range(3):
+            try:
+                return _analyze_incremental(files, infos, mix_rate, mix_frames, alignment, markers, pool,
+                                            progress, cache, masking_memo, distrust=attempt > 0)
+            except _Stale:
+                continue  # a provisional "unchanged" failed its full hash: again, hashing fully
+        return _analyze_incremental(files, infos, mix_rate, mix_frames, alignment, markers, pool,
+                                    progress, cache, masking_memo, distrust=True)
+    return _analyze_full(files, mix_rate, mix_frames, alignment, markers, pool, progress)
 
 
 def _analyze_full(files: list[Path], mix_rate: int | None, mix_frames: int, alignment: tuple[str, ...], markers,
@@ -457,7 +684,7 @@ def _analyze_full(files: list[Path], mix_rate: int | None, mix_frames: int, alig
     timings: dict[str, float] = {}
     started = time.perf_counter()
     state = _WorkerState()
-    with tempfile.TemporaryDirectory(prefix="mixbridge-sum-") as scratch:
+    with _scratch_folder() as scratch:
         def _done(path: Path, outcome) -> None:
             if isinstance(outcome, Exception):  # a crashed worker must not sink the batch
                 outcome = (None, None, StemReadError(f"{path}: worker failed: {outcome}"), None)
@@ -465,8 +692,20 @@ def _analyze_full(files: list[Path], mix_rate: int | None, mix_frames: int, alig
             _report(progress, path, outcome)
 
         _run([(extract_stem, (str(p), mix_rate, mix_frames, scratch), p) for p in files], pool, _done, state)
-        state.close()
+        _raise_disk_full(o[2] for o in results.values())
+        ok = [p for p in files if results[p][1] is not None]
+        # The mix is as long as the stems that were read whole, whatever the others' headers said.
+        mix_frames = _frames_at((results[p][0] for p in ok), mix_rate)
         sum_files = sorted({o[3] for o in results.values() if o[3]})
+        if _dirty(sum_files):  # a failed stem's share could not be taken out again: sum the good ones afresh
+            fresh = os.path.join(scratch, "again")
+            os.mkdir(fresh)
+            again: dict = {}
+            _run([(_sum_task, (str(p), mix_rate, mix_frames, fresh), p) for p in ok], pool,
+                 lambda tag, r: again.__setitem__(tag, r), state)
+            _raise_disk_full(getattr(r, "error", r) for r in again.values())
+            sum_files = sorted({r.sum_file for r in again.values() if not isinstance(r, Exception) and r.sum_file})
+        state.close()
         timings["extract_s"] = time.perf_counter() - started
         names = _unique_names(files)
         stems, features, analysed = _assemble(files, names, {
@@ -488,6 +727,13 @@ def _analyze_full(files: list[Path], mix_rate: int | None, mix_frames: int, alig
     mix_analysis = _mix_analysis(analysed, mix, markers, alignment, keys, memo, timings)
     timings["total_s"] = time.perf_counter() - started
     return SessionResult(tuple(stems), mix_analysis, features, timings)
+
+
+def _raise_disk_full(errors: Iterable) -> None:
+    """A stem (or a worker) that hit a full disk fails the pass with ``E_DISK_FULL``, not the stem."""
+    for error in errors:
+        if isinstance(error, DiskFull):
+            raise DiskFull(error.detail)
 
 
 def _prefill_masking(analysed, keys, memo) -> None:
@@ -553,7 +799,10 @@ class _Stale(Exception):
 
 
 def _sum_stem(info: StemInfo, mix_rate: int, partial: _PartialSum, sign: float = 1.0) -> bool:
-    """Add (or subtract) one stem's whole contribution; on a read failure undo it and return False."""
+    """Add (or subtract) one stem's whole contribution; on a read failure undo it and return False.
+
+    A full disk is not a read failure: ``E_DISK_FULL`` propagates (the pass fails, not the stem).
+    """
     add = _mix_stream(info, mix_rate, partial, sign)
     done = 0
     try:
@@ -562,9 +811,11 @@ def _sum_stem(info: StemInfo, mix_rate: int, partial: _PartialSum, sign: float =
             done += len(block)
         add(None)
         return True
+    except DiskFull:
+        raise
     except BridgeError:
-        if done and sign > 0:
-            _undo_partial(info, mix_rate, partial, done)
+        if done and sign > 0 and not _undo_partial(info, mix_rate, partial, done):
+            _mark_dirty(partial)
         return False  # a failed subtraction is the caller's to handle: it drops the sum
 
 
@@ -587,7 +838,16 @@ def _extract_cached(path: str, mix_rate: int | None, mix_frames: int, sum_folder
     The entry is stored only when the file's stat is the same after the analysis as before the
     hash: an entry always describes the bytes it was keyed by.
     """
+    try:
+        return _extract_cached_once(path, mix_rate, mix_frames, sum_folder, cache_folder, state)
+    except DiskFull as exc:
+        return _Worked(error=exc)
+
+
+def _extract_cached_once(path: str, mix_rate: int | None, mix_frames: int, sum_folder: str | None,
+                         cache_folder: str, state: _WorkerState | None) -> _Worked:
     from .cache import AnalysisCache, Snapshot, fingerprint, hash_file, stat_key
+    from .files import is_disk_full
 
     cache = AnalysisCache(cache_folder)
     source = Path(path)
@@ -634,7 +894,13 @@ def _extract_cached(path: str, mix_rate: int | None, mix_frames: int, sum_folder
             unchanged = False
         if worked.error is None and unchanged and snapshot_sha is not None:
             header = {k: getattr(info, k) for k in ("sample_rate", "channels", "frames", "format", "subtype")}
-            cache.commit(build, sha, snapshot.name, snapshot_sha, header, worked.analysis, worked.features, before[0])
+            try:
+                cache.commit(build, sha, snapshot.name, snapshot_sha, header, worked.analysis, worked.features,
+                             before[0])
+            except OSError as exc:  # the entry is not stored; a full disk fails the pass (scratch removed)
+                cache.discard(build)
+                if is_disk_full(exc):
+                    raise _as_disk_full(exc, cache.folder) from exc
             worked.stored = cache.entry_dir(sha).is_dir()
         else:
             snapshot.discard()
@@ -642,9 +908,33 @@ def _extract_cached(path: str, mix_rate: int | None, mix_frames: int, sum_folder
     return worked
 
 
+def _copy_checked(source: str, target: str, sha256: str) -> None:
+    """Copy the last mix sum, hashing it on the way: a sum that is not what was written is never used."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            while chunk := src.read(1 << 22):
+                digest.update(chunk)
+                dst.write(chunk)
+    except OSError as exc:
+        Path(target).unlink(missing_ok=True)
+        error = _as_disk_full(exc, target)
+        if isinstance(error, DiskFull):
+            raise error from exc
+        raise _MixUnavailable(f"{source}: {exc}") from exc
+    if digest.hexdigest() != sha256:
+        Path(target).unlink(missing_ok=True)
+        raise _MixUnavailable(f"{source}: the mix sum does not match its checksum")
+
+
 def _mix_update(base_sum: str, out_sum: str, subtract: list[tuple[str, str]], add: list[tuple[str, str, list[int]]],
-                mix_rate: int, mix_frames: int, state: _WorkerState | None = None) -> tuple[StemFeatures, list[str]]:
+                mix_rate: int, mix_frames: int, base_sha256: str = "",
+                state: _WorkerState | None = None) -> tuple[StemFeatures, list[str]]:
     """Worker: the new mix = the last mix - the old contents that went + the new ones, then its features.
+
+    The last sum is copied only if its bytes match the SHA-256 recorded with it (``base_sha256``).
 
     Parameters
     ----------
@@ -666,7 +956,7 @@ def _mix_update(base_sum: str, out_sum: str, subtract: list[tuple[str, str]], ad
     """
     from .cache import hash_file, stat_key
 
-    shutil.copyfile(base_sum, out_sum)
+    _copy_checked(base_sum, out_sum, base_sha256)
     partial = _PartialSum(Path(out_sum), mix_frames)
     added: list[str] = []
     try:
@@ -701,6 +991,27 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
                          alignment: tuple[str, ...], markers, pool: _LazyPool,
                          progress: Callable[[StemResult], None] | None, cache: "AnalysisCache",
                          masking_memo: dict | None, distrust: bool = False) -> SessionResult:
+    """:func:`_analyze_cached`, and on any failure (a full disk, an interruption) the scratch it left in the
+    cache removed: the new sum file, build folders of workers that are gone."""
+    made: list[Path] = []
+    try:
+        return _analyze_cached(files, infos, mix_rate, mix_frames, alignment, markers, pool, progress, cache,
+                               masking_memo, distrust, made)
+    except BaseException as exc:
+        for path in made:
+            path.unlink(missing_ok=True)
+        cache.clean_tmp()
+        if isinstance(exc, OSError) and not isinstance(exc, BridgeError):
+            error = _as_disk_full(exc, cache.folder)
+            if isinstance(error, DiskFull):
+                raise error from exc
+        raise
+
+
+def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: int | None, mix_frames: int,
+                    alignment: tuple[str, ...], markers, pool: _LazyPool,
+                    progress: Callable[[StemResult], None] | None, cache: "AnalysisCache",
+                    masking_memo: dict | None, distrust: bool, made: list[Path]) -> SessionResult:
     """:func:`analyze_session` with a cache: decode only the stems whose bytes are new.
 
     Which content is each file?  Unchanged stat: the recorded hash.  Stat moved but size and
@@ -767,7 +1078,7 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
     def _finish(path: Path, worked: _Worked) -> None:
         outcomes[path] = worked
         if progress is not None:
-            progress(StemResult(path.stem, path, worked.info, None, worked.error))
+            progress(StemResult(stem_label(path), path, worked.info, None, worked.error))
 
     for path, entry in entries.items():
         _finish(path, _Worked(info=infos[path], analysis=entry.analysis, features=entry.features,
@@ -804,13 +1115,14 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
     worker_state = _WorkerState()
     keys: list[str] = []
     memo = masking_memo if masking_memo is not None else {}
-    with tempfile.TemporaryDirectory(prefix="mixbridge-sum-") as scratch:
+    with _scratch_folder() as scratch:
         tasks: list[tuple[Callable, tuple, object]] = []
         incremental = plan is not None
         if incremental and (plan[0] or plan[1]):
             new_sum = cache.new_sum_path()
-            tasks.append((_mix_update, (str(state.sum_path), str(new_sum), plan[0], plan[1], mix_rate, mix_frames),
-                          "mix"))
+            made.append(new_sum)
+            tasks.append((_mix_update, (str(state.sum_path), str(new_sum), plan[0], plan[1], mix_rate, mix_frames,
+                                        state.sum_sha256), "mix"))
         sum_folder = None if incremental else scratch
         for path in todo:
             tasks.append((_extract_cached, (str(path), mix_rate, mix_frames, sum_folder, str(cache.folder)), path))
@@ -819,9 +1131,12 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
                 tasks.append((_sum_task, (str(path), mix_rate, mix_frames, scratch), ("sum", path)))
         mix_result: list = []
         sum_files: set[str] = set()
+        full: list[DiskFull] = []
 
         def _done(tag, result) -> None:
             nonlocal consistent
+            if isinstance(result, DiskFull) or isinstance(getattr(result, "error", None), DiskFull):
+                full.append(result if isinstance(result, DiskFull) else result.error)
             if tag == "mix":
                 mix_result.append(result)
             elif isinstance(tag, tuple):  # a cached stem summed for the mix
@@ -837,11 +1152,16 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
                 _finish(tag, result)
 
         _run(tasks, pool, _done, worker_state)
+        _raise_disk_full(full)
         timings["extract_s"] = time.perf_counter() - started - timings["lookup_s"]
         mark = time.perf_counter()
         ok_paths = [p for p in files if outcomes[p].analysis is not None]
         ok_shas = [outcomes[p].sha256 for p in ok_paths]
-        if incremental:
+        if not incremental and _dirty(sum_files):
+            incremental, plan = True, (None, None, None)  # re-summed afresh below
+        if incremental and plan[0] is None:
+            mix = None
+        elif incremental:
             if not (plan[0] or plan[1]):
                 mix, members, new_sum, generation = state.features, list(state.members), state.sum_path, state.generation
             elif mix_result and not isinstance(mix_result[0], Exception):
@@ -853,18 +1173,25 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
                     mix = None  # a stem decoded for the analysis but not for the mix (or back)
             if mix is not None and sorted(members) != sorted(ok_shas):
                 mix = None
-            if mix is None:
-                # The incremental update could not be trusted: sum every good stem afresh.
-                consistent = True
-                sum_tasks = [(_sum_task, (str(p), mix_rate, mix_frames, scratch), ("sum", p)) for p in ok_paths]
-                _run(sum_tasks, pool, _done, worker_state)
-                incremental = False
+        if incremental and mix is None:
+            # The incremental update could not be trusted: sum every good stem afresh.
+            consistent = True
+            fresh = os.path.join(scratch, "again")
+            os.mkdir(fresh)
+            sum_files = set()
+            sum_tasks = [(_sum_task, (str(p), mix_rate, mix_frames, fresh), ("sum", p)) for p in ok_paths]
+            _run(sum_tasks, pool, _done, worker_state)
+            _raise_disk_full(full)
+            incremental = False
         worker_state.close()
         stems, features, analysed = _assemble(files, names, {
             p: (outcomes[p].info, outcomes[p].analysis, outcomes[p].features, outcomes[p].error) for p in files})
         keys = [outcomes[p].sha256 for p in ok_paths]
         if not incremental and ok_paths and mix_rate:
+            # Summed afresh: as long as the stems that were read whole, whatever the others' headers said.
+            mix_frames = _frames_at((outcomes[p].info for p in ok_paths), mix_rate)
             new_sum = cache.new_sum_path()
+            made.append(new_sum)
             workers = pool.get()
             future = workers.submit(_mix_task, sorted(sum_files), mix_rate, mix_frames, str(new_sum)) if workers else None
             if all(keys):
@@ -904,6 +1231,7 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
             cache.save_mix_state(mix_rate, mix_frames, members, new_sum, mix, generation)
     elif not storable:
         cache.drop_mix_state()
+    made.clear()  # the new sum is the cache's now (or pruned by it)
     cache.save_index()
     cache.evict(keep={s for s in ok_shas if s})
 
@@ -926,7 +1254,7 @@ def _report(progress, path: Path, outcome: tuple) -> None:
     if progress is None:
         return
     info, _, error, _ = outcome
-    progress(StemResult(path.stem, path, info, None, error))
+    progress(StemResult(stem_label(path), path, info, None, error))
 
 
 

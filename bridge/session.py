@@ -311,7 +311,11 @@ class Session:
         except WorkerInterrupted as exc:  # Ctrl-C reached a worker before this process noticed
             raise PassInterrupted() from exc
         if missing:
-            extra = tuple(StemResult(p.stem, p, None, None, StemMissing(f"{p.name}: listed in the manifest, not on disk"))
+            from .files import display  # noqa: PLC0415
+            from .tracks import stem_label  # noqa: PLC0415
+
+            extra = tuple(StemResult(stem_label(p), p, None, None,
+                                     StemMissing(f"{display(p.name)}: listed in the manifest, not on disk"))
                           for p in missing)
             result = replace(result, stems=tuple(result.stems) + extra)
         if not result.stems:

@@ -62,12 +62,26 @@ class TrackRef:
     source: str = "name"  # "manifest" | "pattern" | "name"
 
 
+def stem_label(path: Path) -> str:
+    """A file's stem name: its name without the ending, as text that can always be printed (a name
+    that is not UTF-8 shows its bytes as ``\\xNN``)."""
+    from .files import display
+
+    return display(path.stem)
+
+
 def stem_names(paths: Iterable[Path]) -> dict[Path, str]:
     """The analysis' name for each file (as :func:`bridge.pipeline.analyze_session` names them:
-    the file name without ending, with the ending kept when two files share a name)."""
+    the file name without ending (:func:`stem_label`), with the ending kept when two files share a name)."""
     paths = list(paths)
-    counts = Counter(p.stem for p in paths)
-    return {p: (p.stem if counts[p.stem] == 1 else f"{p.stem}{p.suffix}") for p in paths}
+    counts = Counter(stem_label(p) for p in paths)
+    return {p: (stem_label(p) if counts[stem_label(p)] == 1 else f"{stem_label(p)}{display_suffix(p)}") for p in paths}
+
+
+def display_suffix(path: Path) -> str:
+    from .files import display
+
+    return display(path.suffix)
 
 
 def compile_pattern(pattern: str | None) -> re.Pattern | None:

@@ -170,4 +170,7 @@ class KWeighting:
         if not whole:
             return np.zeros((0, self.channels))
         hops = weighted[:, :whole].reshape(self.channels, -1, self.subhop)
-        return (np.einsum("chs,chs->hc", hops, hops) / np.float32(self.subhop)).astype(np.float64)
+        energy = np.einsum("chs,chs->hc", hops, hops)
+        if not np.isfinite(energy).all():  # float32 squares overflowed: a float stem far above 0 dBFS
+            energy = np.einsum("chs,chs->hc", hops, hops, dtype=np.float64)
+        return (energy / np.float32(self.subhop)).astype(np.float64)

@@ -109,9 +109,10 @@ class KWeightedEnergy:
 
     def result(self) -> np.ndarray:
         """Mean square per 10 ms sub-hop and channel, shape ``(subhops, channels)``, float64."""
-        if not self._chunks:
+        chunks, self._chunks = self._chunks, []
+        if not chunks:
             return np.zeros((0, self.channels))
-        return np.concatenate(self._chunks)
+        return np.concatenate(chunks)
 
 
 def _to_lufs(weighted_power: np.ndarray) -> np.ndarray:
@@ -132,6 +133,27 @@ def _window_means(subhop_power: np.ndarray, window: int, step: int) -> np.ndarra
     csum = np.concatenate([np.zeros((1, subhop_power.shape[1])), np.cumsum(subhop_power, axis=0)])
     starts = np.arange(0, n - window + 1, step)
     return (csum[starts + window] - csum[starts]) / window
+
+
+def max_momentary_lufs(subhop_power: np.ndarray, weights: np.ndarray, chunk: int = 1 << 18) -> float:
+    """The largest momentary loudness on the 10 ms grid (``max(momentary_lufs(..., step=1))``), in
+    chunks of windows: the whole 10 ms series of a 3-hour stem is never formed at once.
+
+    ``-inf`` for digital silence (and for fewer than 40 sub-hops).  The same value as the whole
+    series' maximum: the loudness of a power is monotonic in it.
+    """
+    n = len(subhop_power)
+    if n < MOMENTARY_SUBHOPS:
+        return -math.inf
+    csum = np.concatenate([np.zeros((1, subhop_power.shape[1])), np.cumsum(subhop_power, axis=0)])
+    best = -math.inf
+    for first in range(0, n - MOMENTARY_SUBHOPS + 1, chunk):
+        starts = np.arange(first, min(first + chunk, n - MOMENTARY_SUBHOPS + 1))
+        values = _to_lufs(((csum[starts + MOMENTARY_SUBHOPS] - csum[starts]) / MOMENTARY_SUBHOPS) @ weights)
+        finite = values[np.isfinite(values)]
+        if len(finite):
+            best = max(best, float(finite.max()))
+    return best
 
 
 def momentary_lufs(subhop_power: np.ndarray, weights: np.ndarray, step: int = 1) -> np.ndarray:

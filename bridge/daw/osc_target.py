@@ -357,12 +357,19 @@ class OscTarget:
     # --- local tags ------------------------------------------------------------------------------
 
     def _load_state(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
-            data = {}
+        from ..statefiles import load_json  # noqa: PLC0415 - validated; a bad file is moved aside
+
+        def parse(data):
+            if data.get("schema") != STATE_SCHEMA:
+                return {}
+            if type(data.get("pass", 0)) is not int:
+                raise ValueError("'pass' must be an integer")
+            for name in (data.get("tracks") or {}):
+                self._tag(data, name)  # every tag must load (raises on a wrong shape)
+            dict(data.get("bypassed") or {})
+            return data
+
+        data = load_json(self.state_path, parse) or {}
         data.setdefault("schema", STATE_SCHEMA)
         data.setdefault("schema_version", 1)
         data.setdefault("pass", 0)

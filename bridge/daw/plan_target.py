@@ -78,17 +78,17 @@ class PlanTarget:
     def _load(self) -> None:
         if self.state_dir is None:
             return
-        try:
-            data = json.loads((self.state_dir / PLAN_TAGS_NAME).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        if not isinstance(data, dict):
-            return
-        self._pass = int(data.get("pass", 0) or 0)
-        self._ab = "A" if data.get("ab") == "A" else "B"
-        for name, t in (data.get("tracks") or {}).items():
-            self._tags[name] = TrackTag.from_ext(t.get("provenance", ""), str(t.get("pass", "")),
-                                                 t.get("plan", ""), json.dumps(t.get("state") or {}))
+        from ..statefiles import load_json  # noqa: PLC0415 - validated; a bad file is moved aside
+
+        def parse(data):
+            tags = {name: TrackTag.from_ext(t.get("provenance", ""), str(t.get("pass", "")),
+                                            t.get("plan", ""), json.dumps(t.get("state") or {}))
+                    for name, t in (data.get("tracks") or {}).items()}
+            return int(data.get("pass", 0) or 0), "A" if data.get("ab") == "A" else "B", tags
+
+        loaded = load_json(self.state_dir / PLAN_TAGS_NAME, parse)
+        if loaded is not None:
+            self._pass, self._ab, self._tags = loaded
 
     def _save(self) -> None:
         if self.state_dir is None:

@@ -32,14 +32,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..console import Console
-from ..errors import UNREACHABLE, BridgeError, PassInterrupted
+from ..errors import UNREACHABLE, BridgeError, DiskFull, PassInterrupted
 from ..session import PassRecord, Session, filled_plan_doc, notes_input, record_doc
 from ..settings import Settings
 from ..tracks import BounceManifest, ManifestEntry, read_bounce_manifest
 from .bounce import Bounce
 from .filters import MANIFEST_NAME, classify
 from .settle import PENDING, CompletenessTracker
-from .state import Journal, StateFolder, recover, utc_now
+from .state import Journal, StateFolder, WatchLock, recover, utc_now
 
 log = logging.getLogger("mixbridge.watch")
 # Quiet unless --verbose configures logging: the console line says what the producer needs.
@@ -100,7 +100,8 @@ class Watcher:
         self.root = Path(settings.stems).resolve()
         self.console = console or Console()
         self.on_pass = on_pass
-        self.state = StateFolder(self.root)
+        self.state = StateFolder(self.root, notice=self.console.notice)
+        self._lock: WatchLock | None = None
         self.events: "queue.Queue[Path]" = queue.Queue()
         t = self.timings
         self.tracker = CompletenessTracker(t.poll_s, t.stable_polls, t.incomplete_timeout_s)
@@ -129,17 +130,40 @@ class Watcher:
         self._busy = False
         self.files: dict[int, dict[str, str]] = {}  # pass number -> the files it wrote
         self.crashed: BaseException | None = None
+        self._retry_at = 0.0  # a pass that hit a full disk runs again from this time (monotonic)
+        self._disk_delay = 0.0
+        self._abandoned_stems: dict | None = None
 
     # --- life cycle ---------------------------------------------------------------------------------
 
     def start(self) -> "Watcher":
+        """Take the folder's lock, recover, start the observer and the worker.
+
+        Raises
+        ------
+        WatchLocked
+            ``E_WATCH_LOCKED``: another live watcher holds this folder (its PID is in the message).
+        StateFolderError
+            ``E_STATE_FOLDER``: ``.mixbridge`` cannot be created or written.
+        """
         if not self.root.is_dir():
             raise NotADirectoryError(f"{self.root}: not a folder")
         self.state.ensure()
-        self._journal = Journal(self.state.journal_path)
-        rec = recover(self.state)
+        self._lock = WatchLock(self.state.dir / "watch.lock", self.state.notice)
+        self._lock.acquire()
+        try:
+            self._start()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def _start(self) -> None:
+        rec = recover(self.state)  # before the journal opens: a bad one is moved aside first
+        self._journal = Journal(self.state.journal_path, self.state.notice)
         self._last = rec.last_pass
         self._next_pass = rec.next_pass
+        self._abandoned_stems = rec.abandoned_stems
         for n in rec.abandoned:
             self._journal.write("pass_abandoned", **{"pass": n, "why": "started twice without finishing"})
         if rec.rerun is not None:
@@ -165,7 +189,6 @@ class Watcher:
         self.console.watching(self.root, self.target_kind, self.settings.review_mode)
         self._worker = threading.Thread(target=self._run, name="mixbridge-watch", daemon=True)
         self._worker.start()
-        return self
 
     def stop(self, timeout_s: float | None = None) -> bool:
         """Stop the observer, let the worker finish its current step, close the journal.
@@ -192,6 +215,8 @@ class Watcher:
                 self._journal.close()
         if clean and self.session is not None:
             self.session.close()
+        if self._lock is not None and clean:
+            self._lock.release()
         self.console.close()
         with self._changed:
             self._changed.notify_all()
@@ -283,7 +308,10 @@ class Watcher:
                 self.tracker.poll(now)
                 self._handle_requests()
                 self._poll_commands(now)
-                self._retry_queued(now)
+                try:
+                    self._retry_queued(now)
+                except DiskFull as exc:
+                    self.console.error(f"a queued plan could not be recorded: {exc.line()}")
                 bounce = self._ready_bounce(now)
                 if bounce is not None:
                     self._run_pass(bounce)
@@ -315,9 +343,12 @@ class Watcher:
         if not path.is_file():
             return
         self._manifest_mode = True
+        before = self._stat(path)
         try:
             manifest = read_bounce_manifest(path)
         except BridgeError as exc:
+            if before is None or self._stat(path) != before:
+                return  # rewritten while we read it: its next event brings the whole file
             self._journal.write("error", where="manifest", path=str(path), code=exc.code, message=exc.message)
             self.console.notice(f"{exc.code}: {exc.message} — ignoring this manifest; the stems are grouped "
                                 f"by a {self.timings.settle_s:g} s settle window instead")
@@ -332,6 +363,14 @@ class Watcher:
         for entry in manifest.stems:
             self.tracker.touch(entry.file, now, final=True)
         self.session.remember(manifest.stems)
+
+    @staticmethod
+    def _stat(path: Path) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns, st.st_ino
 
     # --- deciding that a bounce is whole --------------------------------------------------------------
 
@@ -353,6 +392,8 @@ class Watcher:
 
     def _ready_bounce(self, now: float) -> Bounce | None:
         s = self.timings
+        if now < self._retry_at:
+            return None  # the disk was full: wait for the retry time
         if self._manifests:
             manifest, seen_s = self._manifests[-1]
             listed = [e.file for e in manifest.stems]
@@ -425,6 +466,11 @@ class Watcher:
         paths = self._listing()
         if self._rerun is None and self._last is not None and self._fingerprints(paths) == self._last.get("stems"):
             return
+        if self._rerun is None and self._abandoned_stems is not None and self._fingerprints(paths) == self._abandoned_stems:
+            # The same stems stopped the process twice: no third try on every restart (no crash loop).
+            self.console.notice("the last pass on these stems was abandoned after stopping the watcher twice; "
+                                "it runs again when a stem changes")
+            return
         if not paths and self._rerun is None:
             return
         for p in paths:
@@ -468,8 +514,11 @@ class Watcher:
             self._journal_apply(record)
             record = self.session.finish_pass(record, seconds=time.monotonic() - started)
             self._finish(record)
+            self._disk_ok()
         except PassInterrupted:
             j.write("pass_interrupted", **{"pass": number})
+        except DiskFull as exc:
+            self._disk_full(number, exc)
         except Exception as exc:  # noqa: BLE001 - one bad pass must not stop the watcher; a bug is shown in full
             log.exception("pass %d failed", number)
             j.write("pass_done", **{"pass": number, "status": "failed", "error": repr(exc),
@@ -482,6 +531,23 @@ class Watcher:
             self._busy = False
             with self._changed:
                 self._changed.notify_all()
+
+    def _disk_full(self, number: int, exc: DiskFull) -> None:
+        """The pass hit a full disk: its scratch is gone (the pipeline removed it); say so once, try again later."""
+        first = self._disk_delay == 0.0
+        t = self.timings
+        self._disk_delay = t.retry_initial_s * 4 if first else min(self._disk_delay * 2, max(t.retry_max_s, 1.0))
+        self._retry_at = time.monotonic() + self._disk_delay
+        self._journal.write("pass_deferred", **{"pass": number, "code": exc.code, "error": exc.line()})
+        self._rerun = number
+        if first:
+            self.console.error(f"pass {number}: {exc.line()} (the watcher keeps running and tries again "
+                               f"every {self._disk_delay:g}-{max(t.retry_max_s, 1.0):g} s)")
+
+    def _disk_ok(self) -> None:
+        if self._disk_delay:
+            self._disk_delay, self._retry_at = 0.0, 0.0
+            self.console.notice("there is room on the disk again: the pass ran")
 
     def _progress(self, stem) -> None:
         if self._stop.is_set():
