@@ -1,10 +1,11 @@
-# Quickstart: `make demo` (no REAPER needed) and `make test`.
+# Quickstart: `make demo` (no REAPER needed) and `make test` (installs liblo-tools and lua5.4 when it
+# can, else says which tests it skips and why; pytest -rs lists every skip with its reason).
 # Each target makes its own virtual environment in .venv and installs what it needs.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench index clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +17,14 @@ demo: $(VENV)/.installed
 	$(PY) -m bridge demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	@bash tools/optional_tools.sh
+	$(PY) -m pytest -q -rs
+
+index:  # the ReaPack repository index of reaper_scripts/ (docs/scripts.md)
+	$(PY) tools/reapack_index.py
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_analyze.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

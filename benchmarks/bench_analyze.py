@@ -1,39 +1,46 @@
-"""Benchmark `mixbridge analyze` against decode-only and pyloudnorm baselines, measured in one run.
+"""Benchmark `mixbridge analyze` against plain decoding and the loudness meters, in one run.
 
-Generates (once, cached) a session of 24 stereo stems, 48 kHz, 24-bit WAV, 4 minutes long, and a
-12-minute one.  Reports, for the same files in the same run:
+Generates (once, kept in --cache) a session of 24 stereo stems, 48 kHz / 24-bit WAV, 4 minutes
+long, then runs every tool that is installed on the same files, each as its own process tree,
+median of --repeat runs (min-max beside it), and prints the table of issue 15:
 
-- the full analysis wall time over the time soundfile takes merely to decode the files
-  (sequentially, 1 s float32 blocks), and over a parallel decode on the same worker count;
-- the ratio to pyloudnorm's integrated loudness + loudness range per stem (read + measure);
-- peak RSS of the analysing process and of its largest worker, for 4 and 12 minutes.
+| tool | / sequential decode | CPU s | peak tree RSS |
 
-Ratios, not seconds, are the result: these machines are shared and noisy.
+- plain decode: soundfile in 1 s float32 blocks, sequentially and in 2 processes (the floor);
+- ``mixbridge analyze`` (python -m bridge analyze, everything it measures, start-up included);
+  with --tree, also the same command from another source tree (before/after in one run);
+- ffmpeg ``ebur128`` with true peak, 2 files at a time;
+- pyloudnorm, integrated loudness only, 2 processes;
+- libebur128 through pyebur128: I + LRA + true peak, 2 processes.
 
-Usage: python benchmarks/bench_analyze.py [--stems 24] [--minutes 4 12] [--cache DIR] [--skip-pyloudnorm]
+CPU seconds and peak RSS are summed over the whole process tree (main, fork server, workers),
+sampled from /proc every 50 ms.  Ratios, not seconds, are the result: the machine is shared.
+With --rebounce, bench_rebounce.py runs afterwards and its figures are printed too.
+
+Usage: python benchmarks/bench_analyze.py [--stems 24] [--minutes 4] [--repeat 3] [--tree DIR] [--rebounce]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from bridge.synth import StemSpec, write_session  # noqa: E402
 
 ROLES = ["kick", "snare", "hats", "bass", "pad", "keys", "guitar", "vocal", "backing", "synth", "fx", "strings"]
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def session(folder: Path, stems: int, minutes: float) -> list[Path]:
@@ -56,132 +63,189 @@ def decode(path: str) -> int:
     return frames
 
 
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def pyloudnorm_baseline(paths: list[Path]) -> float:
-    import pyloudnorm as pyln
-
-    t = time.perf_counter()
-    for p in paths:
-        data, rate = sf.read(str(p), dtype="float64")
-        meter = pyln.Meter(rate)
-        meter.integrated_loudness(data)
-        meter.loudness_range(data)
-    return time.perf_counter() - t
-
-
-def _tree_rss_kib(root: int) -> tuple[int, int]:
-    """(RSS of ``root``, sum of RSS over ``root`` and all its descendants), KiB, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+def _proc_table() -> dict[int, tuple[int, int, int]]:
+    """pid -> (parent, CPU ticks, RSS KiB) for every process."""
+    table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/status") as fh:
-                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+            with open(f"/proc/{entry}/stat") as fh:
+                raw = fh.read()
+            with open(f"/proc/{entry}/statm") as fh:
+                rss_pages = int(fh.read().split()[1])
         except OSError:
             continue
-        pid = int(entry)
-        children.setdefault(int(fields.get("PPid", "0").strip()), []).append(pid)
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
-    return rss.get(root, 0), total
+        rest = raw[raw.rindex(")") + 2:].split()
+        table[int(entry)] = (int(rest[1]), int(rest[11]) + int(rest[12]), rss_pages * os.sysconf("SC_PAGE_SIZE") // 1024)
+    return table
 
 
-def run_analysis(folder: Path) -> dict:
-    """Run the analysis in a fresh process; return its wall time and peak RSS figures.
-
-    RSS of the whole process tree (main, forkserver, workers) is sampled every 50 ms from /proc,
-    for as long as the analysis runs (bounded by the subprocess's own end).
-    """
-    code = (
-        "import json, resource, sys, time\n"
-        "from bridge.pipeline import analyze_session\n"
-        "t = time.perf_counter()\n"
-        f"r = analyze_session([{str(folder)!r}])\n"
-        "wall = time.perf_counter() - t\n"
-        # VmHWM, not ru_maxrss: on Linux ru_maxrss of an exec'd child starts from its parent's
-        # RSS at fork time, which would charge the benchmark's own memory to the analysis.
-        "own = int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
-        "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        "print(json.dumps({'wall_s': wall, 'main_rss_kib': own, 'largest_worker_rss_kib': kids,"
-        " 'stems_ok': len(r.ok), 'mix_lufs': r.mix.summed.loudness.integrated_lufs}))\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    peak_main = peak_tree = 0
-    deadline = time.monotonic() + 900
+def measure(cmd: list[str], cwd: Path = ROOT, env: dict | None = None, ok: tuple[int, ...] = (0,)) -> dict:
+    """Run ``cmd`` as a process tree; wall s, CPU s and peak RSS (MiB) summed over the tree."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cpu: dict[int, int] = {}
+    peak_kib = 0
+    deadline = time.monotonic() + 1800
     while proc.poll() is None and time.monotonic() < deadline:
-        main_kib, tree_kib = _tree_rss_kib(proc.pid)
-        peak_main, peak_tree = max(peak_main, main_kib), max(peak_tree, tree_kib)
+        table = _proc_table()
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _, _) in table.items():
+            children.setdefault(parent, []).append(pid)
+        tree, stack = [], [proc.pid]
+        while stack:
+            pid = stack.pop()
+            tree.append(pid)
+            stack.extend(children.get(pid, []))
+        peak_kib = max(peak_kib, sum(table[p][2] for p in tree if p in table))
+        for p in tree:
+            if p in table:
+                cpu[p] = max(cpu.get(p, 0), table[p][1])
         time.sleep(0.05)
-    stdout, _ = proc.communicate(timeout=60)
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["sampled_main_rss_kib"] = peak_main
-    result["sampled_tree_rss_kib"] = peak_tree
-    return result
+    _, err = proc.communicate(timeout=60)
+    wall = time.perf_counter() - start
+    if proc.returncode not in ok:
+        raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {err.decode(errors='replace')[-500:]}")
+    return {"wall_s": wall, "cpu_s": sum(cpu.values()) / TICK, "rss_mib": peak_kib / 1024}
+
+
+_DECODE = ("import sys, soundfile as sf\n"
+           "from concurrent.futures import ProcessPoolExecutor\n"
+           "def d(p):\n"
+           "    for b in sf.blocks(p, blocksize=48000, dtype='float32', always_2d=True): pass\n"
+           "if __name__ == '__main__':\n"
+           "    files = sys.argv[2:]\n"
+           "    if sys.argv[1] == '1':\n"
+           "        [d(p) for p in files]\n"
+           "    else:\n"
+           "        with ProcessPoolExecutor(int(sys.argv[1])) as pool: list(pool.map(d, files))\n")
+_PYLOUDNORM = ("import sys, soundfile as sf, pyloudnorm as pyln\n"
+               "from concurrent.futures import ProcessPoolExecutor\n"
+               "def m(p):\n"
+               "    data, rate = sf.read(p, dtype='float64')\n"
+               "    return pyln.Meter(rate).integrated_loudness(data)\n"
+               "if __name__ == '__main__':\n"
+               "    with ProcessPoolExecutor(2) as pool: list(pool.map(m, sys.argv[1:]))\n")
+_PYEBUR128 = ("import sys, soundfile as sf\n"
+              "from concurrent.futures import ProcessPoolExecutor\n"
+              "from pyebur128 import MeasurementMode as M, R128State, get_loudness_global, get_loudness_range, get_true_peak\n"
+              "def m(p):\n"
+              "    info = sf.info(p)\n"
+              "    st = R128State(info.channels, info.samplerate, M.MODE_I | M.MODE_LRA | M.MODE_TRUE_PEAK)\n"
+              "    for b in sf.blocks(p, blocksize=48000, dtype='float64', always_2d=True):\n"
+              "        st.add_frames(b.ravel(), len(b))\n"
+              "    return get_loudness_global(st), get_loudness_range(st), [get_true_peak(st, c) for c in range(info.channels)]\n"
+              "if __name__ == '__main__':\n"
+              "    with ProcessPoolExecutor(2) as pool: list(pool.map(m, sys.argv[1:]))\n")
+_FFMPEG = ("import sys, subprocess\n"
+           "from concurrent.futures import ThreadPoolExecutor\n"
+           "def m(p):\n"
+           "    subprocess.run(['ffmpeg', '-nostats', '-hide_banner', '-i', p, '-filter_complex', 'ebur128=peak=true',"
+           " '-f', 'null', '-'], check=True, capture_output=True)\n"
+           "with ThreadPoolExecutor(2) as pool: list(pool.map(m, sys.argv[1:]))\n")
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def tools(folder: Path, paths: list[Path], trees: list[tuple[str, Path]]) -> list[tuple[str, list[str], Path, dict | None]]:
+    files = [str(p) for p in paths]
+    py = sys.executable
+    rows = [("plain decode (soundfile blocks), sequential", [py, "-c", _DECODE, "1", *files], ROOT, None),
+            ("plain decode, 2 processes", [py, "-c", _DECODE, "2", *files], ROOT, None)]
+    out = Path(tempfile.gettempdir()) / f"mixbridge-bench-{os.getpid()}.json"
+    for label, tree in trees:
+        env = dict(os.environ, PYTHONPATH=str(tree))
+        rows.append((f"mixbridge analyze{label} (everything it measures)",
+                     [py, "-m", "bridge", "analyze", str(folder), "--json", str(out)], tree, env))
+    if shutil.which("ffmpeg"):
+        rows.append(("ffmpeg ebur128 with true peak, 2 at a time", [py, "-c", _FFMPEG, *files], ROOT, None))
+    if _installed("pyloudnorm"):
+        rows.append(("pyloudnorm, integrated only, 2 processes", [py, "-c", _PYLOUDNORM, *files], ROOT, None))
+    if _installed("pyebur128"):
+        rows.append(("libebur128 (pyebur128) I + LRA + true peak, 2 processes", [py, "-c", _PYEBUR128, *files], ROOT, None))
+    return rows
+
+
+def _kernel(tree: Path) -> str:
+    code = "from bridge.analyze.kweight import KERNEL; print(KERNEL)"
+    try:
+        return subprocess.run([sys.executable, "-c", code], cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)),
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except subprocess.CalledProcessError:
+        return "scipy (no kernel module)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stems", type=int, default=24)
-    parser.add_argument("--minutes", type=float, nargs="+", default=[4.0, 12.0])
+    parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "mixbridge-bench"))
-    parser.add_argument("--skip-pyloudnorm", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tree", action="append", default=[],
+                        help="also run 'mixbridge analyze' from this source tree (e.g. an export of main)")
+    parser.add_argument("--rebounce", action="store_true", help="then run bench_rebounce.py and print its figures")
     parser.add_argument("--out", help="also write the figures as JSON here")
     args = parser.parse_args()
-    jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    report = {"stems": args.stems, "jobs": jobs, "sessions": []}
-    for minutes in args.minutes:
-        folder = Path(args.cache) / f"s{args.stems}_m{minutes:g}"
-        print(f"session: {args.stems} stereo stems x {minutes:g} min, 48 kHz / 24-bit WAV ({folder})", flush=True)
-        paths = session(folder, args.stems, minutes)
-        for p in paths:  # warm the file cache
-            decode(str(p))
-        seq = best_of(lambda: [decode(str(p)) for p in paths], args.repeat)
-        with ProcessPoolExecutor(jobs) as pool:
-            list(pool.map(decode, map(str, paths)))
-            par = best_of(lambda: list(pool.map(decode, map(str, paths))), args.repeat)
-        runs = [run_analysis(folder) for _ in range(args.repeat)]
-        best = min(runs, key=lambda r: r["wall_s"])
-        entry = {
-            "minutes": minutes,
-            "decode_sequential_s": round(seq, 3),
-            "decode_parallel_s": round(par, 3),
-            "analyze_wall_s": round(best["wall_s"], 3),
-            "analyze_over_decode": round(best["wall_s"] / seq, 2),
-            "analyze_over_parallel_decode": round(best["wall_s"] / par, 2),
-            "main_peak_rss_mib": round(max(r["main_rss_kib"] for r in runs) / 1024, 1),
-            "tree_peak_rss_mib": round(max(r["sampled_tree_rss_kib"] for r in runs) / 1024, 1),
-            "mix_integrated_lufs": round(best["mix_lufs"], 2),
-        }
-        if not args.skip_pyloudnorm and minutes == min(args.minutes):
-            pyl = pyloudnorm_baseline(paths)
-            entry["pyloudnorm_i_lra_s"] = round(pyl, 3)
-            entry["pyloudnorm_over_decode"] = round(pyl / seq, 2)
-            entry["analyze_over_pyloudnorm"] = round(best["wall_s"] / pyl, 3)
-        report["sessions"].append(entry)
-        print("  " + json.dumps(entry), flush=True)
-    print("\nsummary (ratios measured in this run):")
-    for e in report["sessions"]:
-        line = (f"  {e['minutes']:g} min: analyze = {e['analyze_over_decode']}x sequential decode "
-                f"({e['analyze_over_parallel_decode']}x parallel decode), peak RSS main {e['main_peak_rss_mib']} MiB, "
-                f"whole process tree {e['tree_peak_rss_mib']} MiB")
-        if "pyloudnorm_over_decode" in e:
-            line += f"; pyloudnorm I+LRA = {e['pyloudnorm_over_decode']}x decode"
-        print(line)
+    folder = Path(args.cache) / f"s{args.stems}_m{args.minutes:g}"
+    print(f"session: {args.stems} stereo stems x {args.minutes:g} min, 48 kHz / 24-bit WAV ({folder}), "
+          f"{len(os.sched_getaffinity(0))} cores", flush=True)
+    paths = session(folder, args.stems, args.minutes)
+    size = sum(p.stat().st_size for p in paths)
+    for p in paths:  # warm the page cache
+        decode(str(p))
+    trees = [("", ROOT)] + [(f" [{Path(t).name}]", Path(t).resolve()) for t in args.tree]
+    rows = tools(folder, paths, trees)
+    runs: dict[str, list[dict]] = {label: [] for label, *_ in rows}
+    load = [os.getloadavg()[0]]
+    for attempt in range(args.repeat):  # interleaved, so a burst of load hits every tool alike
+        for label, cmd, cwd, env in rows:
+            runs[label].append(measure(cmd, cwd, env, ok=(0, 1) if env is not None else (0,)))
+            print(f"  run {attempt + 1}: {label}: {runs[label][-1]['wall_s']:.2f} s", flush=True)
+        load.append(os.getloadavg()[0])
+    base = statistics.median(r["wall_s"] for r in runs[rows[0][0]])
+    print(f"\n{args.stems} x {args.minutes:g} min stereo 48 kHz/24-bit ({size / 1e9:.2f} GB); median of {args.repeat}; "
+          f"K-weighting kernel: {', '.join(f'{l or ROOT.name}: {_kernel(t)}' for l, t in trees)}; "
+          f"load average during the runs {min(load):.2f}-{max(load):.2f}\n")
+    print("| tool | ÷ sequential decode (min-max) | wall s | CPU s | peak tree RSS |")
+    print("|---|---|---|---|---|")
+    report = {"stems": args.stems, "minutes": args.minutes, "bytes": size, "rows": []}
+    for label, *_ in rows:
+        walls = [r["wall_s"] for r in runs[label]]
+        entry = {"tool": label, "ratio": statistics.median(walls) / base, "ratio_min": min(walls) / base,
+                 "ratio_max": max(walls) / base, "wall_s": statistics.median(walls),
+                 "cpu_s": statistics.median(r["cpu_s"] for r in runs[label]),
+                 "rss_mib": max(r["rss_mib"] for r in runs[label])}
+        report["rows"].append(entry)
+        print(f"| {label} | {entry['ratio']:.2f} ({entry['ratio_min']:.2f}-{entry['ratio_max']:.2f}) | "
+              f"{entry['wall_s']:.2f} | {entry['cpu_s']:.1f} | {entry['rss_mib']:.0f} MiB |")
+    mine = next(r for r in report["rows"] if r["tool"].startswith("mixbridge analyze ("))
+    print(f"\ntargets: analyze {mine['ratio']:.2f}x sequential decode (<= 2.5, stretch 2.0): "
+          f"{'met' if mine['ratio'] <= 2.5 else 'missed'}; peak tree RSS {mine['rss_mib']:.0f} MiB (<= 350): "
+          f"{'met' if mine['rss_mib'] <= 350 else 'missed'}")
+    if args.rebounce:
+        out = Path(tempfile.gettempdir()) / f"mixbridge-rebounce-{os.getpid()}.json"
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_rebounce.py"), "--stems", str(args.stems),
+                        "--minutes", f"{args.minutes:g}", "--cache", args.cache, "--repeat", str(args.repeat),
+                        "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+        rb = json.loads(out.read_text())
+        report["rebounce"] = rb
+        print("\n| re-bounce (same run; cache warm, fork server warm) | ÷ full pass (min-max) |\n|---|---|")
+        for key, label in (("rebounce_over_full", f"1 of {args.stems} changed"),
+                           ("rebounce_all_rewritten_over_full", "every file rewritten, one changed"),
+                           ("no_change_over_full", "nothing changed")):
+            lo, hi = rb[key + "_range"]
+            print(f"| {label} | {rb[key]:.1%} ({lo:.1%}-{hi:.1%}) |")
+        print(f"\ncache on disk: {rb['cache_mib_end']:.0f} MiB = {rb['cache_over_session']:.1%} of the session "
+              f"(<= 35%: {'met' if rb['cache_over_session'] <= 0.35 else 'missed'}); the cache adds "
+              f"{rb['cache_cost_in_full_pass']:+.1%} to a full pass; re-bounce <= 10%: "
+              f"{'met' if rb['rebounce_over_full'] <= 0.10 else 'missed'}; all rewritten <= 12%: "
+              f"{'met' if rb['rebounce_all_rewritten_over_full'] <= 0.12 else 'missed'}; "
+              f"incremental mix equals a fresh pass: {rb['mix_equals_fresh_full_pass']}")
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1))
 

@@ -50,12 +50,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_analyze import ROLES, session  # noqa: E402
 
-from bridge.daw.base import make_target  # noqa: E402
+from bridge.daw.targets import make_target  # noqa: E402
 from bridge.manifest import MANIFEST_NAME  # noqa: E402
 from bridge.pipeline import default_jobs  # noqa: E402
 from bridge.stems import open_stem, read_blocks  # noqa: E402
 from bridge.synth import StemSpec, write_session  # noqa: E402
-from bridge.watch import Console, Watcher, WatchSettings  # noqa: E402
+from bridge.console import Console  # noqa: E402
+from bridge.settings import Connection, Settings  # noqa: E402
+from bridge.watch import Watcher  # noqa: E402
 from tests.reaper_sim.control import ControlClient  # noqa: E402
 from tests.reaper_sim.fixtures import running_sim  # noqa: E402
 from tests.reaper_sim.render import DEFAULT_SUBDIR  # noqa: E402
@@ -130,14 +132,15 @@ def main() -> None:
         with running_sim(project, work / "sim", hz=SIM_HZ,
                          extra_args=("--render-block-frames", str(args.render_block_frames))) as sim:
             control = ControlClient(sim.control_port, timeout_s=RENDER_TIMEOUT_S)
-            target = TimedTarget(make_target("reaper", web_port=sim.web_port, timeout_s=30.0))
+            settings = Settings(stems, target="reaper", connection=Connection(web_port=sim.web_port, timeout_s=30.0))
+            target = TimedTarget(make_target(settings))
             done_at: dict[int, float] = {}
 
             def on_pass(outcome) -> None:
                 done_at[outcome.number] = time.time()
 
             console_out = io.StringIO()
-            watcher = Watcher(WatchSettings(stems, target="reaper", web_port=sim.web_port, timeout_s=30.0),
+            watcher = Watcher(settings,
                               target=target, console=Console(console_out, tty=False), on_pass=on_pass)
             watcher.start()
             figures: dict[str, Any] = {}
@@ -156,8 +159,8 @@ def main() -> None:
                                             PASS_TIMEOUT_S) or watcher.crashed is not None:
                         raise RuntimeError(f"bounce {label}: no pass ({watcher.crashed!r}; {watcher.errors})")
                     p = watcher.passes[-1]
-                    if p.apply_state != "applied":
-                        raise RuntimeError(f"bounce {label}: {p.apply_state} {p.apply_error}")
+                    if p.state != "applied":
+                        raise RuntimeError(f"bounce {label}: {p.state} {p.error}")
                     applied = target.applied_at[-1]
                     row = {
                         "bounced_tracks": len(selected), "render_s": round(t_returned - t_call, 3),

@@ -3,11 +3,12 @@
 Lives in ``<stems dir>/.mixbridge/cache/`` (see ``docs/cache.md``)::
 
     cache/
-      index.json                 path -> (size, mtime_ns, ctime_ns, inode, sha256): the stat fast path
+      index.json                 path -> (size, mtime_ns, ctime_ns, inode, sha256, fingerprint)
       entries/<sha256>/          one stem's content, whatever its file name
-        entry.json               schema, analysis version, StemInfo, StemAnalysis (JSON)
+        entry.json               schema, analysis version, StemInfo, StemAnalysis (JSON), snapshot digest
         arrays.npz               slim StemFeatures + the activity mask (no pickles)
-        audio<.ext>              the stem's bytes as analysed: its old contribution to the mix
+        audio.flac               the stem's samples as analysed, lossless (16/24-bit PCM stems),
+          or audio<.ext>         a copy of its bytes (float and 32-bit stems): its old contribution to the mix
       mix/
         state.json               mix rate and length, the member hashes, the sum file's name
         sum-<token>.f32          float32 stereo sum of the members at the mix rate
@@ -15,7 +16,9 @@ Lives in ``<stems dir>/.mixbridge/cache/`` (see ``docs/cache.md``)::
       tmp/                       entries being built; renamed into entries/ only when complete
 
 Entries are keyed by the SHA-256 of the file's bytes, so an identical re-render (new mtime,
-same bytes) is a hit; an unchanged ``stat`` skips even the hashing.  Every entry names the
+same bytes) is a hit; an unchanged ``stat`` skips even the hashing, and a rewritten file whose
+size and sampled blocks (:func:`fingerprint`) match is served at once while its full hash is
+checked in the background (see ``bridge.pipeline``).  Every entry names the
 schema version and :data:`ANALYSIS_VERSION` (a hash of the analysis source code), so results from
 other code are never used.  Anything that does not parse and check is deleted and rebuilt.
 Writes go to ``tmp/`` and are renamed into place, so a process killed at any moment leaves either
@@ -39,10 +42,11 @@ from .analyze.features import StemFeatures
 from .analyze.levels import ClipStats
 from .analyze.stem import FaultMeasures, LevelMeasures, LoudnessMeasures, SpectrumMeasures, StemAnalysis
 from .analyze.stereo import StereoMeasures
+from .files import open_regular, read_regular, write_atomic
 
 SCHEMA = "mixbridge-cache"
 #: Bumped whenever the layout or the JSON of an entry changes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Default bound on the cache's size on disk; least recently used entries go first.
 DEFAULT_MAX_BYTES = 8 * 1024 ** 3
 #: Build folders older than this are leftovers of a killed process.
@@ -52,6 +56,12 @@ MAX_MIX_GENERATIONS = 32
 _CHUNK = 1 << 20
 
 
+def _kernel_name() -> str:
+    import importlib.util
+
+    return "numba" if importlib.util.find_spec("numba") is not None else "scipy"
+
+
 def _analysis_version() -> str:
     """A hash of every source file whose code decides a cached number.
 
@@ -59,7 +69,7 @@ def _analysis_version() -> str:
     itself, with no version constant to forget.
     """
     root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_kernel_name().encode())  # the two K-weighting kernels differ in the last digits
     for path in sorted((root / "analyze").glob("*.py")) + [root / "stems.py", root / "pipeline.py"]:
         digest.update(path.name.encode())
         try:
@@ -132,48 +142,120 @@ def stat_key(path: Path) -> list[int]:
 
 
 def hash_file(path: Path) -> str:
-    """SHA-256 of a file's bytes (hashlib releases the GIL, so threads hash in parallel)."""
-    with open(path, "rb") as fh:
+    """SHA-256 of a file's bytes (hashlib releases the GIL, so threads hash in parallel).
+
+    Only a regular file is opened, never blocking (a FIFO raises :class:`~bridge.files.NotRegular`).
+    """
+    with os.fdopen(open_regular(path), "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def copy_and_hash(source: Path, target: Path) -> str:
-    """Copy ``source`` to ``target`` and return the SHA-256 of exactly the bytes copied.
+#: The sampled-block fingerprint: the first 64 KiB (every header), the last 16 KiB (trailing
+#: chunks) and this many 4 KiB blocks spread evenly between them.
+FINGERPRINT_BLOCKS = 32
+_HEAD, _TAIL, _BLOCK = 64 * 1024, 16 * 1024, 4 * 1024
 
-    One read serves both, so the hash and the snapshot cannot disagree even if the source is
-    rewritten meanwhile.
+
+def fingerprint(path: Path) -> str:
+    """A cheap "did this file change?" digest: size, header, tail and a few sampled blocks.
+
+    About 200 KiB are read whatever the file's size.  Equal fingerprints do not prove equal
+    bytes (a change between the sampled blocks is missed), so a match is only provisional: the
+    pass checks the full SHA-256 before it trusts it.  A differing fingerprint does prove a change.
     """
     digest = hashlib.sha256()
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    with open(source, "rb", buffering=0) as src, open(target, "wb", buffering=0) as dst:
-        while True:
-            n = src.readinto(buffer)
-            if not n:
-                break
-            digest.update(view[:n])
-            chunk = view[:n]
-            while chunk:
-                chunk = chunk[dst.write(chunk):]
+    with os.fdopen(open_regular(path), "rb", buffering=0) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        digest.update(size.to_bytes(8, "little"))
+        if size <= _HEAD + _TAIL + FINGERPRINT_BLOCKS * _BLOCK:
+            digest.update(fh.read())
+            return digest.hexdigest()
+        digest.update(fh.read(_HEAD))
+        span = size - _HEAD - _TAIL - _BLOCK
+        for k in range(FINGERPRINT_BLOCKS):
+            fh.seek(_HEAD + span * k // (FINGERPRINT_BLOCKS - 1))
+            digest.update(fh.read(_BLOCK))
+        fh.seek(size - _TAIL)
+        digest.update(fh.read(_TAIL))
     return digest.hexdigest()
 
 
+#: Encodings snapshotted as FLAC (lossless, decoded to the very same float32 samples).
+FLAC_SUBTYPES = frozenset({"PCM_16", "PCM_24"})
+
+
+class Snapshot:
+    """The snapshot of one stem being built in an entry's build folder.
+
+    16- and 24-bit PCM stems are written as FLAC from the integer samples the analysis reads
+    (:meth:`write`), about a quarter to a half of the WAV's size, and decode to exactly the
+    float32 samples the WAV does.  Other encodings (float, 32-bit) are copied byte for byte.
+    """
+
+    def __init__(self, build: Path, source: Path, subtype: str, sample_rate: int, channels: int):
+        self.integer = subtype in FLAC_SUBTYPES
+        self.failed = False  # a write failed (a full disk): the entry is not stored, the analysis goes on
+        self._file = None
+        if self.integer:
+            from .stems import flac_writer
+
+            self.name = "audio.flac"
+            self._file = flac_writer(build / self.name, sample_rate, channels, subtype)
+        else:
+            self.name = "audio" + source.suffix.lower()
+            shutil.copyfile(source, build / self.name)
+        self.path = build / self.name
+
+    def write(self, block_int32: np.ndarray) -> None:
+        if self.failed:
+            return
+        try:
+            self._file.write(block_int32)
+        except (RuntimeError, AssertionError, OSError):
+            self.failed = True
+            self.discard()
+
+    def close(self) -> str | None:
+        """Finish the file; returns its SHA-256 (checked before it is ever subtracted), ``None`` if a
+        write failed."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            except (RuntimeError, OSError):
+                self.failed = True
+            self._file = None
+        return None if self.failed else hash_file(self.path)
+
+    def discard(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except (RuntimeError, OSError):
+                pass
+            self._file = None
+
+
 def _write_json_atomic(path: Path, doc: dict) -> None:
-    # No fsync: it would stall behind the gigabytes a render has just written.  A kill cannot
-    # tear a rename, and after a power cut every reader checks what it loads anyway.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, separators=(",", ":"))
-    os.replace(tmp, path)
+    # Rebuildable from the stems: bridge.files' non-durable policy (no fsync behind a render's writes).
+    write_atomic(path, json.dumps(doc, separators=(",", ":")), durable=False)
+
+
+#: The largest cache JSON file read (an entry is a few hundred kB; the index ~200 B per stem).
+MAX_JSON_BYTES = 64 * 1024 * 1024
 
 
 def _read_json(path: Path) -> dict | None:
+    """A cache JSON document, or ``None`` for anything that is not a regular file of valid JSON."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
+        doc = json.loads(read_regular(path, MAX_JSON_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def _digest_json(value) -> str:
+    """SHA-256 of a JSON value in one canonical spelling (an entry's analysis is checked against it)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -185,6 +267,22 @@ def _loadz(path: Path) -> dict[str, np.ndarray]:
     # allow_pickle=False: an .npz can only ever give back plain arrays.
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def _dir_bytes(path: Path) -> int:
@@ -225,7 +323,9 @@ class CachedStem:
     features : StemFeatures
         Slim (see :meth:`StemFeatures.slim`).
     audio : Path
-        The snapshot of the stem's bytes.
+        The snapshot of the stem (FLAC of its samples, or a copy of its bytes).
+    audio_sha256 : str
+        SHA-256 of the snapshot file as written.
     """
 
     sha256: str
@@ -233,6 +333,7 @@ class CachedStem:
     analysis: StemAnalysis
     features: StemFeatures
     audio: Path
+    audio_sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +349,7 @@ class MixState:
     sum_path: Path
     features: StemFeatures
     generation: int
+    sum_sha256: str = ""  #: SHA-256 of the sum file as written: checked before the sum is ever reused
 
 
 HEADER_FIELDS = ("sample_rate", "channels", "frames", "format", "subtype")
@@ -285,8 +387,10 @@ class AnalysisCache:
             doc = _read_json(self.folder / "index.json") or {}
             ok = doc.get("schema") == SCHEMA and doc.get("schema_version") == SCHEMA_VERSION
             files = doc.get("files") if ok and isinstance(doc.get("files"), dict) else {}
+            # Every record checked for shape and types; a bad one is dropped (that stem is hashed again).
             self._index = {k: v for k, v in files.items()
-                           if isinstance(v, list) and len(v) == 5 and isinstance(v[4], str)}
+                           if isinstance(v, list) and len(v) == 6 and all(type(x) is int and x >= 0 for x in v[:4])
+                           and isinstance(v[4], str) and _is_sha(v[4]) and isinstance(v[5], str) and _is_sha(v[5])}
         return self._index
 
     def known_hash(self, path: Path) -> str | None:
@@ -300,9 +404,28 @@ class AnalysisCache:
             return None
         return record[4] if record[:4] == current else None
 
-    def remember(self, path: Path, stat: list[int], sha256: str) -> None:
-        self._load_index()[str(Path(path).resolve())] = list(stat) + [sha256]
+    def probable_hash(self, path: Path) -> tuple[str, str] | None:
+        """The recorded hash of ``path`` when its stat moved but size and :func:`fingerprint` agree.
+
+        Provisional: the caller must confirm it with the full hash before trusting the result.
+        """
+        record = self._load_index().get(str(Path(path).resolve()))
+        if record is None:
+            return None
+        try:
+            if os.stat(path).st_size != record[0] or fingerprint(Path(path)) != record[5]:
+                return None
+        except OSError:
+            return None
+        return record[4], record[5]
+
+    def remember(self, path: Path, stat: list[int], sha256: str, print_: str) -> None:
+        self._load_index()[str(Path(path).resolve())] = list(stat) + [sha256, print_]
         self._index_dirty = True
+
+    def forget(self, path: Path) -> None:
+        if self._load_index().pop(str(Path(path).resolve()), None) is not None:
+            self._index_dirty = True
 
     def save_index(self) -> None:
         if not self._index_dirty:
@@ -341,10 +464,15 @@ class AnalysisCache:
                 or doc.get("analysis_version") != ANALYSIS_VERSION or doc.get("sha256") != sha256):
             return None
         header = doc["header"]
-        if set(header) != set(HEADER_FIELDS):
+        if set(header) != set(HEADER_FIELDS) or not all(type(header[k]) is int for k in ("sample_rate", "channels", "frames")):
             return None
         audio = folder / doc["audio"]
-        if audio.parent != folder or audio.stat().st_size != doc["size"]:
+        if audio.parent != folder or audio.stat().st_size != doc["audio_size"] or not isinstance(doc["audio_sha256"], str):
+            return None
+        # Both halves of the entry are checked against the digests written with them: an entry
+        # altered in place (a hand edit, a bad sector) is rebuilt, never served.
+        if (doc.get("analysis_sha256") != _digest_json(doc["analysis"])
+                or doc.get("arrays_sha256") != hash_file(folder / "arrays.npz")):
             return None
         arrays = _loadz(folder / "arrays.npz")
         active = arrays.pop("active")
@@ -356,7 +484,7 @@ class AnalysisCache:
                 or len(active) != frames or features.subhop_power.shape[1:] != (features.channels,)
                 or bands <= 0 or len(analysis.spectrum.band_db) != bands):
             return None
-        return CachedStem(sha256, header, analysis, features, audio)
+        return CachedStem(sha256, header, analysis, features, audio, doc["audio_sha256"])
 
     def new_build(self) -> Path:
         """A private folder to build one entry in (see :meth:`commit`)."""
@@ -364,9 +492,9 @@ class AnalysisCache:
         folder.mkdir(parents=True)
         return folder
 
-    def commit(self, build: Path, sha256: str, audio_name: str, header: dict, analysis: StemAnalysis,
-               features: StemFeatures) -> bool:
-        """Finish an entry built in ``build`` (which already holds ``audio_name``) and publish it.
+    def commit(self, build: Path, sha256: str, audio_name: str, audio_sha256: str, header: dict,
+               analysis: StemAnalysis, features: StemFeatures, size: int) -> bool:
+        """Finish an entry built in ``build`` (which already holds the snapshot ``audio_name``) and publish it.
 
         The JSON goes last, and the folder appears under ``entries/`` by one rename: a reader sees
         the whole entry or nothing.  Returns False when another writer published it first.
@@ -374,9 +502,12 @@ class AnalysisCache:
         arrays = features.to_arrays()
         arrays["active"] = np.asarray(analysis.active, dtype=bool)
         _savez(build / "arrays.npz", arrays)
+        analysis_doc = analysis_to_json(analysis)
         doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "analysis_version": ANALYSIS_VERSION,
-               "sha256": sha256, "size": (build / audio_name).stat().st_size, "audio": audio_name,
-               "header": {k: header[k] for k in HEADER_FIELDS}, "analysis": analysis_to_json(analysis),
+               "sha256": sha256, "size": size, "audio": audio_name,
+               "audio_size": (build / audio_name).stat().st_size, "audio_sha256": audio_sha256,
+               "header": {k: header[k] for k in HEADER_FIELDS}, "analysis": analysis_doc,
+               "analysis_sha256": _digest_json(analysis_doc), "arrays_sha256": hash_file(build / "arrays.npz"),
                "created_at": time.time()}
         with open(build / "entry.json", "w", encoding="utf-8") as fh:
             json.dump(doc, fh, separators=(",", ":"))
@@ -392,30 +523,55 @@ class AnalysisCache:
         shutil.rmtree(build, ignore_errors=True)
 
     def clean_tmp(self, older_than_s: float = STALE_TMP_S) -> None:
-        """Remove build folders left by killed processes (only old ones: a live writer may own the rest)."""
+        """Remove build folders left by killed processes: those whose builder (named in the folder's
+        name) is gone, at once; one of a live builder is never touched, however old it looks (a wall
+        clock that jumps forward must not delete a build under way); other names after ``older_than_s``."""
         now = time.time()
-        for child in list(self.tmp.iterdir()) + [p for p in self.folder.rglob(".*.del")]:
+        try:
+            children = list(self.tmp.iterdir()) + [p for p in self.folder.rglob(".*.del")]
+        except OSError:
+            return
+        for child in children:
             try:
-                if now - child.stat().st_mtime > older_than_s or child.name.endswith(".del"):
+                owner = child.name.split("-", 1)[0]
+                if owner.isdigit():
+                    stale = not _pid_alive(int(owner))
+                else:
+                    stale = now - child.stat().st_mtime > older_than_s or child.name.endswith(".del")
+                if stale:
                     shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
             except OSError:
                 pass
 
     # ------------------------------------------------------------------ the mix
     def load_mix_state(self, mix_rate: int, mix_frames: int) -> MixState | None:
-        """The last mix, if it was summed at this rate and length and its files check out."""
+        """The last mix, if it was summed at this rate and length and its files check out.
+
+        ``state.json`` is validated field by field; the features file must match its recorded
+        SHA-256 (a no-change pass uses it as it is).  The sum file's own digest is checked where
+        the sum is used (:func:`bridge.pipeline._mix_update`, while it is copied), so a sum zeroed
+        or altered at the same size is summed afresh, never trusted.
+        """
         doc = _read_json(self.mix_dir / "state.json")
         try:
             if (doc is None or doc.get("schema") != SCHEMA or doc.get("schema_version") != SCHEMA_VERSION
                     or doc.get("analysis_version") != ANALYSIS_VERSION or doc.get("mix_rate") != mix_rate
                     or doc.get("mix_frames") != mix_frames or doc.get("channels") != 2):
                 return None
-            sum_path = self.mix_dir / doc["sum"]
-            if sum_path.parent != self.mix_dir or sum_path.stat().st_size != mix_frames * 2 * 4:
+            members, generation = doc.get("members"), doc.get("generation")
+            names = (doc.get("sum"), doc.get("features"), doc.get("sum_sha256"), doc.get("features_sha256"))
+            if (not isinstance(members, list) or not all(isinstance(m, str) and _is_sha(m) for m in members)
+                    or type(generation) is not int or not 0 <= generation <= MAX_MIX_GENERATIONS
+                    or not all(isinstance(n, str) for n in names) or not _is_sha(names[2]) or not _is_sha(names[3])):
                 return None
-            features = StemFeatures.from_arrays(_loadz(self.mix_dir / doc["features"]))
-            members = tuple(str(m) for m in doc["members"])
-            return MixState(mix_rate, mix_frames, members, sum_path, features, int(doc["generation"]))
+            sum_path, features_path = self.mix_dir / names[0], self.mix_dir / names[1]
+            if (sum_path.parent != self.mix_dir or features_path.parent != self.mix_dir
+                    or sum_path.stat().st_size != mix_frames * 2 * 4 or hash_file(features_path) != names[3]):
+                return None
+            features = StemFeatures.from_arrays(_loadz(features_path))
+            if features.sample_rate != mix_rate or features.channels != 2:
+                return None
+            return MixState(mix_rate, mix_frames, tuple(members), sum_path, features, generation, names[2])
         except Exception:
             return None
 
@@ -423,15 +579,17 @@ class AnalysisCache:
         return self.mix_dir / f"sum-{uuid.uuid4().hex[:12]}.f32"
 
     def save_mix_state(self, mix_rate: int, mix_frames: int, members: list[str], sum_path: Path,
-                       features: StemFeatures, generation: int) -> None:
-        """Record the mix just summed; older sum files are deleted after the switch."""
+                       features: StemFeatures, generation: int, sum_sha256: str | None = None) -> None:
+        """Record the mix just summed, with the SHA-256 of its sum and features files (``sum_sha256``
+        when the writer computed it, else hashed here); older sum files are deleted after the switch."""
         token = sum_path.stem.split("-", 1)[1]
         features_name = f"features-{token}.npz"
         _savez(self.mix_dir / features_name, features.to_arrays())
         _write_json_atomic(self.mix_dir / "state.json", {
             "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "analysis_version": ANALYSIS_VERSION,
             "mix_rate": mix_rate, "mix_frames": mix_frames, "channels": 2, "sum": sum_path.name,
-            "features": features_name, "members": sorted(members), "generation": generation})
+            "features": features_name, "members": sorted(members), "generation": generation,
+            "sum_sha256": sum_sha256 or hash_file(sum_path), "features_sha256": hash_file(self.mix_dir / features_name)})
         self._prune_mix(keep={sum_path.name, features_name})
 
     def drop_mix_state(self, keep: set[str] = frozenset()) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputFileError
+from .errors import RolesError
 from .suggest.roles import ROLES
 
 if sys.version_info >= (3, 11):
@@ -69,33 +69,33 @@ class RoleConfig:
 def _parse(data: dict[str, Any], where: str, source: str) -> RoleConfig:
     unknown = set(data) - _KNOWN_KEYS
     if unknown:
-        raise InputFileError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                             f"expected {', '.join(sorted(_KNOWN_KEYS))}", code="E_ROLES")
+        raise RolesError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                         f"expected {', '.join(sorted(_KNOWN_KEYS))}")
     roles = data.get("roles", {}) or {}
     if not isinstance(roles, dict):
-        raise InputFileError(f"{where}: [roles] must map stem names to roles", code="E_ROLES")
+        raise RolesError(f"{where}: [roles] must map stem names to roles")
     for name, role in roles.items():
         if role not in ROLES:
-            raise InputFileError(f"{where}: stem {name!r} has unknown role {role!r}; roles are "
-                                 + ", ".join(ROLES), code="E_ROLES")
+            raise RolesError(f"{where}: stem {name!r} has unknown role {role!r}; roles are "
+                                 + ", ".join(ROLES))
     offsets = data.get("role_offsets", {}) or {}
     for role, value in offsets.items():
         if role not in ROLES or not isinstance(value, (int, float)):
-            raise InputFileError(f"{where}: role_offsets.{role} must be a known role with a number", code="E_ROLES")
+            raise RolesError(f"{where}: role_offsets.{role} must be a known role with a number")
     manual = data.get("manual", []) or []
     if not isinstance(manual, list) or not all(isinstance(m, str) for m in manual):
-        raise InputFileError(f"{where}: manual must be a list of track names", code="E_ROLES")
+        raise RolesError(f"{where}: manual must be a list of track names")
     groups = data.get("groups", {}) or {}
     if not isinstance(groups, dict):
-        raise InputFileError(f"{where}: [groups] must map group names to lists of stem names", code="E_ROLES")
+        raise RolesError(f"{where}: [groups] must map group names to lists of stem names")
     seen: dict[str, str] = {}
     for name, members in groups.items():
         if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
-            raise InputFileError(f"{where}: groups.{name} must be a non-empty list of stem names", code="E_ROLES")
+            raise RolesError(f"{where}: groups.{name} must be a non-empty list of stem names")
         for member in members:
             if member in seen:
-                raise InputFileError(f"{where}: stem {member!r} is in groups {seen[member]!r} and {name!r}; "
-                                     "a stem belongs to one source", code="E_ROLES")
+                raise RolesError(f"{where}: stem {member!r} is in groups {seen[member]!r} and {name!r}; "
+                                     "a stem belongs to one source")
             seen[member] = name
     return RoleConfig(dict(roles), {n: source for n in roles}, {k: float(v) for k, v in offsets.items()},
                       tuple(sorted(manual)), {str(k): tuple(v) for k, v in sorted(groups.items())}, source)
@@ -107,25 +107,41 @@ def read_roles_file(path: str | Path) -> RoleConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputFileError(f"{path}: {exc.strerror or exc}", code="E_ROLES") from exc
+        raise RolesError(f"{path}: {exc.strerror or exc}") from exc
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise InputFileError(f"{path}: {exc}", code="E_ROLES") from exc
+        raise RolesError(f"{path}: {exc}") from exc
     if not isinstance(data, dict):
-        raise InputFileError(f"{path}: expected a table/object at the top", code="E_ROLES")
+        raise RolesError(f"{path}: expected a table/object at the top")
     return _parse(data, str(path), "roles file")
 
 
+def _toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a table; any problem is one ``E_ROLES`` line naming the file and the spot."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RolesError(f"{path}: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RolesError(f"{path}: {exc}") from exc
+
+
 def read_config(folder: str | Path) -> RoleConfig:
-    """``mixbridge.toml`` in ``folder``, else ``[tool.mixbridge]`` of a ``pyproject.toml`` there."""
+    """``mixbridge.toml`` in ``folder``, else ``[tool.mixbridge]`` of a ``pyproject.toml`` there.
+
+    Raises
+    ------
+    RolesError
+        ``E_ROLES``: the file is not valid TOML (the message names the line), or names unknown keys or roles.
+    """
     folder = Path(folder)
     own = folder / "mixbridge.toml"
     if own.is_file():
-        return _parse(tomllib.loads(own.read_text(encoding="utf-8")), str(own), "config")
+        return _parse(_toml(own), str(own), "config")
     project = folder / "pyproject.toml"
     if project.is_file():
-        data = tomllib.loads(project.read_text(encoding="utf-8")).get("tool", {}).get("mixbridge")
+        data = _toml(project).get("tool", {}).get("mixbridge")
         if isinstance(data, dict):
             return _parse(data, f"{project} [tool.mixbridge]", "config")
     return RoleConfig()

@@ -6,7 +6,8 @@ It plays the producer's side of the loop with files instead of REAPER:
 2. start the watcher on an empty render folder with the ``plan`` target;
 3. bounce: copy every track's audio into the render folder, then write the bounce manifest last,
    exactly as the bounce ReaScript does (``reaper_scripts/MixBridge_Bounce selected tracks as stems.lua``);
-4. wait for the pass: analysis, plan, notes beside the stems;
+4. wait for the pass: analysis, plan, notes beside the stems, and the AI pass rendered offline
+   (processed stems and two level-matched mixes, before and after, that the notes play);
 5. the producer fixes one track (Keys, 9 dB too hot) and re-bounces only that track: the second pass
    re-analyses that one stem, takes the rest from the cache, and the notes say what changed.
 """
@@ -52,13 +53,21 @@ def _changes_lines(outcome) -> list[str]:
         lines.append(f"  new: {item.track}: {item.message}")
     for item in changes.suggestions_dropped:
         lines.append(f"  suggestion dropped: {item.track} ({item.code})")
+    def shown(value) -> str:
+        return "not planned" if value is None else f"{len(value)} points" if isinstance(value, tuple) else f"{value:g}" \
+            if isinstance(value, (int, float)) else str(value)
+
+    for move in changes.moves_changed:
+        lines.append(f"  move changed: {move.track} {move.param}: {shown(move.before)} → {shown(move.after)}")
     return lines
 
 
 def run_demo(folder: Path | None, seconds: float, jobs: int | None, out: TextIO) -> int:
     """Run the demo; returns the process exit status (0 when both passes ran)."""
+    from .console import Console
+    from .settings import Settings, WatchTimings
     from .synth import default_session, write_session
-    from .watch import Console, Watcher, WatchSettings
+    from .watch import Watcher
 
     started = time.monotonic()
     root = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="mixbridge-demo-"))
@@ -70,7 +79,8 @@ def run_demo(folder: Path | None, seconds: float, jobs: int | None, out: TextIO)
     paths = write_session(project, specs, duration_s=seconds)
     sources = {spec.name: path for spec, path in zip(specs, paths)}
 
-    settings = WatchSettings(render_dir, target="plan", jobs=jobs, settle_s=1.0, poll_s=0.1)
+    settings = Settings(render_dir, target="plan", jobs=jobs, timings=WatchTimings(settle_s=1.0, poll_s=0.1),
+                        render=True)
     watcher = Watcher(settings, console=Console(out))
     watcher.start()
     try:
@@ -82,6 +92,9 @@ def run_demo(folder: Path | None, seconds: float, jobs: int | None, out: TextIO)
         first = watcher.passes[0]
         print(f"   plan:  {render_dir / 'mixbridge-plan.json'} (id {first.plan.id})", file=out)
         print(f"   notes: {render_dir / 'mixbridge-notes.html'}", file=out)
+        if first.render is not None:
+            print(f"   hear it: {first.render.before_path} and {first.render.after_path} "
+                  f"(level-matched; the notes have an A/B player)", file=out)
         for t in first.plan.tracks:
             if t.findings:
                 print(f"   {t.name}: " + "; ".join(f.message for f in t.findings[:2]), file=out)

@@ -1,5 +1,9 @@
 """``mixbridge install-scripts``: copy the in-REAPER files into REAPER's resource path.
 
+The files come from the package (a wheel carries them as package data under
+``bridge/reaper_scripts/``) or, in a source checkout, from the repository's ``reaper_scripts/``.
+A resource path that does not exist yet (REAPER installed but never started) is created.
+
 What goes where (docs/scripts.md)::
 
     reaper_scripts/*.lua, MixBridge_Start_bridge_server.py  -> <resource>/Scripts/MixBridge/
@@ -26,9 +30,20 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Mapping
 
-#: Where the files come from: the repository's (or sdist's) reaper_scripts/ folder.
-SOURCE_DIR = Path(__file__).resolve().parents[1] / "reaper_scripts"
+from .errors import PathNotFound
+from .files import write_atomic
+
+def _source_dir() -> Path:
+    """The package data of an installed wheel, else the source checkout's ``reaper_scripts/``."""
+    packaged = Path(__file__).resolve().parent / "reaper_scripts"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "reaper_scripts"
+
+
+#: Where the files come from.
+SOURCE_DIR = _source_dir()
 RECORD = PurePosixPath("Scripts/MixBridge/.mixbridge-installed.json")
+#: ReaPack's header tag for a file that is no action of its own (a library).
+NOINDEX = "@noindex"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +52,7 @@ class InstallStep:
 
     source: Path
     dest: PurePosixPath
-    action: str  # "copied" | "updated" | "unchanged"
+    action: str  # "created" (the resource path itself) | "copied" | "updated" | "unchanged"
     backup: PurePosixPath | None = None
 
 
@@ -86,20 +101,26 @@ def install_scripts(resource: Path, *, dry_run: bool = False, force: bool = Fals
                     source_dir: Path = SOURCE_DIR, now: datetime | None = None) -> list[InstallStep]:
     """Copy the MixBridge files into ``resource``; returns what was (or, dry run, would be) done.
 
+    A ``resource`` that does not exist is created (first step ``created``).
+
     Raises
     ------
-    FileNotFoundError
-        ``resource`` or ``source_dir`` does not exist (a typo must not create a fake REAPER folder).
+    PathNotFound
+        ``E_PATH_NOT_FOUND``: ``resource`` is a file, or the package holds no scripts.
     """
     resource = Path(resource)
-    if not resource.is_dir():
-        raise FileNotFoundError(f"REAPER resource path {resource} does not exist")
     files = planned_files(source_dir)
     if not files:
-        raise FileNotFoundError(f"no MixBridge scripts found in {source_dir}")
+        raise PathNotFound(f"no MixBridge scripts in {source_dir} (a broken install: reinstall mixbridge)")
+    if resource.exists() and not resource.is_dir():
+        raise PathNotFound(f"REAPER resource path {resource} is a file, not a folder")
+    steps = []
+    if not resource.is_dir():
+        steps.append(InstallStep(resource, PurePosixPath("."), "created"))
+        if not dry_run:
+            resource.mkdir(parents=True)
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
     record = _read_record(resource)
-    steps = []
     for source, dest in files:
         target = resource / dest
         wanted = _sha256(source)
@@ -115,16 +136,23 @@ def install_scripts(resource: Path, *, dry_run: bool = False, force: bool = Fals
             if record.get(str(dest)) != _sha256(target) and not force:
                 backup = dest.with_name(f"{dest.name}.bak-{stamp}")
         if not dry_run:
-            target.parent.mkdir(parents=True, exist_ok=True)
             if backup is not None:
                 shutil.copy2(target, resource / backup)
-            tmp = target.with_name(target.name + ".mixbridge-tmp")
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
+            write_atomic(target, source.read_bytes())
         record[str(dest)] = wanted
         steps.append(InstallStep(source, dest, action, backup))
     if not dry_run:
-        (resource / RECORD).parent.mkdir(parents=True, exist_ok=True)
-        (resource / RECORD).write_text(json.dumps({"files": dict(sorted(record.items()))}, indent=1) + "\n",
-                                       encoding="utf-8")
+        write_atomic(resource / RECORD, json.dumps({"files": dict(sorted(record.items()))}, indent=1) + "\n")
     return steps
+
+
+def actions_to_add(source_dir: Path = SOURCE_DIR) -> list[str]:
+    """The scripts to load as actions (every script but the ``@noindex`` libraries), by file name."""
+    out = []
+    for source, dest in planned_files(source_dir):
+        if dest.parts[0] != "Scripts":
+            continue
+        head = source.read_text(encoding="utf-8", errors="replace")[:2000]
+        if NOINDEX not in head:
+            out.append(source.name)
+    return out

@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterable
 
-from .errors import InputFileError
+from .errors import ManifestError
+from .files import NotRegular, display, is_valid_name, read_regular, write_atomic
 
 MANIFEST_NAME = "mixbridge-bounce.json"
 TMP_SUFFIX = ".tmp"
@@ -30,6 +31,8 @@ SCHEMA_VERSION = 1
 _CREATED_AT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 _TOP_KEYS = {"schema", "schema_version", "bounce_id", "created_at", "project", "render_dir", "stems"}
 _STEM_KEYS = {"track_guid", "track_name", "file", "sample_rate"}
+#: The largest manifest read (a 10 000-stem bounce is about 2 MB); anything bigger is refused unread.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +87,8 @@ class Manifest:
         return next((s for s in self.stems if s.file.resolve() == wanted), None)
 
 
-def _fail(path: Path, detail: str) -> InputFileError:
-    return InputFileError(f"{path}: {detail}", code="E_MANIFEST")
+def _fail(path: Path, detail: str) -> ManifestError:
+    return ManifestError(f"{display(path)}: {detail}")
 
 
 def _reject_constant(name: str) -> Any:
@@ -96,6 +99,12 @@ def _string(data: dict[str, Any], key: str, path: Path, where: str = "") -> str:
     value = data.get(key)
     if not isinstance(value, str):
         raise _fail(path, f"{where}'{key}' must be a string, got {type(value).__name__}")
+    # NUL never: no file name, OS call or OSC string can carry it.  Other control characters are
+    # legal in track and file names (REAPER names files after tracks); the JSON escapes them.
+    if "\x00" in value:
+        raise _fail(path, f"{where}'{key}' contains a NUL byte: {value!r}")
+    if not is_valid_name(value):
+        raise _fail(path, f"{where}'{key}' is not valid Unicode (a lone surrogate escape): {display(value)!r}")
     return value
 
 
@@ -117,16 +126,20 @@ def parse_manifest(text: str, folder: Path, path: Path | None = None) -> Manifes
 
     Raises
     ------
-    InputFileError
-        ``code="E_MANIFEST"`` on anything malformed: not JSON, wrong schema or version, a missing
+    ManifestError
+        ``E_MANIFEST`` on anything malformed: not JSON, wrong schema or version, a missing
         or mistyped field, unknown keys, a non-positive sample rate, a file outside the folder,
         the same file twice, or no stems at all.
     """
     where_path = path if path is not None else folder / MANIFEST_NAME
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise _fail(where_path, f"larger than {MAX_MANIFEST_BYTES} bytes")
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise _fail(where_path, f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _fail(where_path, "nested too deeply to be a bounce manifest") from None
     if not isinstance(data, dict):
         raise _fail(where_path, "the top level must be a JSON object")
     if data.get("schema") != SCHEMA:
@@ -140,6 +153,8 @@ def parse_manifest(text: str, folder: Path, path: Path | None = None) -> Manifes
     bounce_id = _string(data, "bounce_id", where_path)
     if not bounce_id.strip():
         raise _fail(where_path, "'bounce_id' must not be empty")
+    if len(bounce_id) > 200:
+        raise _fail(where_path, "'bounce_id' is longer than 200 characters")
     created_at = _string(data, "created_at", where_path)
     if not _CREATED_AT_RE.match(created_at):
         raise _fail(where_path, f"'created_at' must be UTC like 2026-11-21T10:00:00Z, got {created_at!r}")
@@ -189,17 +204,21 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
 
     Raises
     ------
-    InputFileError
-        ``code="E_MANIFEST"``: the file cannot be read, is not UTF-8, or is malformed
+    ManifestError
+        ``E_MANIFEST``: the file cannot be read, is not UTF-8, or is malformed
         (see :func:`parse_manifest`).
     """
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = read_regular(path, MAX_MANIFEST_BYTES).decode("utf-8-sig")
+    except NotRegular as exc:
+        raise _fail(path, f"{exc.strerror}") from None
     except OSError as exc:
         raise _fail(path, f"cannot read ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise _fail(path, "not UTF-8 text") from None
+    except ValueError as exc:  # larger than MAX_MANIFEST_BYTES: refused without reading it all
+        raise _fail(path, str(exc)) from None
     return parse_manifest(text, path.parent, path)
 
 
@@ -244,11 +263,6 @@ def write_manifest(folder: str | os.PathLike[str], stems: Iterable[ManifestStem]
     folder = Path(folder)
     document = manifest_dict(stems, folder, project=project, bounce_id=bounce_id, created_at=created_at)
     final = folder / MANIFEST_NAME
-    tmp = folder / (MANIFEST_NAME + TMP_SUFFIX)
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, ensure_ascii=False, indent=1)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, final)
+    text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+    write_atomic(final, text, tmp=folder / (MANIFEST_NAME + TMP_SUFFIX))
     return final

@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from .errors import InputFileError
+from .errors import MarkersError
 
 Mark = tuple[str, float, float | None]
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
@@ -84,17 +84,17 @@ def read_markers(path: str | Path) -> list[Mark]:
 
     Raises
     ------
-    InputFileError
+    MarkersError
         ``E_MARKERS`` with the reason and line.
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise InputFileError(f"{path}: {exc.strerror or exc}", code="E_MARKERS") from exc
+        raise MarkersError(f"{path}: {exc.strerror or exc}") from exc
     try:
         if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
             return _from_json(json.loads(text))
         return _from_csv(text)
     except (ValueError, json.JSONDecodeError) as exc:
-        raise InputFileError(f"{path}: {exc}", code="E_MARKERS") from exc
+        raise MarkersError(f"{path}: {exc}") from exc

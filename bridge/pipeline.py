@@ -2,72 +2,52 @@
 
 Each stem is read once, in one-second blocks, by a worker process (one per core).  While it is
 read it is reduced to :class:`~bridge.analyze.features.StemFeatures`, and also added into the
-worker's running stereo sum of the session, kept in a scratch file on disk.  After the stems, the
-main process adds those few partial sums block by block and measures the result as "the mix".
-No stem is ever held whole in memory and none is decoded twice.
+worker's running stereo sum of the session, a memory-mapped scratch file.  After the stems, one
+worker adds those few partial sums block by block and measures the result as "the mix", while
+this process computes the masking between the stems.  No stem is ever held whole in memory and
+none is decoded twice.
+
+Start-up: the worker pool is started first thing, so its fork server imports the analysis
+(scipy, numba's kernel, soundfile) on one core while this process reads the headers on the
+other; this module itself imports only numpy and the standard library.
 """
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
+import uuid
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .analyze.features import FeatureExtractor, StemFeatures
-from .analyze.resample import StreamResampler
-from .analyze.session import MixAnalysis, analyze_mix
-from .analyze.stem import StemAnalysis, analyze_stem
-from .errors import BridgeError, StemReadError
+from .errors import BridgeError, DiskFull, StemChanged, StemReadError
+from .model import SessionResult, StemResult
 from .stems import StemInfo, find_stems, open_stem, read_blocks
+from .tracks import stem_label
+from .tracks import stem_names as _unique_names  # the one naming rule (the plan's tracks use it too)
 
 if TYPE_CHECKING:
-    from .cache import AnalysisCache
+    from .analyze.features import StemFeatures
+    from .analyze.session import MixAnalysis
+    from .analyze.stem import StemAnalysis
+    from .cache import AnalysisCache, Snapshot
 
 #: Channels of the summed mix.
 MIX_CHANNELS = 2
 _SQRT_HALF = np.float32(np.sqrt(0.5))
-
-
-@dataclass(frozen=True, slots=True)
-class StemResult:
-    """One stem's outcome: its analysis, or the error that stopped it (never both)."""
-
-    name: str
-    path: Path
-    info: StemInfo | None
-    analysis: StemAnalysis | None
-    error: BridgeError | None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionResult:
-    """The whole analysis of one bounce."""
-
-    stems: tuple[StemResult, ...]
-    mix: MixAnalysis
-    features: dict[str, StemFeatures]
-    timings: dict[str, float]
-    #: With a cache: the stems decoded and analysed this time, and those served from the cache.
-    reanalysed: tuple[str, ...] = ()
-    cached: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> list[StemResult]:
-        return [s for s in self.stems if s.error is None]
-
-    @property
-    def failed(self) -> list[StemResult]:
-        return [s for s in self.stems if s.error is not None]
+#: libsndfile's left-justified int32 samples times this are its float32 samples, exactly.
+_INT32_TO_FLOAT = np.float32(2.0 ** -31)
+#: A caller's masking memo is cleared when it grows past this many pairs.
+MASKING_MEMO_MAX = 20_000
 
 
 def to_stereo(block: np.ndarray) -> np.ndarray:
@@ -95,63 +75,341 @@ def to_stereo(block: np.ndarray) -> np.ndarray:
     return np.stack([left, right], axis=1)
 
 
+# ------------------------------------------------------------------------------------ partial sums
 class _PartialSum:
     """A float32 stereo scratch file that stems are added into at their frame offsets.
 
-    Reads and writes go straight between the file and one reusable array (``readinto`` /
-    ``write`` of a memoryview), so adding a stem costs little more than the page-cache copies.
+    Adding a block is one in-place ``+=`` on memory-mapped pages: no read/write system calls and
+    no copies through a buffer.  Only a window of :data:`WINDOW_FRAMES` around the current offset
+    is mapped at a time (stems are added front to back), so the process's resident memory stays
+    flat in song length: a 3-hour sum is 4 GB of file, never 4 GB of mapped pages.  Other processes
+    see the sums through the page cache as soon as the task that wrote them has returned.
+
+    The file grows with what is actually added, never with what a header promised: ``frames`` is
+    only the most it may hold.  Every growth is reserved with ``posix_fallocate`` first, so a full
+    disk is an ``E_DISK_FULL`` error here and never a ``SIGBUS`` on a mapped page.
     """
+
+    #: Growth step, frames (about 5 s at 48 kHz; grows by half its size beyond that).
+    GROW_FRAMES = 1 << 18
+    #: Frames mapped at once (32 MB, 87 s at 48 kHz).
+    WINDOW_FRAMES = 1 << 22
 
     def __init__(self, path: Path, frames: int):
         self.path = path
-        if not path.exists():
-            with open(path, "wb") as fh:
-                fh.truncate(frames * MIX_CHANNELS * 4)
-        self._fh = open(path, "r+b", buffering=0)
         self.frames = frames
-        self._buffer = np.zeros((0, MIX_CHANNELS), dtype=np.float32)
+        if not path.exists():
+            path.touch()
+        self.capacity = min(path.stat().st_size // (MIX_CHANNELS * 4), frames)
+        self._map = None
+        self._map_start = 0
+
+    def _view(self, offset: int, n: int) -> np.ndarray:
+        """Frames ``[offset, offset + n)`` as a writable ``(n, 2)`` view (remapping the window if needed)."""
+        start = self._map_start
+        if self._map is None or offset < start or offset + n > start + len(self._map):
+            self._map = None  # unmapped: its pages leave this process's resident set
+            start = offset
+            frames = min(max(self.WINDOW_FRAMES, n), self.capacity - start)
+            self._map = np.memmap(self.path, dtype=np.float32, mode="r+", offset=start * MIX_CHANNELS * 4,
+                                  shape=(frames, MIX_CHANNELS))
+            self._map_start = start
+        return self._map[offset - start:offset - start + n]
+
+    def reserve(self, end: int) -> None:
+        """Make room for frames ``[0, end)`` (at most :attr:`frames`)."""
+        end = min(end, self.frames)
+        if end <= self.capacity:
+            return
+        grown = min(self.frames, max(end, self.capacity + self.capacity // 2, self.GROW_FRAMES))
+        try:
+            with open(self.path, "r+b") as fh:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fh.fileno(), 0, grown * MIX_CHANNELS * 4)
+                else:  # pragma: no cover - not Linux/BSD
+                    fh.truncate(grown * MIX_CHANNELS * 4)
+        except OSError as exc:
+            raise _as_disk_full(exc, self.path) from exc
+        self._map = None  # the window is remapped over the grown file on the next add
+        self.capacity = grown
 
     def add(self, offset: int, block: np.ndarray, sign: float = 1.0) -> None:
         n = min(len(block), self.frames - offset)
         if n <= 0:
             return
-        if len(self._buffer) < n:
-            self._buffer = np.zeros((n, MIX_CHANNELS), dtype=np.float32)
-        current = self._buffer[:n]
-        self._fh.seek(offset * MIX_CHANNELS * 4)
-        self._fh.readinto(memoryview(current).cast("B"))
+        self.reserve(offset + n)
+        target = self._view(offset, n)
         if sign > 0:
-            np.add(current, block[:n], out=current)
+            np.add(target, block[:n], out=target)
         else:
-            np.subtract(current, block[:n], out=current)
-        self._fh.seek(offset * MIX_CHANNELS * 4)
-        view = memoryview(current).cast("B")
-        while view:
-            view = view[self._fh.write(view):]
-
-    def flush(self) -> None:
-        self._fh.flush()
+            np.subtract(target, block[:n], out=target)
 
     def close(self) -> None:
-        self._fh.close()
+        self._map = None  # unmapped when the last view goes; the data is in the page cache
 
 
-_WORKER_SUMS: dict[str, _PartialSum] = {}
+def _read_frames(fh, start: int, out: np.ndarray) -> int:
+    """Read stereo float32 frames from ``start`` into ``out`` (``(n, 2)``); returns the frames read."""
+    fh.seek(start * MIX_CHANNELS * 4)
+    got = fh.readinto(memoryview(out).cast("B"))
+    return (got or 0) // (MIX_CHANNELS * 4)
 
 
-def _sum_for(folder: str, frames: int) -> _PartialSum:
-    # One scratch sum per process and thread: two writers must never read-modify-write one file.
-    tag = f"{os.getpid()}-{threading.get_ident()}"
-    key = f"{folder}:{tag}"
-    if key not in _WORKER_SUMS:
-        _WORKER_SUMS[key] = _PartialSum(Path(folder) / f"sum-{tag}.f32", frames)
-    return _WORKER_SUMS[key]
+def _as_disk_full(exc: OSError, what) -> OSError:
+    """``ENOSPC`` as the one ``E_DISK_FULL`` error; any other ``OSError`` as it is."""
+    from .files import disk_full, is_disk_full
+
+    return disk_full(exc, what) if is_disk_full(exc) and not isinstance(exc, BridgeError) else exc
 
 
-def _mix_stream(stem: StemInfo, mix_rate: int, partial: _PartialSum | None, sign: float = 1.0,
-                stop_after: int | None = None):
+#: Scratch folders are named with the owner's PID, so one left by a killed process can be told apart.
+_SCRATCH_PREFIX = "mixbridge-sum-"
+
+
+def _scratch_folder():
+    """A private scratch folder for one pass's partial sums (removed with its contents at the end)."""
+    _remove_dead_scratch()
+    return tempfile.TemporaryDirectory(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-")
+
+
+def _remove_dead_scratch() -> None:
+    """Remove scratch folders whose owner process is gone (a ``kill -9`` leaves them behind)."""
+    root = Path(tempfile.gettempdir())
+    try:
+        children = list(root.glob(f"{_SCRATCH_PREFIX}*-*"))
+    except OSError:
+        return
+    for child in children:
+        owner = child.name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's live process
+        return True
+    return True
+
+
+class _WorkerState:
+    """What one worker process (or one in-process pass) keeps between its tasks: its scratch sums.
+
+    One sum per worker and scratch folder, so no two writers ever share a file.  Installed in each
+    worker by the pool's initializer; an in-process pass makes its own and closes it at the end.
+    """
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[str, int], _PartialSum] = {}
+
+    def partial_sum(self, folder: str, frames: int) -> _PartialSum:
+        key = (folder, frames)
+        if key not in self._sums:
+            self._sums[key] = _PartialSum(Path(folder) / f"sum-{os.getpid()}-{uuid.uuid4().hex[:8]}.f32", frames)
+        return self._sums[key]
+
+    def close(self) -> None:
+        for partial in self._sums.values():
+            partial.close()
+        self._sums.clear()
+
+
+#: The worker's own state; set by the pool initializer in worker processes only.
+_WORKER: _WorkerState | None = None
+
+
+class WorkerInterrupted(SystemExit):
+    """Ctrl-C reached a worker (SIGINT goes to the whole process group).  A ``SystemExit``, so an idle
+    worker ends without a traceback, its locks released on the way out; raised inside a task it comes
+    back as that task's outcome, and the session treats the pass as interrupted."""
+
+
+def _init_worker() -> None:
+    global _WORKER
+    _WORKER = _WorkerState()
+
+
+def _pool_initializer(owner_pid: int | None = None) -> None:
+    """Pool initializer: the worker's own state, Ctrl-C as :class:`WorkerInterrupted`, and death
+    with the process that owns the pool (:func:`die_with_parent`)."""
+    import signal
+
+    _init_worker()
+    die_with_parent(owner_pid)
+
+    def interrupted(*_):
+        raise WorkerInterrupted(1)
+
+    signal.signal(signal.SIGINT, interrupted)
+
+
+#: ``prctl`` option: the signal this process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(owner_pid: int | None = None) -> None:
+    """Make this worker end promptly when its owner is killed (even ``kill -9``).
+
+    Two guards, because a worker can be blocked in a pipe read that never ends (the pool's own
+    queue, whose write end the worker itself also holds):
+
+    - ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (Linux, through ctypes): the kernel kills the worker when
+      its parent (the fork server, or the owner itself with ``spawn``) goes;
+    - a daemon thread that waits on a ``pidfd`` of the owner (Linux 5.3+; elsewhere it polls the
+      parent PID once a second) and ends the process at once when the owner is gone, whatever the
+      main thread is blocked in.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    parent = os.getppid()
+    owner = owner_pid if owner_pid is not None else parent
+    if not _alive(owner) or parent == 1:
+        os._exit(1)  # the owner died before we were set up
+
+    def watch() -> None:
+        import select
+
+        pidfd = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                pidfd = os.pidfd_open(owner)
+            except OSError:
+                pidfd = None
+        if pidfd is not None:
+            select.select([pidfd], [], [])  # readable exactly when the owner has exited
+            os._exit(1)
+        while _alive(owner) and os.getppid() == parent:
+            time.sleep(1.0)  # no pidfd: a parent-liveness poll, bounded by the process's life
+        os._exit(1)
+
+    import threading
+
+    threading.Thread(target=watch, name="mixbridge-owner-watch", daemon=True).start()
+
+
+def _state(state: _WorkerState | None) -> _WorkerState:
+    if state is not None:
+        return state
+    if _WORKER is None:  # a task run in a process that no pool initialised (direct calls)
+        _init_worker()
+    return _WORKER
+
+
+# ------------------------------------------------------------------------------------ the pool
+def _preload() -> list[str]:
+    """The heavy modules the fork server imports once, before the first worker forks from it."""
+    modules = ["bridge.pipeline", "bridge.analyze.features", "bridge.analyze.stem", "bridge.cache", "soundfile",
+               "scipy.fft", "bridge.analyze.kweight"]
+    if importlib.util.find_spec("numba") is None:
+        modules.append("scipy.signal")  # the scipy K-weighting kernel
+    return modules
+
+
+def _warm_up() -> int:
+    for name in _preload():
+        __import__(name)
+    return os.getpid()
+
+
+class _Pool:
+    """The worker processes of one pass.
+
+    Started before anything heavy is imported here: submitting one warm-up task per worker makes
+    the fork server start and import the analysis at once, on the other core, while this process
+    goes on reading headers.  One BLAS thread per worker: the workers already fill the cores.
+    """
+
+    def __init__(self, jobs: int):
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+        method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            # The first pool of a process pays the imports once; every later pool (a watcher's next
+            # pass) forks from the warm server in milliseconds.
+            context.set_forkserver_preload(_preload())
+        self.jobs = jobs
+        self._executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pool_initializer,
+                                             initargs=(os.getpid(),))
+        for _ in range(jobs):
+            self._executor.submit(_warm_up)
+
+    def submit(self, fn: Callable, *args) -> Future:
+        return self._executor.submit(fn, *args)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class _LazyPool:
+    """A pool started only when a pass has work for it (a no-change pass starts no processes)."""
+
+    def __init__(self, jobs: int, pool: _Pool | None = None):
+        self.jobs = jobs
+        self._pool = pool
+
+    @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    def get(self) -> _Pool | None:
+        if self._pool is None and self.jobs > 1:
+            self._pool = _Pool(self.jobs)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def _run(tasks: list[tuple[Callable, tuple, object]], pool: _LazyPool, done: Callable[[object, object], None],
+         state: _WorkerState) -> None:
+    """Run ``(function, args, tag)`` tasks on the worker pool (in this process for one task or one job).
+
+    ``done(tag, result_or_exception)`` is called in this process as each finishes.
+    """
+    if not tasks:
+        return
+    workers = pool.get() if len(tasks) > 1 or pool.started else None
+    if workers is None:
+        for fn, args, tag in tasks:
+            try:
+                done(tag, fn(*args, state=state))
+            except Exception as exc:  # noqa: BLE001 - reported per task, like a crashed worker
+                done(tag, exc)
+        return
+    futures = {workers.submit(fn, *args): tag for fn, args, tag in tasks}
+    for future in as_completed(futures):
+        try:
+            result = future.result()
+        except Exception as exc:  # noqa: BLE001 - a crashed worker must not sink the batch
+            result = exc
+        done(futures[future], result)
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+# ------------------------------------------------------------------------------------ one stem
+def _mix_stream(stem: StemInfo, mix_rate: int, partial: _PartialSum | None, sign: float = 1.0):
     """Return a function that adds each block of ``stem`` into ``partial`` at the mix rate."""
-    resampler = StreamResampler(stem.sample_rate, mix_rate, MIX_CHANNELS) if stem.sample_rate != mix_rate else None
+    resampler = None
+    if stem.sample_rate != mix_rate:
+        from .analyze.resample import StreamResampler
+
+        resampler = StreamResampler(stem.sample_rate, mix_rate, MIX_CHANNELS)
     position = 0
 
     def add(block: np.ndarray | None) -> None:
@@ -169,39 +427,68 @@ def _mix_stream(stem: StemInfo, mix_rate: int, partial: _PartialSum | None, sign
     return add
 
 
-def extract_stem(path: str, mix_rate: int | None = None, mix_frames: int = 0,
-                 sum_folder: str | None = None) -> tuple[StemInfo | None, StemFeatures | None, BridgeError | None, str | None]:
-    """Read one stem once: features, plus its share of the mix sum.  Runs in a worker process.
+def _float_blocks(info: StemInfo, snapshot: "Snapshot | None"):
+    """The stem's float32 blocks; with an integer snapshot, read as int32, written to it, converted."""
+    if snapshot is None or not snapshot.integer:
+        yield from read_blocks(info)
+        return
+    buffer = np.empty((info.sample_rate, info.channels), dtype=np.float32)
+    for raw in read_blocks(info, dtype="int32"):
+        snapshot.write(raw)
+        block = buffer[: len(raw)]
+        np.multiply(raw, _INT32_TO_FLOAT, out=block, dtype=np.float32, casting="unsafe")
+        yield block
 
-    Returns ``(info, features, error, sum_file)``; a failed stem leaves no trace in the sum.
-    The features come back slimmed to what cross-stem analysis needs (see :func:`analyze_stem_task`).
+
+def _measure(info: StemInfo, mix_rate: int | None, partial: _PartialSum | None,
+             snapshot: "Snapshot | None" = None) -> tuple[StemAnalysis, StemFeatures]:
+    """One read of a stem: its features, its share of the mix sum, and optionally its snapshot.
+
+    Raises the stem's :class:`BridgeError`; whatever it had added to the sum is subtracted again.
     """
-    partial = _sum_for(sum_folder, mix_frames) if sum_folder and mix_rate else None
-    info = None
+    from .analyze.features import FeatureExtractor
+    from .analyze.stem import analyze_stem
+
+    extractor = FeatureExtractor(info.sample_rate, info.channels, info.quantum)
+    add = _mix_stream(info, mix_rate or info.sample_rate, partial)
     added = 0
     try:
-        info = open_stem(path)
-        extractor = FeatureExtractor(info.sample_rate, info.channels)
-        add = _mix_stream(info, mix_rate or info.sample_rate, partial)
-        for block in read_blocks(info):
+        for block in _float_blocks(info, snapshot):
             extractor.feed(block)
             add(block)
             added += len(block)
         add(None)
-        if partial is not None:
-            partial.flush()
-        features = extractor.finish()
-        return info, (analyze_stem(features), features.slim()), None, str(partial.path) if partial else None
+    except BridgeError:
+        if partial is not None and added and not _undo_partial(info, mix_rate, partial, added):
+            _mark_dirty(partial)
+        raise
+    features = extractor.finish()
+    return analyze_stem(features), features.slim()
+
+
+def extract_stem(path: str, mix_rate: int | None = None, mix_frames: int = 0, sum_folder: str | None = None,
+                 state: _WorkerState | None = None) -> tuple[StemInfo | None, tuple | None, BridgeError | None, str | None]:
+    """Read one stem once: features, plus its share of the mix sum.  Runs in a worker process.
+
+    Returns ``(info, (analysis, slim features), error, sum_file)``; a failed stem leaves no trace
+    in the sum.
+    """
+    partial = _state(state).partial_sum(sum_folder, mix_frames) if sum_folder and mix_rate else None
+    info = None
+    try:
+        info = open_stem(path)
+        measured = _measure(info, mix_rate, partial)
+        return info, measured, None, str(partial.path) if partial else None
     except BridgeError as exc:
-        if partial is not None and info is not None and added:
-            _undo_partial(info, mix_rate, partial, added)
-        if partial is not None:
-            partial.flush()
         return info, None, exc, str(partial.path) if partial else None
 
 
-def _undo_partial(info: StemInfo, mix_rate: int, partial: _PartialSum, frames: int) -> None:
-    """Subtract what a stem that failed mid-way had already added to the sum."""
+def _undo_partial(info: StemInfo, mix_rate: int, partial: _PartialSum, frames: int) -> bool:
+    """Subtract what a stem that failed mid-way had already added to the sum.
+
+    Returns whether all of it could be read again; when not (the file changed or went away), the
+    sum is not to be trusted and the caller marks it dirty (:func:`_mark_dirty`).
+    """
     subtract = _mix_stream(info, mix_rate, partial, sign=-1.0)
     done = 0
     try:
@@ -212,59 +499,75 @@ def _undo_partial(info: StemInfo, mix_rate: int, partial: _PartialSum, frames: i
             if done >= frames:
                 break
     except BridgeError:
-        pass
+        return False
     # No resampler flush here: the failed pass never flushed its resampler either.
+    return done >= frames
+
+
+def _mark_dirty(partial: _PartialSum) -> None:
+    """A partial sum holds part of a stem that could not be taken out again: the pass re-sums."""
+    try:
+        Path(f"{partial.path}.dirty").touch()
+    except OSError:
+        pass
+
+
+def _dirty(sum_files: Iterable[str]) -> bool:
+    return any(Path(f"{f}.dirty").exists() for f in sum_files)
+
+
+def _frames_at(infos: Iterable[StemInfo], mix_rate: int | None) -> int:
+    """Frames of the mix at ``mix_rate``: the longest of ``infos``."""
+    if not mix_rate:
+        return 0
+    return max((int(np.ceil(i.duration_s * mix_rate)) for i in infos), default=0)
 
 
 def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int,
-                  out_path: Path | None = None) -> StemFeatures:
+                  out_path: str | None = None) -> StemFeatures:
     """Add the workers' partial sums block by block and measure the result.
 
     With ``out_path`` the total is also written there (the cache keeps it for the next pass).
     """
+    from .analyze.features import FeatureExtractor
+
     extractor = FeatureExtractor(mix_rate, MIX_CHANNELS)
-    handles = [open(p, "rb") for p in sorted(set(sum_files))]
-    out = open(out_path, "wb") if out_path is not None else None
+    # A partial sum holds what was added to it (it grows on demand); an empty one adds nothing.
+    # Read block by block (not mapped whole): resident memory stays flat in song length.
+    parts = [open(p, "rb") for p in sorted(set(sum_files)) if os.path.getsize(p)]
+    out = _PartialSum(Path(out_path), mix_frames) if out_path is not None else None
+    total = np.empty((mix_rate, MIX_CHANNELS), dtype=np.float32)
+    piece = np.empty((mix_rate, MIX_CHANNELS), dtype=np.float32)
     try:
-        block_frames = mix_rate
-        for start in range(0, mix_frames, block_frames):
-            n = min(block_frames, mix_frames - start)
-            total = np.zeros((n, MIX_CHANNELS), dtype=np.float32)
-            for fh in handles:
-                raw = fh.read(n * MIX_CHANNELS * 4)
-                part = np.frombuffer(raw, dtype=np.float32)
-                total[: len(part) // MIX_CHANNELS] += part.reshape(-1, MIX_CHANNELS)
-            extractor.feed(total)
+        for start in range(0, mix_frames, mix_rate):
+            n = min(mix_rate, mix_frames - start)
+            block = total[:n]
+            block[:] = 0.0
+            for part in parts:
+                got = _read_frames(part, start, piece[:n])
+                block[:got] += piece[:got]
+            extractor.feed(block)
             if out is not None:
-                out.write(memoryview(total).cast("B"))
+                out.add(start, block)
     finally:
-        for fh in handles:
-            fh.close()
+        for part in parts:
+            part.close()
         if out is not None:
             out.close()
     return extractor.finish()
 
 
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    # One BLAS thread per worker: the workers already fill the cores.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        # Workers fork from a server that has already imported the analysis (0.7 s of scipy):
-        # the first pool of a process pays it once, every later pool starts in milliseconds.
-        context.set_forkserver_preload(["bridge.pipeline"])
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+def _mix_task(sum_files: list[str], mix_rate: int, mix_frames: int, out_path: str | None = None,
+              state: _WorkerState | None = None) -> StemFeatures:
+    """Worker: the mix stage (sum the partial sums, measure the mix)."""
+    return _mix_features(sum_files, mix_rate, mix_frames, out_path)
 
 
-def default_jobs() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
+# ------------------------------------------------------------------------------------ the session
 def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str, float, float | None]] | None = None,
                     jobs: int | None = None, progress: Callable[[StemResult], None] | None = None,
-                    recursive: bool = False, cache: "AnalysisCache | None" = None) -> SessionResult:
+                    recursive: bool = False, cache: "AnalysisCache | None" = None,
+                    masking_memo: dict | None = None) -> SessionResult:
     """Analyse every stem under ``paths`` and the session they make together.
 
     Parameters
@@ -280,6 +583,10 @@ def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str,
     cache : AnalysisCache, optional
         Serve unchanged stems from here and keep this pass's results and mix sum in it
         (see :mod:`bridge.cache`); only the changed stems are decoded.
+    masking_memo : dict, optional
+        Masking results per pair of stem contents, kept by the caller between passes (the
+        watcher keeps one): with a cache, a re-bounce with one changed stem recomputes only that
+        stem's pairs.  Cleared when it grows past :data:`MASKING_MEMO_MAX` pairs.
 
     Returns
     -------
@@ -287,6 +594,66 @@ def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str,
     """
     files = find_stems(paths, recursive=recursive)
     jobs = jobs or default_jobs()
+    workers = min(jobs, max(len(files), 1))
+    # A full pass starts its workers before anything else, so their imports overlap ours.
+    pool = _LazyPool(workers, _Pool(workers) if cache is None and workers > 1 else None)
+    if masking_memo is not None and len(masking_memo) > MASKING_MEMO_MAX:
+        masking_memo.clear()
+    try:
+        for attempt in range(CHANGED_RERUNS + 1):
+            result = finite_result(_analyze_once(files, markers, pool, progress, cache, masking_memo))
+            changed = [s for s in result.stems if s.error is not None and s.error.code == StemChanged.code]
+            if not changed or attempt == CHANGED_RERUNS:
+                return result
+            # A stem was rewritten while it was read: the whole pass again (bounded), not a failure.
+        return result
+    finally:
+        pool.close()
+
+
+def _finite(value):
+    """``value`` with every non-finite float inside (dataclasses, tuples) replaced by ``None``;
+    the very same object when there is none (no copies for the normal case)."""
+    import dataclasses
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, tuple):
+        items = tuple(_finite(v) for v in value)
+        return value if all(a is b for a, b in zip(items, value)) else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in dataclasses.fields(value):
+            old = getattr(value, f.name)
+            if isinstance(old, (float, tuple)) or dataclasses.is_dataclass(old):
+                new = _finite(old)
+                if new is not old:
+                    changes[f.name] = new
+        return dataclasses.replace(value, **changes) if changes else value
+    return value
+
+
+def finite_result(result: SessionResult) -> SessionResult:
+    """The last guard of "measures are finite or null": every measure a plan or a report can see
+    (each stem's analysis, the mix's) with non-finite floats as ``None``.  The analysis already
+    saturates where overflow is possible; this catches whatever a future measure forgets."""
+    from dataclasses import replace
+
+    stems = tuple(s if s.analysis is None else replace(s, analysis=_finite(s.analysis)) for s in result.stems)
+    mix = _finite(result.mix)
+    if mix is result.mix and all(a.analysis is b.analysis for a, b in zip(stems, result.stems)):
+        return result
+    return replace(result, stems=stems, mix=mix)
+
+
+#: How many times a pass is run again because a stem changed while it was read (then the stem's
+#: ``E_STEM_CHANGED`` is reported; the watcher's own re-run follows when the file settles).
+CHANGED_RERUNS = 2
+
+
+def _analyze_once(files: list[Path], markers, pool: "_LazyPool", progress, cache: "AnalysisCache | None",
+                  masking_memo: dict | None) -> SessionResult:
     # Headers first (cheap), to pick the mix's rate and length before any audio is decoded.
     infos: dict[Path, StemInfo] = {}
     for path in files:
@@ -296,69 +663,115 @@ def analyze_session(paths: Sequence[str | os.PathLike], markers: list[tuple[str,
             pass  # the worker reports it with the same error
     rates = Counter(info.sample_rate for info in infos.values())
     mix_rate = max(rates, key=lambda r: (rates[r], r)) if rates else None
-    mix_frames = max((int(np.ceil(i.duration_s * mix_rate)) for i in infos.values()), default=0)
+    mix_frames = _frames_at(infos.values(), mix_rate)
     alignment = tuple(f"{i.name}: {i.sample_rate} Hz resampled to {mix_rate} Hz for the mix sum"
                       for i in infos.values() if mix_rate and i.sample_rate != mix_rate)
     if cache is not None:
-        return _analyze_incremental(files, infos, mix_rate, mix_frames, alignment, markers, jobs, progress, cache)
+        for attempt in range(3):
+            try:
+                return _analyze_incremental(files, infos, mix_rate, mix_frames, alignment, markers, pool,
+                                            progress, cache, masking_memo, distrust=attempt > 0)
+            except _Stale:
+                continue  # a provisional "unchanged" failed its full hash: again, hashing fully
+        return _analyze_incremental(files, infos, mix_rate, mix_frames, alignment, markers, pool,
+                                    progress, cache, masking_memo, distrust=True)
+    return _analyze_full(files, mix_rate, mix_frames, alignment, markers, pool, progress)
 
+
+def _analyze_full(files: list[Path], mix_rate: int | None, mix_frames: int, alignment: tuple[str, ...], markers,
+                  pool: _LazyPool, progress) -> SessionResult:
     results: dict[Path, tuple] = {}
-    sum_files: set[str] = set()
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="mixbridge-sum-") as scratch:
-        args = [(str(p), mix_rate, mix_frames, scratch) for p in files]
-        if jobs <= 1 or len(files) <= 1:
-            outcomes = (extract_stem(*a) for a in args)
-            for path, outcome in zip(files, outcomes):
-                results[path] = outcome
-                _report(progress, path, outcome)
-        else:
-            with _pool(min(jobs, len(files))) as pool:
-                futures = {pool.submit(extract_stem, *a): Path(a[0]) for a in args}
-                from concurrent.futures import as_completed
-                for future in as_completed(futures):
-                    path = futures[future]
-                    try:
-                        outcome = future.result()
-                    except Exception as exc:  # a crashed worker must not sink the batch
-                        outcome = (None, None, StemReadError(f"{path}: worker failed: {exc}"), None)
-                    results[path] = outcome
-                    _report(progress, path, outcome)
-        for outcome in results.values():
-            if outcome[3]:
-                sum_files.add(outcome[3])
-        for partial in list(_WORKER_SUMS.values()):
-            partial.close()
-        _WORKER_SUMS.clear()
-        good = [p for p in files if results[p][1] is not None]
-        timings["extract_s"] = time.perf_counter() - started
-        mix = _mix_features(sum_files, mix_rate, mix_frames) if good and mix_rate else None
-        timings["mix_s"] = time.perf_counter() - started - timings["extract_s"]
+    state = _WorkerState()
+    with _scratch_folder() as scratch:
+        def _done(path: Path, outcome) -> None:
+            if isinstance(outcome, Exception):  # a crashed worker must not sink the batch
+                outcome = (None, None, StemReadError(f"{path}: worker failed: {outcome}"), None)
+            results[path] = outcome
+            _report(progress, path, outcome)
 
+        _run([(extract_stem, (str(p), mix_rate, mix_frames, scratch), p) for p in files], pool, _done, state)
+        _raise_disk_full(o[2] for o in results.values())
+        ok = [p for p in files if results[p][1] is not None]
+        # The mix is as long as the stems that were read whole, whatever the others' headers said.
+        mix_frames = _frames_at((results[p][0] for p in ok), mix_rate)
+        sum_files = sorted({o[3] for o in results.values() if o[3]})
+        if _dirty(sum_files):  # a failed stem's share could not be taken out again: sum the good ones afresh
+            fresh = os.path.join(scratch, "again")
+            os.mkdir(fresh)
+            again: dict = {}
+            _run([(_sum_task, (str(p), mix_rate, mix_frames, fresh), p) for p in ok], pool,
+                 lambda tag, r: again.__setitem__(tag, r), state)
+            _raise_disk_full(getattr(r, "error", r) for r in again.values())
+            sum_files = sorted({r.sum_file for r in again.values() if not isinstance(r, Exception) and r.sum_file})
+        state.close()
+        timings["extract_s"] = time.perf_counter() - started
+        names = _unique_names(files)
+        stems, features, analysed = _assemble(files, names, {
+            p: (results[p][0],) + (results[p][1] if results[p][1] is not None else (None, None)) + (results[p][2],)
+            for p in files})
+        mark = time.perf_counter()
+        good = bool(analysed) and bool(mix_rate)
+        # The mix stage in a worker, the masking here, at the same time.
+        workers = pool.get()
+        future = workers.submit(_mix_task, sum_files, mix_rate, mix_frames) if good and workers else None
+        keys = [f"pass-{uuid.uuid4().hex}-{k}" for k in range(len(analysed))]
+        memo: dict = {}
+        _prefill_masking(analysed, keys, memo)
+        if future is not None:
+            mix = future.result()
+        else:
+            mix = _mix_features(sum_files, mix_rate, mix_frames) if good else None
+        timings["mix_s"] = time.perf_counter() - mark
+    mix_analysis = _mix_analysis(analysed, mix, markers, alignment, keys, memo, timings)
+    timings["total_s"] = time.perf_counter() - started
+    return SessionResult(tuple(stems), mix_analysis, features, timings)
+
+
+def _raise_disk_full(errors: Iterable) -> None:
+    """A stem (or a worker) that hit a full disk fails the pass with ``E_DISK_FULL``, not the stem."""
+    for error in errors:
+        if isinstance(error, DiskFull):
+            raise DiskFull(error.detail)
+
+
+def _prefill_masking(analysed, keys, memo) -> None:
+    from .analyze.session import stem_masking
+
+    if analysed:
+        stem_masking(analysed, keys, memo)
+
+
+def _mix_analysis(analysed, mix, markers, alignment, keys, memo, timings) -> MixAnalysis:
+    from .analyze.session import analyze_mix
+
+    mark = time.perf_counter()
+    result = analyze_mix(analysed, mix, markers, alignment, stem_keys=keys if keys and all(keys) else None,
+                         masking_memo=memo)
+    timings["cross_stem_s"] = time.perf_counter() - mark
+    return result
+
+
+def _assemble(files: list[Path], names: dict[Path, str], outcomes: dict[Path, tuple]):
+    """``(info, analysis, features, error)`` per path -> StemResults, the features dict, the analysed list."""
     stems: list[StemResult] = []
     features: dict[str, StemFeatures] = {}
     analysed: list[tuple[str, StemFeatures, StemAnalysis]] = []
-    names = _unique_names(files)
     for path in files:
-        info, measured, error, _ = results[path]
+        info, analysis, feats, error = outcomes[path]
         name = names[path]
-        analysis, feats = measured if measured is not None else (None, None)
         stems.append(StemResult(name, path, info, analysis, error))
-        if feats is not None:
+        if analysis is not None:
             features[name] = feats
             analysed.append((name, feats, analysis))
-    mark = time.perf_counter()
-    mix_analysis = analyze_mix(analysed, mix, markers, alignment)
-    timings["cross_stem_s"] = time.perf_counter() - mark
-    timings["total_s"] = time.perf_counter() - started
-    return SessionResult(tuple(stems), mix_analysis, features, timings)
+    return stems, features, analysed
 
 
 # ------------------------------------------------------------------------------------ incremental
 # With a cache (bridge/cache.py), a pass decodes only what changed.  The mix is kept as a float32
 # sum on disk; a changed stem's old contribution is subtracted (decoded from the cache's snapshot
-# of its old bytes) and the new one added, so the mix measures equal a full pass's.  See docs/cache.md.
+# of its old samples) and the new one added, so the mix measures equal a full pass's.  See docs/cache.md.
 
 
 @dataclass(slots=True)
@@ -372,6 +785,7 @@ class _Worked:
     sum_file: str | None = None
     sha256: str | None = None
     stat: list[int] | None = None
+    fingerprint: str | None = None
     from_cache: bool = False
     stored: bool = False
 
@@ -380,8 +794,15 @@ class _MixUnavailable(Exception):
     """The incremental mix cannot be trusted; the caller sums the mix afresh."""
 
 
+class _Stale(Exception):
+    """A file taken as unchanged from its sampled blocks failed its full hash: the pass is redone."""
+
+
 def _sum_stem(info: StemInfo, mix_rate: int, partial: _PartialSum, sign: float = 1.0) -> bool:
-    """Add (or subtract) one stem's whole contribution; on a read failure undo it and return False."""
+    """Add (or subtract) one stem's whole contribution; on a read failure undo it and return False.
+
+    A full disk is not a read failure: ``E_DISK_FULL`` propagates (the pass fails, not the stem).
+    """
     add = _mix_stream(info, mix_rate, partial, sign)
     done = 0
     try:
@@ -390,93 +811,135 @@ def _sum_stem(info: StemInfo, mix_rate: int, partial: _PartialSum, sign: float =
             done += len(block)
         add(None)
         return True
+    except DiskFull:
+        raise
     except BridgeError:
-        if done and sign > 0:
-            _undo_partial(info, mix_rate, partial, done)
+        if done and sign > 0 and not _undo_partial(info, mix_rate, partial, done):
+            _mark_dirty(partial)
         return False  # a failed subtraction is the caller's to handle: it drops the sum
 
 
-def _sum_task(path: str, mix_rate: int, mix_frames: int, sum_folder: str) -> _Worked:
+def _sum_task(path: str, mix_rate: int, mix_frames: int, sum_folder: str, state: _WorkerState | None = None) -> _Worked:
     """Worker: decode a stem the cache already knows, only to add it into the mix sum."""
-    partial = _sum_for(sum_folder, mix_frames)
+    partial = _state(state).partial_sum(sum_folder, mix_frames)
     try:
         info = open_stem(path)
         ok = _sum_stem(info, mix_rate, partial)
     except BridgeError as exc:
-        partial.flush()
         return _Worked(error=exc, sum_file=str(partial.path))
-    partial.flush()
     return _Worked(info=info, sum_file=str(partial.path),
                    error=None if ok else StemReadError(f"{path}: could not be read again for the mix"))
 
 
 def _extract_cached(path: str, mix_rate: int | None, mix_frames: int, sum_folder: str | None,
-                    cache_folder: str) -> _Worked:
-    """Worker: snapshot and hash a stem into the cache; serve it from there if known, else analyse and store.
+                    cache_folder: str, state: _WorkerState | None = None) -> _Worked:
+    """Worker: hash a stem; serve it from the cache if known, else analyse it and store it with its snapshot.
 
-    The snapshot and the hash come from one read, and the entry is stored only when the file's
-    stat is the same after the analysis as before the snapshot: an entry always describes the
-    bytes it holds.
+    The entry is stored only when the file's stat is the same after the analysis as before the
+    hash: an entry always describes the bytes it was keyed by.
     """
-    from .cache import AnalysisCache, copy_and_hash, stat_key
+    try:
+        return _extract_cached_once(path, mix_rate, mix_frames, sum_folder, cache_folder, state)
+    except DiskFull as exc:
+        return _Worked(error=exc)
+
+
+def _extract_cached_once(path: str, mix_rate: int | None, mix_frames: int, sum_folder: str | None,
+                         cache_folder: str, state: _WorkerState | None) -> _Worked:
+    from .cache import AnalysisCache, Snapshot, fingerprint, hash_file, stat_key
+    from .files import is_disk_full
 
     cache = AnalysisCache(cache_folder)
     source = Path(path)
-    build = sha = before = None
-    audio_name = "audio" + source.suffix.lower()
+    partial = _state(state).partial_sum(sum_folder, mix_frames) if sum_folder and mix_rate else None
+    sum_file = str(partial.path) if partial is not None else None
+    sha = before = print_ = None
     try:
         before = stat_key(source)
-        build = cache.new_build()
-        sha = copy_and_hash(source, build / audio_name)
+        sha = hash_file(source)
+        print_ = fingerprint(source)
     except OSError:
-        if build is not None:
-            cache.discard(build)
-        build = sha = None
+        sha = None
+    try:
+        info = open_stem(path)
+    except BridgeError as exc:
+        return _Worked(error=exc, sum_file=sum_file)
+    entry = cache.load(sha) if sha is not None else None
+    if entry is not None:  # an identical re-render: same bytes, new stat
+        worked = _Worked(info=info, analysis=entry.analysis, features=entry.features, sha256=sha, stat=before,
+                         fingerprint=print_, from_cache=True, stored=True, sum_file=sum_file)
+        if partial is not None and not _sum_stem(info, mix_rate, partial):
+            worked = _Worked(info=info, error=StemReadError(f"{path}: could not be read for the mix"), sum_file=sum_file)
+        return worked
+    build = snapshot = None
     if sha is not None:
-        entry = cache.load(sha)
-        if entry is not None:  # an identical re-render: same bytes, new stat
-            cache.discard(build)
-            try:
-                info = open_stem(path)
-            except BridgeError as exc:
-                return _Worked(error=exc)
-            worked = _Worked(info=info, analysis=entry.analysis, features=entry.features, sha256=sha,
-                             stat=before, from_cache=True, stored=True)
-            if sum_folder and mix_rate:
-                partial = _sum_for(sum_folder, mix_frames)
-                if not _sum_stem(info, mix_rate, partial):
-                    worked = _Worked(info=info, error=StemReadError(f"{path}: could not be read for the mix"))
-                partial.flush()
-                worked.sum_file = str(partial.path)
-            return worked
-    info, measured, error, sum_file = extract_stem(path, mix_rate, mix_frames, sum_folder)
-    worked = _Worked(info=info, error=error, sum_file=sum_file, sha256=sha, stat=before)
-    if measured is not None:
-        worked.analysis, worked.features = measured
-    stored = False
-    if build is not None:
         try:
+            build = cache.new_build()
+            snapshot = Snapshot(build, source, info.subtype, info.sample_rate, info.channels)
+        except (OSError, RuntimeError):
+            if build is not None:
+                cache.discard(build)
+            build = snapshot = None
+    worked = _Worked(info=info, sha256=sha, stat=before, fingerprint=print_, sum_file=sum_file)
+    try:
+        worked.analysis, worked.features = _measure(info, mix_rate, partial, snapshot)
+    except BridgeError as exc:
+        worked.error = exc
+    if build is not None:
+        snapshot_sha = None
+        try:
+            snapshot_sha = snapshot.close()
             unchanged = stat_key(source) == before
-        except OSError:
+        except (OSError, RuntimeError):
             unchanged = False
-        if measured is not None and unchanged:
+        if worked.error is None and unchanged and snapshot_sha is not None:
             header = {k: getattr(info, k) for k in ("sample_rate", "channels", "frames", "format", "subtype")}
-            cache.commit(build, sha, audio_name, header, worked.analysis, worked.features)
-            stored = cache.entry_dir(sha).is_dir()
+            try:
+                cache.commit(build, sha, snapshot.name, snapshot_sha, header, worked.analysis, worked.features,
+                             before[0])
+            except OSError as exc:  # the entry is not stored; a full disk fails the pass (scratch removed)
+                cache.discard(build)
+                if is_disk_full(exc):
+                    raise _as_disk_full(exc, cache.folder) from exc
+            worked.stored = cache.entry_dir(sha).is_dir()
         else:
+            snapshot.discard()
             cache.discard(build)
-    worked.stored = stored
     return worked
 
 
+def _copy_checked(source: str, target: str, sha256: str) -> None:
+    """Copy the last mix sum, hashing it on the way: a sum that is not what was written is never used."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            while chunk := src.read(1 << 22):
+                digest.update(chunk)
+                dst.write(chunk)
+    except OSError as exc:
+        Path(target).unlink(missing_ok=True)
+        error = _as_disk_full(exc, target)
+        if isinstance(error, DiskFull):
+            raise error from exc
+        raise _MixUnavailable(f"{source}: {exc}") from exc
+    if digest.hexdigest() != sha256:
+        Path(target).unlink(missing_ok=True)
+        raise _MixUnavailable(f"{source}: the mix sum does not match its checksum")
+
+
 def _mix_update(base_sum: str, out_sum: str, subtract: list[tuple[str, str]], add: list[tuple[str, str, list[int]]],
-                mix_rate: int, mix_frames: int) -> tuple[StemFeatures, list[str]]:
+                mix_rate: int, mix_frames: int, base_sha256: str = "",
+                state: _WorkerState | None = None) -> tuple[StemFeatures, list[str]]:
     """Worker: the new mix = the last mix - the old contents that went + the new ones, then its features.
+
+    The last sum is copied only if its bytes match the SHA-256 recorded with it (``base_sha256``).
 
     Parameters
     ----------
-    subtract : list of (snapshot path, sha256)
-        Old contents, decoded from the cache's snapshots (checked against their hash first).
+    subtract : list of (snapshot path, snapshot sha256)
+        Old contents, decoded from the cache's snapshots (checked against their digest first).
     add : list of (stem path, sha256, stat)
         New contents, decoded from the stems; a stem whose stat moved since it was hashed
         makes the update untrustworthy.
@@ -489,18 +952,18 @@ def _mix_update(base_sum: str, out_sum: str, subtract: list[tuple[str, str]], ad
     Raises
     ------
     _MixUnavailable
-        A snapshot is missing or does not match its hash, or a stem changed under us.
+        A snapshot is missing or does not match its digest, or a stem changed under us.
     """
     from .cache import hash_file, stat_key
 
-    shutil.copyfile(base_sum, out_sum)
+    _copy_checked(base_sum, out_sum, base_sha256)
     partial = _PartialSum(Path(out_sum), mix_frames)
     added: list[str] = []
     try:
-        for snapshot, sha in subtract:
+        for snapshot, digest in subtract:
             try:
-                if hash_file(Path(snapshot)) != sha:
-                    raise _MixUnavailable(f"{snapshot}: snapshot does not match its hash")
+                if hash_file(Path(snapshot)) != digest:
+                    raise _MixUnavailable(f"{snapshot}: snapshot does not match its digest")
                 info = open_stem(snapshot)
             except (OSError, BridgeError) as exc:
                 raise _MixUnavailable(str(exc)) from exc
@@ -519,49 +982,45 @@ def _mix_update(base_sum: str, out_sum: str, subtract: list[tuple[str, str]], ad
                 added.append(sha)
             if stat_key(Path(path)) != stat:
                 raise _MixUnavailable(f"{path}: changed during the pass")
-        partial.flush()
     finally:
         partial.close()
     return _mix_features([out_sum], mix_rate, mix_frames), added
 
 
-def _run(tasks: list[tuple[Callable, tuple, object]], jobs: int, done: Callable[[object, object], None]) -> None:
-    """Run ``(function, args, tag)`` tasks on the worker pool (inline for one task or one job).
-
-    ``done(tag, result_or_exception)`` is called in this process as each finishes.
-    """
-    if not tasks:
-        return
-    if jobs <= 1 or len(tasks) <= 1:
-        for fn, args, tag in tasks:
-            try:
-                done(tag, fn(*args))
-            except Exception as exc:  # noqa: BLE001 - reported per task, like a crashed worker
-                done(tag, exc)
-        return
-    from concurrent.futures import as_completed
-
-    with _pool(min(jobs, len(tasks))) as pool:
-        futures = {pool.submit(fn, *args): tag for fn, args, tag in tasks}
-        for future in as_completed(futures):
-            try:
-                result = future.result()
-            except Exception as exc:  # noqa: BLE001 - a crashed worker must not sink the batch
-                result = exc
-            done(futures[future], result)
-
-
-def _close_worker_sums() -> None:
-    for partial in list(_WORKER_SUMS.values()):
-        partial.close()
-    _WORKER_SUMS.clear()
-
-
 def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rate: int | None, mix_frames: int,
-                         alignment: tuple[str, ...], markers, jobs: int,
-                         progress: Callable[[StemResult], None] | None, cache: "AnalysisCache") -> SessionResult:
-    """:func:`analyze_session` with a cache: decode only the stems whose bytes are new."""
-    from .cache import MAX_MIX_GENERATIONS, hash_file, members_delta, stat_key
+                         alignment: tuple[str, ...], markers, pool: _LazyPool,
+                         progress: Callable[[StemResult], None] | None, cache: "AnalysisCache",
+                         masking_memo: dict | None, distrust: bool = False) -> SessionResult:
+    """:func:`_analyze_cached`, and on any failure (a full disk, an interruption) the scratch it left in the
+    cache removed: the new sum file, build folders of workers that are gone."""
+    made: list[Path] = []
+    try:
+        return _analyze_cached(files, infos, mix_rate, mix_frames, alignment, markers, pool, progress, cache,
+                               masking_memo, distrust, made)
+    except BaseException as exc:
+        for path in made:
+            path.unlink(missing_ok=True)
+        cache.clean_tmp()
+        if isinstance(exc, OSError) and not isinstance(exc, BridgeError):
+            error = _as_disk_full(exc, cache.folder)
+            if isinstance(error, DiskFull):
+                raise error from exc
+        raise
+
+
+def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: int | None, mix_frames: int,
+                    alignment: tuple[str, ...], markers, pool: _LazyPool,
+                    progress: Callable[[StemResult], None] | None, cache: "AnalysisCache",
+                    masking_memo: dict | None, distrust: bool, made: list[Path]) -> SessionResult:
+    """:func:`analyze_session` with a cache: decode only the stems whose bytes are new.
+
+    Which content is each file?  Unchanged stat: the recorded hash.  Stat moved but size and
+    sampled blocks agree (REAPER rewrote every stem of a bounce): the recorded hash,
+    provisionally, while threads hash those files in full beside the pass; a disagreement raises
+    :class:`_Stale` before anything is recorded, and the caller runs the pass again with
+    ``distrust`` (full hashes only).  Otherwise the file is hashed in full.
+    """
+    from .cache import MAX_MIX_GENERATIONS, fingerprint, hash_file, members_delta, stat_key
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -570,32 +1029,34 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
     if state is not None and state.generation >= MAX_MIX_GENERATIONS:
         state = None  # bound float32 drift: sum afresh now and then
 
-    # Which content is each file?  Unchanged stat: the recorded hash.  Otherwise hash it now when
-    # an incremental mix needs every hash up front (threads: hashlib releases the GIL); for a
-    # full pass the worker hashes while it snapshots the file.
+    def _hash(path: Path):
+        try:
+            stat = stat_key(path)
+            sha = hash_file(path)
+            print_ = fingerprint(path)
+            return path, stat, sha, print_, stat_key(path) == stat
+        except OSError:
+            return path, None, None, None, False
+
     known: dict[Path, str] = {}
     stats: dict[Path, list[int]] = {}
+    prints: dict[Path, str] = {}
+    provisional: dict[Path, str] = {}
     for path in infos:
         sha = cache.known_hash(path)
         if sha is not None:
             known[path] = sha
+            continue
+        probable = None if distrust else cache.probable_hash(path)
+        if probable is not None:
+            known[path] = provisional[path] = probable[0]
+    hashers = ThreadPoolExecutor(2) if provisional or state is not None else None
+    checks = [hashers.submit(_hash, p) for p in provisional] if provisional else []
     if state is not None:
         unknown = [p for p in infos if p not in known]
-
-        def _hash(path: Path):
-            try:
-                stat = stat_key(path)
-                return path, stat, hash_file(path), stat_key(path) == stat
-            except OSError:
-                return path, None, None, False
-
-        if unknown:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max(1, min(jobs, len(unknown)))) as threads:
-                for path, stat, sha, steady in threads.map(_hash, unknown):
-                    if sha is not None and steady:
-                        known[path], stats[path] = sha, stat
+        for path, stat, sha, print_, steady in hashers.map(_hash, unknown) if unknown else ():
+            if sha is not None and steady:
+                known[path], stats[path], prints[path] = sha, stat, print_
     for path in known:
         if path not in stats:
             try:
@@ -617,11 +1078,12 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
     def _finish(path: Path, worked: _Worked) -> None:
         outcomes[path] = worked
         if progress is not None:
-            progress(StemResult(path.stem, path, worked.info, None, worked.error))
+            progress(StemResult(stem_label(path), path, worked.info, None, worked.error))
 
     for path, entry in entries.items():
         _finish(path, _Worked(info=infos[path], analysis=entry.analysis, features=entry.features,
-                              sha256=entry.sha256, stat=stats.get(path), from_cache=True, stored=True))
+                              sha256=entry.sha256, stat=stats.get(path), fingerprint=prints.get(path),
+                              from_cache=True, stored=True))
     todo = [p for p in files if p not in entries]
 
     # The mix plan: incremental when the last sum is there and every content is known.
@@ -631,12 +1093,11 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
         to_add, to_subtract = members_delta(state.members, new_members)
         snapshots = []
         for sha in to_subtract:
-            folder = cache.entry_dir(sha)
-            audio = next(iter(folder.glob("audio*")), None) if folder.is_dir() else None
-            if audio is None:
+            old = cache.load(sha)
+            if old is None:
                 snapshots = None
                 break
-            snapshots.append((str(audio), sha))
+            snapshots.append((str(old.audio), old.audio_sha256))
         if snapshots is not None and len(to_add) + len(to_subtract) <= max(2, len(new_members) // 2):
             pending = list(to_add)
             adds = []
@@ -644,20 +1105,24 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
                 if known[path] in pending:
                     pending.remove(known[path])
                     adds.append((str(path), known[path], stats[path]))
-            plan = (snapshots, adds)
+            plan = (snapshots, adds, to_subtract)
 
     mix: StemFeatures | None = None
     members: list[str] | None = None
     consistent = True
     new_sum: Path | None = None
     generation = 0
-    with tempfile.TemporaryDirectory(prefix="mixbridge-sum-") as scratch:
+    worker_state = _WorkerState()
+    keys: list[str] = []
+    memo = masking_memo if masking_memo is not None else {}
+    with _scratch_folder() as scratch:
         tasks: list[tuple[Callable, tuple, object]] = []
         incremental = plan is not None
         if incremental and (plan[0] or plan[1]):
             new_sum = cache.new_sum_path()
-            tasks.append((_mix_update, (str(state.sum_path), str(new_sum), plan[0], plan[1], mix_rate, mix_frames),
-                          "mix"))
+            made.append(new_sum)
+            tasks.append((_mix_update, (str(state.sum_path), str(new_sum), plan[0], plan[1], mix_rate, mix_frames,
+                                        state.sum_sha256), "mix"))
         sum_folder = None if incremental else scratch
         for path in todo:
             tasks.append((_extract_cached, (str(path), mix_rate, mix_frames, sum_folder, str(cache.folder)), path))
@@ -666,14 +1131,16 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
                 tasks.append((_sum_task, (str(path), mix_rate, mix_frames, scratch), ("sum", path)))
         mix_result: list = []
         sum_files: set[str] = set()
+        full: list[DiskFull] = []
 
         def _done(tag, result) -> None:
+            nonlocal consistent
+            if isinstance(result, DiskFull) or isinstance(getattr(result, "error", None), DiskFull):
+                full.append(result if isinstance(result, DiskFull) else result.error)
             if tag == "mix":
                 mix_result.append(result)
             elif isinstance(tag, tuple):  # a cached stem summed for the mix
-                path = tag[1]
                 if isinstance(result, Exception) or result.error is not None:
-                    nonlocal consistent
                     consistent = False  # the sum lacks a stem the results have: re-summed below
                 elif result.sum_file:
                     sum_files.add(result.sum_file)
@@ -684,110 +1151,112 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
                     sum_files.add(result.sum_file)
                 _finish(tag, result)
 
-        _run(tasks, jobs, _done)
-        _close_worker_sums()
+        _run(tasks, pool, _done, worker_state)
+        _raise_disk_full(full)
         timings["extract_s"] = time.perf_counter() - started - timings["lookup_s"]
         mark = time.perf_counter()
         ok_paths = [p for p in files if outcomes[p].analysis is not None]
         ok_shas = [outcomes[p].sha256 for p in ok_paths]
-        if incremental:
+        if not incremental and _dirty(sum_files):
+            incremental, plan = True, (None, None, None)  # re-summed afresh below
+        if incremental and plan[0] is None:
+            mix = None
+        elif incremental:
             if not (plan[0] or plan[1]):
                 mix, members, new_sum, generation = state.features, list(state.members), state.sum_path, state.generation
             elif mix_result and not isinstance(mix_result[0], Exception):
                 mix, added = mix_result[0]
                 generation = state.generation + 1
                 expected = sorted(sha for path, sha, _ in plan[1] if outcomes[Path(path)].analysis is not None)
-                members = list(state.members)
-                for _, gone in plan[0]:
-                    members.remove(gone)
-                members += added
+                members = _without(list(state.members), plan[2]) + added
                 if sorted(added) != expected:
                     mix = None  # a stem decoded for the analysis but not for the mix (or back)
             if mix is not None and sorted(members) != sorted(ok_shas):
                 mix = None
-            if mix is None:
-                # The incremental update could not be trusted: sum every good stem afresh.
-                consistent = True
-                sum_tasks = [(_sum_task, (str(p), mix_rate, mix_frames, scratch), ("sum", p)) for p in ok_paths]
-                _run(sum_tasks, jobs, _done)
-                _close_worker_sums()
-                incremental = False
+        if incremental and mix is None:
+            # The incremental update could not be trusted: sum every good stem afresh.
+            consistent = True
+            fresh = os.path.join(scratch, "again")
+            os.mkdir(fresh)
+            sum_files = set()
+            sum_tasks = [(_sum_task, (str(p), mix_rate, mix_frames, fresh), ("sum", p)) for p in ok_paths]
+            _run(sum_tasks, pool, _done, worker_state)
+            _raise_disk_full(full)
+            incremental = False
+        worker_state.close()
+        stems, features, analysed = _assemble(files, names, {
+            p: (outcomes[p].info, outcomes[p].analysis, outcomes[p].features, outcomes[p].error) for p in files})
+        keys = [outcomes[p].sha256 for p in ok_paths]
         if not incremental and ok_paths and mix_rate:
+            # Summed afresh: as long as the stems that were read whole, whatever the others' headers said.
+            mix_frames = _frames_at((outcomes[p].info for p in ok_paths), mix_rate)
             new_sum = cache.new_sum_path()
-            mix = _mix_features(sum_files, mix_rate, mix_frames, out_path=new_sum)
+            made.append(new_sum)
+            workers = pool.get()
+            future = workers.submit(_mix_task, sorted(sum_files), mix_rate, mix_frames, str(new_sum)) if workers else None
+            if all(keys):
+                _prefill_masking(analysed, keys, memo)  # here, while a worker measures the mix
+            mix = future.result() if future is not None else _mix_features(sum_files, mix_rate, mix_frames, str(new_sum))
             members, generation = ok_shas, 0
         timings["mix_s"] = time.perf_counter() - mark
+
+    # Every provisional "unchanged" must pass its full hash before anything is recorded.
+    for check in checks:
+        path, stat, sha, print_, steady = check.result()
+        if sha != provisional[path] or not steady:
+            if new_sum is not None and new_sum != getattr(state, "sum_path", None):
+                new_sum.unlink(missing_ok=True)
+            cache.forget(path)
+            cache.save_index()
+            hashers.shutdown()
+            raise _Stale(str(path))
+        stats[path], prints[path] = stat, print_
+        if path in outcomes and outcomes[path].from_cache:
+            outcomes[path].stat, outcomes[path].fingerprint = stat, print_
+    if hashers is not None:
+        hashers.shutdown()
 
     # Remember what is now known; keep the mix for the next pass only if every member can be
     # subtracted again later (its snapshot is stored) and nothing moved during the pass.
     for path in ok_paths:
         worked = outcomes[path]
-        if worked.stored and worked.stat is not None:
-            cache.remember(path, worked.stat, worked.sha256)
-            if worked.sha256 != known.get(path, worked.sha256):
-                consistent = False
+        if worked.stored and worked.stat is not None and worked.fingerprint is not None:
+            cache.remember(path, worked.stat, worked.sha256, worked.fingerprint)
+        if worked.sha256 != known.get(path, worked.sha256):
+            consistent = False
     storable = (mix is not None and consistent and members is not None and None not in members
                 and all(outcomes[p].stored for p in ok_paths))
     if storable and new_sum is not None:
-        if new_sum != getattr(state, "sum_path", None) or state is None:
+        if state is None or new_sum != state.sum_path:
             cache.save_mix_state(mix_rate, mix_frames, members, new_sum, mix, generation)
     elif not storable:
         cache.drop_mix_state()
+    made.clear()  # the new sum is the cache's now (or pruned by it)
     cache.save_index()
     cache.evict(keep={s for s in ok_shas if s})
 
-    stems: list[StemResult] = []
-    features: dict[str, StemFeatures] = {}
-    analysed: list[tuple[str, StemFeatures, StemAnalysis]] = []
-    for path in files:
-        worked = outcomes[path]
-        name = names[path]
-        stems.append(StemResult(name, path, worked.info, worked.analysis, worked.error))
-        if worked.analysis is not None:
-            features[name] = worked.features
-            analysed.append((name, worked.features, worked.analysis))
-    keys = [outcomes[p].sha256 for p in files if outcomes[p].analysis is not None]
-    if len(_MASKING_MEMO) > MASKING_MEMO_MAX:
-        _MASKING_MEMO.clear()
-    mark = time.perf_counter()
-    mix_analysis = analyze_mix(analysed, mix, markers, alignment,
-                               stem_keys=keys if all(keys) else None, masking_memo=_MASKING_MEMO)
-    timings["cross_stem_s"] = time.perf_counter() - mark
+    mix_analysis = _mix_analysis(analysed, mix, markers, alignment, keys if all(keys) else None, memo, timings)
     timings["total_s"] = time.perf_counter() - started
     reanalysed = tuple(names[p] for p in files if not outcomes[p].from_cache)
     cached = tuple(names[p] for p in files if outcomes[p].from_cache)
     return SessionResult(tuple(stems), mix_analysis, features, timings, reanalysed, cached)
 
 
-#: Masking results per pair of stem contents (SHA-256), kept for the life of the process (the watcher):
-#: a re-bounce with one changed stem recomputes only that stem's pairs.  Bounded by clearing.
-_MASKING_MEMO: dict = {}
-MASKING_MEMO_MAX = 20_000
+def _without(members: list[str], gone: list[str]) -> list[str]:
+    out = list(members)
+    for sha in gone:
+        out.remove(sha)
+    return out
 
-
-def _unique_names(files: list[Path]) -> dict[Path, str]:
-    counts = Counter(p.stem for p in files)
-    return {p: (p.stem if counts[p.stem] == 1 else f"{p.stem}{p.suffix}") for p in files}
 
 
 def _report(progress, path: Path, outcome: tuple) -> None:
     if progress is None:
         return
-    info, feats, error, _ = outcome
-    progress(StemResult(path.stem, path, info, None, error))
+    info, _, error, _ = outcome
+    progress(StemResult(stem_label(path), path, info, None, error))
 
 
-def analysis_id(result: SessionResult) -> str:
-    """A content id of an analysis: the measured figures, independent of where the files live."""
-    import hashlib
-    import json
-
-    from .report import session_dict
-
-    doc = session_dict(result)
-    for stem in doc["stems"]:
-        stem.pop("path", None)
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 def stem_views(result: SessionResult, roles: dict[str, str] | None = None, manual: Sequence[str] = (),
@@ -840,6 +1309,8 @@ def plan_session(result: SessionResult, role_config=None, amount: float = 1.0, r
     comparison = None
     if reference_path is not None and result.mix.summed is not None:
         comparison = compare(result.mix.summed, analyze_reference(reference_path), Path(reference_path).stem)
+    from .report import analysis_id
+
     settings = PlanSettings(amount=amount, role_offsets=dict(role_config.role_offsets), manual=role_config.manual,
                             groups=dict(role_config.groups))
     return build_plan(views, result.mix, settings, None, analysis_id(result), comparison, role_config.groups_source)

@@ -9,7 +9,7 @@ from typing import Any
 from . import __version__
 from .analyze.spectrum import BAND_CENTERS_HZ
 from .analyze.stem import StemAnalysis
-from .pipeline import SessionResult, StemResult
+from .model import SessionResult, StemResult
 
 SCHEMA_VERSION = 1
 
@@ -131,7 +131,10 @@ def session_dict(result: SessionResult) -> dict[str, Any]:
 
 
 def write_json(result: SessionResult, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(session_dict(result), indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    """Write the document streaming: encoded piece by piece into the file, never as one string."""
+    with open(path, "w", encoding="utf-8", buffering=1 << 20) as fh:
+        json.dump(session_dict(result), fh, indent=1, sort_keys=False)
+        fh.write("\n")
 
 
 def _fmt(value: float | None, width: int, ndigits: int = 1) -> str:
@@ -203,3 +206,14 @@ def table(result: SessionResult) -> str:
     for note in mix.alignment:
         lines.append(f"aligned: {note}")
     return "\n".join(lines)
+
+
+def analysis_id(result: SessionResult) -> str:
+    """A content id of an analysis: the measured figures, independent of where the files live."""
+    import hashlib
+    import json
+
+    doc = session_dict(result)
+    for stem in doc["stems"]:
+        stem.pop("path", None)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]

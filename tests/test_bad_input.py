@@ -16,7 +16,8 @@ import pytest
 import soundfile as sf
 
 from bridge.errors import MESSAGES, BridgeError
-from bridge.pipeline import SessionResult, StemResult, analyze_session
+from bridge.model import SessionResult, StemResult
+from bridge.pipeline import analyze_session
 from bridge.report import stem_dict
 
 RATE = 48000

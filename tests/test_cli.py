@@ -179,3 +179,9 @@ def test_demo_runs_the_full_loop_and_re_analyses_only_the_fixed_stem(tmp_path):
     notes2 = (renders / ".mixbridge" / "passes" / "0002" / "notes.md").read_text(encoding="utf-8")
     changes = notes2[notes2.index("## Changes since the previous bounce"):]
     assert "| `Keys` | -9.0 LU |" in changes
+    # The demo renders the AI pass offline: two level-matched mixes the notes beside the stems play.
+    pass1 = renders / ".mixbridge" / "passes" / "0001" / "render"
+    assert (pass1 / "mix_before.wav").is_file() and (pass1 / "mix_after.wav").is_file()
+    assert "hear it:" in proc.stdout
+    notes1 = (renders / ".mixbridge" / "passes" / "0001" / "notes.html").read_text(encoding="utf-8")
+    assert 'src="render/mix_before.wav"' in notes1 and 'src="render/mix_after.wav"' in notes1

@@ -150,7 +150,7 @@ def test_a_corrupt_stem_is_an_error_and_the_others_stay_cached(stems):
     assert_equals_fresh(result, stems)
 
 
-@pytest.mark.parametrize("damage", ["entry.json", "arrays.npz", "audio.wav", "version"])
+@pytest.mark.parametrize("damage", ["entry.json", "arrays.npz", "audio.flac", "version"])
 def test_a_damaged_cache_entry_is_ignored_and_rebuilt(stems, damage):
     cache = _cache(stems)
     analyze_session([stems], cache=cache, jobs=2)
@@ -191,7 +191,7 @@ def test_a_snapshot_with_wrong_bytes_is_never_subtracted(stems):
     cache = _cache(stems)
     analyze_session([stems], cache=cache, jobs=2)
     sha = cache.known_hash(stems / f"{SPECS[2].name}.wav")
-    audio = cache.entry_dir(sha) / "audio.wav"
+    audio = cache.entry_dir(sha) / "audio.flac"
     raw = bytearray(audio.read_bytes())
     raw[-4000:] = bytes(4000)
     audio.write_bytes(bytes(raw))
@@ -269,4 +269,121 @@ def test_eviction_keeps_the_current_session(stems):
     _rerender(stems, 1, seed=9)
     result = analyze_session([stems], cache=AnalysisCache.for_stems(stems, max_bytes=1), jobs=2)
     assert result.reanalysed == (SPECS[1].name,)
+    assert_equals_fresh(result, stems)
+
+
+# ---------------------------------------------------------------- the cheap "unchanged?" test (issue 15)
+def _rewrite_all(folder: Path) -> None:
+    """What REAPER's "render all stems" does: every file written again (new inode, new times)."""
+    for path in sorted(folder.glob("*.wav")):
+        data = path.read_bytes()
+        path.unlink()
+        path.write_bytes(data)
+
+
+def test_identical_bytes_rewritten_are_hits_without_decoding(stems):
+    first = analyze_session([stems], cache=_cache(stems), jobs=2)
+    _rewrite_all(stems)
+    cache = _cache(stems)
+    for path in sorted(stems.glob("*.wav")):
+        assert cache.known_hash(path) is None  # the stat moved: no fast path
+        assert cache.probable_hash(path) is not None  # size and sampled blocks agree
+    result = analyze_session([stems], cache=_cache(stems), jobs=2)
+    assert result.reanalysed == ()
+    assert result.mix.summed.loudness == first.mix.summed.loudness
+    # The full hashes confirmed the provisional matches: the new stats are recorded.
+    assert all(_cache(stems).known_hash(p) is not None for p in stems.glob("*.wav"))
+
+
+def test_one_sample_changed_in_the_middle_is_a_miss(stems):
+    """The sampled blocks do not cover the changed sample; the full hash beside the pass does."""
+    from bridge.cache import fingerprint
+
+    analyze_session([stems], cache=_cache(stems), jobs=2)
+    _rewrite_all(stems)
+    target = stems / f"{SPECS[2].name}.wav"
+    before = fingerprint(target)
+    raw = bytearray(target.read_bytes())
+    # A byte between the sampled blocks, inside a sample of the data chunk.
+    middle = len(raw) // 2 + 1000
+    raw[middle] ^= 0x40
+    target.write_bytes(bytes(raw))
+    assert fingerprint(target) == before  # the cheap test alone would call it unchanged
+    result = analyze_session([stems], cache=_cache(stems), jobs=2)
+    assert result.reanalysed == (SPECS[2].name,)
+    assert_equals_fresh(result, stems)
+
+
+def test_a_change_in_a_sampled_block_is_a_miss_at_once(stems):
+    analyze_session([stems], cache=_cache(stems), jobs=2)
+    target = stems / f"{SPECS[1].name}.wav"
+    raw = bytearray(target.read_bytes())
+    raw[-100] ^= 0x01  # inside the sampled tail
+    target.write_bytes(bytes(raw))
+    assert _cache(stems).probable_hash(target) is None
+    result = analyze_session([stems], cache=_cache(stems), jobs=2)
+    assert result.reanalysed == (SPECS[1].name,)
+    assert_equals_fresh(result, stems)
+
+
+def test_the_cache_stays_under_35_percent_of_the_session(tmp_path):
+    """FLAC snapshots + the mix sum + features, on 24 stems of 24-bit PCM (REAPER's default render).
+
+    The snapshots take what FLAC makes of the material (a quarter of the WAVs for these
+    synthesised stems); the mix sum is 4/3 of one stereo stem, so its share falls with the
+    number of stems.
+    """
+    folder = tmp_path / "long"
+    specs = [dataclasses.replace(default_session()[k % 10], name=f"{k:02d}_{default_session()[k % 10].name}",
+                                 seed=300 + k) for k in range(24)]
+    write_session(folder, specs, duration_s=8.0)
+    cache = _cache(folder)
+    analyze_session([folder], cache=cache, jobs=2)
+    session_bytes = sum(p.stat().st_size for p in folder.glob("*.wav"))
+    cache_bytes = sum(p.stat().st_size for p in cache.folder.rglob("*") if p.is_file())
+    assert cache_bytes <= 0.35 * session_bytes, f"cache {cache_bytes / session_bytes:.1%} of the session"
+    for entry in (cache.folder / "entries").iterdir():
+        assert (entry / "audio.flac").is_file()
+
+
+def test_a_flac_snapshot_decodes_to_the_very_samples(stems):
+    import soundfile as sf
+
+    cache = _cache(stems)
+    analyze_session([stems], cache=cache, jobs=1)
+    for path in sorted(stems.glob("*.wav")):
+        snapshot = cache.entry_dir(cache.known_hash(path)) / "audio.flac"
+        a, _ = sf.read(str(path), dtype="float32")
+        b, _ = sf.read(str(snapshot), dtype="float32")
+        assert np.array_equal(a, b), path.name
+
+
+def test_a_float_stem_is_snapshotted_as_a_copy(tmp_path):
+    import soundfile as sf
+
+    folder = tmp_path / "float"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for k in range(2):
+        sf.write(str(folder / f"s{k}.wav"), (rng.standard_normal((3 * 48000, 2)) * 0.1).astype(np.float32), 48000,
+                 subtype="FLOAT")
+    cache = _cache(folder)
+    analyze_session([folder], cache=cache, jobs=1)
+    target = folder / "s0.wav"
+    snapshot = cache.entry_dir(cache.known_hash(target)) / "audio.wav"
+    assert snapshot.read_bytes() == target.read_bytes()
+    sf.write(str(target), (rng.standard_normal((3 * 48000, 2)) * 0.2).astype(np.float32), 48000, subtype="FLOAT")
+    result = analyze_session([folder], cache=_cache(folder), jobs=1)
+    assert result.reanalysed == ("s0",)
+    assert_equals_fresh(result, folder)
+
+
+def test_masking_memo_is_the_callers(stems):
+    memo: dict = {}
+    analyze_session([stems], cache=_cache(stems), jobs=1, masking_memo=memo)
+    filled = len(memo)
+    assert filled > 0
+    _rerender(stems, 0, seed=61)
+    result = analyze_session([stems], cache=_cache(stems), jobs=1, masking_memo=memo)
+    assert len(memo) == filled + (len(SPECS) - 1)  # only the changed stem's pairs are new
     assert_equals_fresh(result, stems)

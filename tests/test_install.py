@@ -50,9 +50,30 @@ def test_dry_run_copies_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_missing_resource_path_is_a_usage_error(tmp_path):
-    code, _ = run_cli("--resource-path", str(tmp_path / "typo"))
-    assert code == 2 and not (tmp_path / "typo").exists()
+def test_a_resource_path_that_does_not_exist_yet_is_created(tmp_path):
+    """REAPER installed but never started: no resource path yet.  It is made, and said so."""
+    fresh = tmp_path / "new" / "REAPER"
+    code, text = run_cli("--resource-path", str(fresh))
+    assert code == 0 and (fresh / "Scripts" / "MixBridge" / "MixBridge_Toggle AB.lua").is_file()
+    assert "created" in text.splitlines()[1]
+
+
+def test_the_hint_lists_every_action_and_not_the_library(tmp_path):
+    code, text = run_cli("--resource-path", str(tmp_path))
+    hint = text[text.index("Next, in REAPER"):]
+    assert code == 0
+    for action in ("MixBridge_Bounce selected tracks as stems.lua", "MixBridge_Toggle AB.lua",
+                   "MixBridge_Revert AI pass.lua", "MixBridge_Accept all pending.lua",
+                   "MixBridge_Start_bridge_server.py"):
+        assert action in hint, action
+    assert "MixBridge_request.lua" not in hint, "the @noindex library is no action"
+
+
+def test_a_resource_path_that_is_a_file_is_one_line_with_its_code(tmp_path, capsys):
+    (tmp_path / "REAPER").write_text("not a folder")
+    code, _ = run_cli("--resource-path", str(tmp_path / "REAPER"))
+    err = capsys.readouterr().err
+    assert code == 2 and "E_PATH_NOT_FOUND" in err and "Traceback" not in err
 
 
 def test_reinstall_updates_our_files_and_backs_up_the_users(tmp_path):

@@ -23,7 +23,8 @@ from bridge.notes.charts import TITLES
 from bridge.notes.document import md_escape
 from bridge.notes.render import SECTION_TITLES
 from bridge.notes.texts import TAG_LABELS, describe_automation, fmt_db, fmt_value
-from bridge.pipeline import SessionResult, analyze_session, plan_session
+from bridge.model import SessionResult
+from bridge.pipeline import analyze_session, plan_session
 from bridge.suggest.model import Automation
 from bridge.suggest.plan import MixPlan
 from bridge.synth import default_session, write_session

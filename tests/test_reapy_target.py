@@ -99,7 +99,7 @@ def test_apply_writes_the_plan_as_one_named_undo_point(sim, plan_file, tmp_path)
     vocal = track(state, "Lead_Vocal")
     (env,) = [e for e in vocal["envelopes"] if e.get("name") == "Volume" or e.get("chunk") == "<VOLENV2"]
     assert len(env["points"]) == 4
-    assert [t["ext"].get("mixbridge/provenance") for t in state["tracks"]] == ["ai", "ai", "ai", "manual"]
+    assert [t["ext"].get("mixbridge/provenance") for t in state["tracks"]] == ["ai", "ai", "ai", None]  # Bass untouched
     undo = state["undo"]["history"] if "undo" in state else state["undo_history"]
     names = [u["name"] if isinstance(u, dict) else u for u in undo]
     assert names[-1] == "MixBridge: AI pass 1 — 3 tracks", names
@@ -110,7 +110,7 @@ def test_same_plan_twice_writes_nothing(sim, plan_file, tmp_path):
     apply(sim, plan_file, tmp_path)
     before = sim.control.dump()
     second = apply(sim, plan_file, tmp_path)
-    assert second["writes"] == [] and second["undo_name"] == ""
+    assert second["writes"] == [] and second["undo_name"] == "" and len(second["unchanged"]) >= 8
     after = sim.control.dump()
     assert after["tracks"] == before["tracks"]
 
@@ -144,7 +144,7 @@ def test_revert_restores_pre_ai_values_and_leaves_manual_changes(sim, plan_file,
     vocal = track(state, "Lead_Vocal")
     assert all(not e["points"] for e in vocal["envelopes"])
     bass_before, bass_after = dict(track(initial, "Bass")), dict(track(state, "Bass"))
-    assert bass_after.pop("ext") == {"mixbridge/provenance": "manual"}, "left alone, tagged manual"
+    assert bass_after.pop("ext") == {}, "left alone, never tagged"
     bass_before.pop("ext")
     assert bass_before == bass_after
 
@@ -178,6 +178,10 @@ result["state"] = RPR.GetSetMediaTrackInfo_String(tr, "P_EXT:mixbridge/state", "
     assert written["track.volume_db"]["value"] == -6.0 and written["track.volume_db"]["before_raw"] == 1.0
 
 
+@pytest.mark.xfail(run=False, reason="issue 13 item 6, bridge side (phase 2): a connection lost inside reapy's HOLD "
+                                     "kills reapy 0.10's server in REAPER (the simulator now dies the same way) and "
+                                     "leaves a stale server_port; the bridge then cannot roll back or reconnect, and "
+                                     "its process does not exit (its worker thread waits for a greeting forever)")
 @pytest.mark.parametrize("function", ["TrackFX_AddByName", "TrackFX_SetParamNormalized", "SetMediaTrackInfo_Value",
                                       "InsertEnvelopePoint", "GetSetMediaTrackInfo_String"])
 def test_connection_lost_mid_pass_leaves_the_project_whole(sim, plan_file, tmp_path, function):

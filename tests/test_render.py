@@ -302,11 +302,11 @@ def test_volume_envelope_ramps_and_holds_and_multiplies_the_fader():
 
 
 def test_fx_order_is_the_reapy_targets_insertion_order():
-    from bridge.daw.reapy_target import ReaperTarget, _write_order
+    from bridge.daw.reconcile import wanted_changes, write_order
 
     track = plan_track(("track", "polarity", 1, "right"), ("comp", "ratio", 2.0), ("comp", "threshold_db", -20.0),
                        ("eq", "band1_type", "highpass"), ("eq", "band1_freq_hz", 80.0), ("track", "volume_db", 1.0))
-    keys = sorted(ReaperTarget.desired(track), key=_write_order)
+    keys = sorted(wanted_changes(track), key=write_order)
     inserted = []
     for key in keys:
         target = key.split(".")[0]

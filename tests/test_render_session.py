@@ -94,7 +94,7 @@ def test_cli_errors_are_one_line_with_stable_codes(session, tmp_path, capsys):
     assert main(["render", str(session["plan_path"]), str(tmp_path / "nowhere"), "--out",
                  str(tmp_path / "o")]) == ExitStatus.USAGE
     err = capsys.readouterr().err.strip()
-    assert err.startswith("mixbridge: E_NO_STEMS:") and "nowhere" in err
+    assert err.startswith("mixbridge: E_PATH_NOT_FOUND:") and "nowhere" in err
     assert main(["render", str(session["plan_path"]), str(session["stems"]), "--out",
                  str(session["stems"])]) == ExitStatus.USAGE
     assert "E_RENDER_OUTPUT" in capsys.readouterr().err

@@ -25,23 +25,15 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from bridge.control import server as srv
 from bridge.control.controller import SessionController
 from bridge.control.server import SurfaceServer
-from bridge.daw.base import PlanTarget
+from bridge.daw.plan_target import PlanTarget
 from bridge.errors import BridgeError
 from tests.test_review import PLAN
+from tests.conftest import wait_until as wait_for
 
 OSCSEND, OSCDUMP = shutil.which("oscsend"), shutil.which("oscdump")
 needs_liblo = pytest.mark.skipif(not (OSCSEND and OSCDUMP), reason="liblo-tools (oscsend, oscdump) not installed")
 TRACK_INFO = {"Kick": {"integrated_lufs": -14.3}, "Vox": {"integrated_lufs": -18.25}, "Gtr": {"integrated_lufs": None}}
 
-
-def wait_for(condition, timeout_s=5.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def osc(address, *args):
@@ -165,16 +157,17 @@ def test_lists_and_bulk_decisions(surface):
     assert server.counters["ignored_release"] == 1
     p.send(server, osc("/mixbridge/revert", True))
     wait_for(lambda: controller.accepted() == (), what="revert")
-    assert set(target.provenance().values()) == {"manual"}
+    assert set(target.provenance().values()) == {"untouched"}
 
 
 def test_an_error_from_the_target_becomes_the_status_line(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead_port = s.getsockname()[1]
-    from bridge.daw.base import make_target
+    from bridge.daw.targets import make_target
+    from bridge.settings import Connection, Settings
 
-    controller = SessionController(make_target("reaper", web_port=dead_port, timeout_s=1.0), copy.deepcopy(PLAN))
+    controller = SessionController(make_target(Settings(target="reaper", connection=Connection(web_port=dead_port, timeout_s=1.0))), copy.deepcopy(PLAN))
     with SurfaceServer(controller, port=0) as server:
         p = Peer()
         try:
@@ -200,7 +193,7 @@ def test_a_command_sent_with_oscsend_works(surface):
     subprocess.run([OSCSEND, host, str(port), "/mixbridge/accept/index", "ii", "2", "1"], check=True, timeout=10)
     subprocess.run([OSCSEND, host, str(port), "/mixbridge/amount", "f", "0.25"], check=True, timeout=10)
     wait_for(lambda: controller.amount == 0.25 and len(controller.accepted()) == 2, what="index + amount")
-    assert target.provenance() == {"Kick": "ai", "Vox": "ai", "Gtr": "manual", "Bass": "manual"}
+    assert target.provenance() == {"Kick": "ai", "Vox": "ai", "Gtr": "untouched", "Bass": "untouched"}
 
 
 @needs_liblo

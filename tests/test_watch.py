@@ -24,14 +24,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.daw.base import PlanTarget
+from bridge.console import Console
+from bridge.daw.plan_target import PlanTarget
 from bridge.errors import DawUnavailable
 from bridge.synth import default_session, write_session
-from bridge.watch import Console, Watcher, WatchSettings
-from bridge.watch.bounce import ManifestEntry, map_tracks, compile_pattern
+from bridge.watch import Watcher
+from bridge.tracks import ManifestEntry, compile_pattern, map_tracks
 from bridge.watch.filters import classify
 from bridge.watch.settle import BAD, COMPLETE, PENDING, CompletenessTracker
 from bridge.watch.state import Journal, StateFolder, read_journal, recover
+from tests.conftest import wait_until, watch_settings
 
 REPO = Path(__file__).resolve().parents[1]
 FS = 48000
@@ -44,11 +46,7 @@ FAST = dict(settle_s=0.3, poll_s=0.05, stable_polls=2, jobs=1, incomplete_timeou
 
 
 def _until(condition, timeout_s: float = DEADLINE_S, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
+    wait_until(condition, timeout_s, what)
 
 
 def _events(folder: Path, kind: str | None = None) -> list[dict]:
@@ -69,7 +67,7 @@ def watcher(renders):
     started: list[Watcher] = []
 
     def start(target=None, folder: Path | None = None, **overrides) -> Watcher:
-        settings = WatchSettings(folder or renders, **{**FAST, **overrides})
+        settings = watch_settings(folder or renders, **{**FAST, **overrides})
         w = Watcher(settings, target=target, console=Console(io.StringIO(), tty=False))
         started.append(w)
         return w.start()
@@ -211,7 +209,7 @@ def test_a_bounce_becomes_one_pass_with_plan_and_notes(watcher, renders):
     assert len(w.passes) == 1, [p.bounce.reason for p in w.passes]
     outcome = w.passes[0]
     assert sorted(s.name for s in outcome.result.stems) == sorted(p.stem for p in paths)
-    assert outcome.apply_state == "applied" and outcome.moves > 0
+    assert outcome.state == "proposed" and outcome.counts.changes > 0
     pass_dir = renders / ".mixbridge" / "passes" / "0001"
     for name in ("plan.json", "notes.html", "notes.md", "report.json"):
         assert (pass_dir / name).is_file(), name
@@ -223,8 +221,8 @@ def test_a_bounce_becomes_one_pass_with_plan_and_notes(watcher, renders):
     assert last["pass"] == 1 and set(last["stems"]) == {p.name for p in paths}
     kinds = [r["event"] for r in _events(renders) if r.get("pass") == 1]
     assert kinds[0] == "pass_started" and kinds[-1] == "pass_done" and "applied" in kinds
-    line = outcome.line
-    assert line.startswith("pass 1: 3 stems") and "moves applied" in line and "notes.html" in line
+    line = next(x for x in w.console.lines if x.startswith("pass 1:"))
+    assert line.startswith(outcome.line) and " proposed (no DAW target)" in line and "notes.html" in line
 
 
 def test_a_second_bounce_reports_what_changed(watcher, renders):
@@ -380,12 +378,12 @@ def test_a_target_that_is_down_gets_the_plan_once_it_is_back(watcher, renders, t
     w = watcher(target=target)
     _stems(renders, 2)
     assert w.wait_for(lambda: w.passes, DEADLINE_S)
-    assert w.passes[0].apply_state in ("queued", "applied")
+    assert w.passes[0].state in ("queued", "applied", "proposed")
     assert w.wait_for(lambda: target.applied == 1 and w.queued is None, DEADLINE_S)
     assert w.wait_for(lambda: w.idle, DEADLINE_S)
     assert target.calls == 5 and target.applied == 1
     outcome = w.passes[0]
-    assert outcome.apply_state == "applied" and outcome.report.writes
+    assert outcome.state in ("applied", "proposed") and outcome.report.writes
     assert len(_events(renders, "apply_queued")) == 1
     assert len(_events(renders, "apply_retry")) == 4
     assert len([r for r in _events(renders, "applied") if r["pass"] == 1]) == 1
@@ -401,12 +399,14 @@ def test_review_mode_holds_moves_until_accepted(watcher, renders):
     _stems(renders, 2)
     assert w.wait_for(lambda: w.passes, DEADLINE_S)
     outcome = w.passes[0]
-    assert outcome.pending_review and outcome.moves == 0
-    assert not json.loads((renders / ".mixbridge" / "applied-plan.json").read_text()).get("tracks", [{}])[0].get("changes")
+    assert outcome.held and outcome.counts.changes == 0
+    assert outcome.state == "held"
+    assert not (renders / ".mixbridge" / "applied-plan.json").exists(), "nothing accepted: the target is untouched"
     assert "waiting for your review" in (renders / "mixbridge-notes.md").read_text()
     reply = w.request("accept_all", wait_s=DEADLINE_S)
     assert reply and reply.startswith("accepted"), reply
-    assert outcome.apply_state == "applied" and outcome.moves > 0 and not outcome.pending_review
+    outcome = w.passes[0]  # the pass's record after the accept
+    assert outcome.state == "proposed" and outcome.counts.changes > 0 and not outcome.held
     applied = json.loads((renders / ".mixbridge" / "applied-plan.json").read_text())
     assert any(t["changes"] for t in applied["tracks"])
 
@@ -415,7 +415,9 @@ _STUCK = textwrap.dedent("""
     import sys, threading
     from pathlib import Path
     sys.path.insert(0, {repo!r})
-    from bridge.watch import Console, Watcher, WatchSettings
+    from bridge.console import Console
+    from bridge.settings import Settings, WatchTimings
+    from bridge.watch import Watcher
 
     class Stuck:
         kind = "stuck"
@@ -427,7 +429,7 @@ _STUCK = textwrap.dedent("""
         def close(self):
             pass
 
-    w = Watcher(WatchSettings(Path(sys.argv[1]), settle_s=0.3, poll_s=0.05, jobs=1), target=Stuck(),
+    w = Watcher(Settings(Path(sys.argv[1]), jobs=1, timings=WatchTimings(settle_s=0.3, poll_s=0.05)), target=Stuck(),
                 console=Console(open("/dev/null", "w")))
     w.start()
     threading.Event().wait()
@@ -511,5 +513,5 @@ def test_ctrl_c_stops_the_cli_watcher(renders):
             proc.wait(DEADLINE_S)
     reader.join(5.0)
     assert code == 0, "".join(lines)
-    assert any("stopped after 1 passes" in line for line in lines), lines
+    assert any(line.rstrip().endswith("stopped after 1 pass") for line in lines), lines  # not "1 passes"
     assert _events(renders)[-1]["event"] == "watch_stopped"

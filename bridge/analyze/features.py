@@ -75,9 +75,9 @@ class StemFeatures:
         """
         return StemFeatures(
             sample_rate=self.sample_rate, channels=self.channels, frames=self.frames,
-            subhop_power=self.subhop_power.astype(np.float32),
+            subhop_power=_float32(self.subhop_power),
             frame_power=np.zeros((0, self.channels)), frame_peak=np.zeros(0, np.float32),
-            band_power=self.band_power.astype(np.float32), band_ll=None, band_rr=None, band_lr=None,
+            band_power=_float32(self.band_power), band_ll=None, band_rr=None, band_lr=None,
             sample_peak=self.sample_peak, true_peak=self.true_peak, dc_mean=self.dc_mean, clip=self.clip)
 
     @property
@@ -118,6 +118,13 @@ class StemFeatures:
         return cls(**values)
 
 
+def _float32(values: np.ndarray) -> np.ndarray:
+    """float32, saturated at the largest float32 rather than overflowing to infinity."""
+    if values.dtype != np.float32 and values.size and not float(values.max()) < float(np.finfo(np.float32).max):
+        values = np.minimum(values, np.finfo(np.float32).max)
+    return values.astype(np.float32)
+
+
 class FeatureExtractor:
     """Streaming reducer from audio blocks to :class:`StemFeatures`.
 
@@ -126,6 +133,9 @@ class FeatureExtractor:
     sample_rate : int
         Hz, a multiple of 100.
     channels : int
+    quantum : float
+        The source's quantisation step (PCM: ``2**-(bits-1)``), 0 for float sources and the mix;
+        see :class:`~bridge.analyze.levels.ClipDetector`.
 
     Examples
     --------
@@ -135,13 +145,13 @@ class FeatureExtractor:
     >>> features = extractor.finish()
     """
 
-    def __init__(self, sample_rate: int, channels: int):
+    def __init__(self, sample_rate: int, channels: int, quantum: float = 0.0):
         self.sample_rate = sample_rate
         self.channels = channels
         self.hop = sample_rate // 10
         self._loudness = KWeightedEnergy(sample_rate, channels)
         self._true_peak = TruePeakMeter(sample_rate, channels)
-        self._clips = ClipDetector(channels)
+        self._clips = ClipDetector(channels, quantum)
         self._levels = FrameLevels(sample_rate, channels)
         self._bands = BandEnergy(sample_rate, channels)
         self._pending = np.zeros((channels, 0), dtype=np.float32)

@@ -111,8 +111,11 @@ class _Direction:
 def _direction(maskee: np.ndarray, maskee_active: np.ndarray, significant: np.ndarray,
                threshold: np.ndarray, masker_active: np.ndarray) -> _Direction:
     frames = maskee_active & masker_active
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         msr = 10.0 * np.log10(threshold / maskee)
+        overflowed = np.isposinf(msr) & (maskee > 0)
+        if overflowed.any():  # the ratio overflowed float32 (a masker near the float limit): as a difference
+            msr[overflowed] = (10.0 * (np.log10(threshold.astype(np.float64)) - np.log10(maskee.astype(np.float64))))[overflowed]
     cells = significant & frames[:, None] & (msr > np.float32(-CLARITY_MARGIN_DB))
     active_count = max(int(maskee_active.sum()), 1)
     fraction = cells.sum(axis=0) / active_count
@@ -178,7 +181,12 @@ def masking_pairs(names: list[str], band_power: list[np.ndarray], active: list[n
             strong = np.percentile(e[a], 95, axis=0) if a.any() else np.zeros(e.shape[1], np.float32)
             significant = ((e > 0.0) & (e >= loudest * 10.0 ** (-SIGNIFICANT_WITHIN_DB / 10.0))
                            & (e >= strong * 10.0 ** (-STRENGTH_WITHIN_DB / 10.0)))
-            prepared[i] = (e, e @ spread, significant)
+            with np.errstate(over="ignore", invalid="ignore"):
+                threshold = e @ spread
+            if not np.isfinite(threshold).all():  # band energies near the float32 limit: saturate
+                big = np.finfo(np.float32).max
+                threshold = np.minimum(e.astype(np.float64) @ spread, big).astype(np.float32)
+            prepared[i] = (e, threshold, significant)
         return prepared[i]
 
     pairs: list[tuple[float, MaskingPair]] = []

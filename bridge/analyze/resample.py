@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import signal
 
 
 class StreamResampler:
@@ -24,6 +23,8 @@ class StreamResampler:
         self._data = np.zeros((self.context, channels), dtype=np.float32)
 
     def _run(self, data: np.ndarray, length: int) -> np.ndarray:
+        from scipy import signal  # only mixed-rate sessions need it
+
         segment = data[: self.context + length + self.context]
         out = signal.resample_poly(segment, self.up, self.down, axis=0)
         first = self.context * self.up // self.down

@@ -84,18 +84,42 @@ def _features(band_power: np.ndarray, subhop_power: np.ndarray, weights: np.ndar
     return feats / np.where(scale > 1e-9, scale, 1.0)
 
 
+#: Up to this many novelty frames (20 minutes) the whole self-similarity matrix is formed
+#: (11.5 MB); beyond it only the band around the diagonal that the kernel reads is (memory linear
+#: in length: a 3-hour mix would otherwise need two 0.9 GB matrices).  Same values up to rounding.
+FULL_SSM_MAX_FRAMES = 1200
+
+
 def _novelty(feats: np.ndarray, half: int) -> np.ndarray:
     norms = np.linalg.norm(feats, axis=1, keepdims=True)
     unit = feats / np.where(norms > 1e-12, norms, 1.0)
-    ssm = unit @ unit.T
     idx = np.arange(-half, half)
     gauss = np.exp(-0.5 * ((idx + 0.5) / (0.5 * half)) ** 2)
     sign = np.where(idx < 0, -1.0, 1.0)
     kernel = np.outer(sign * gauss, sign * gauss)
     n = len(feats)
+    if n > FULL_SSM_MAX_FRAMES:
+        return np.maximum(_banded_novelty(unit, kernel, half), 0.0)
+    ssm = unit @ unit.T
     padded = np.pad(ssm, half, mode="edge")
     novelty = np.array([np.sum(kernel * padded[t:t + 2 * half, t:t + 2 * half]) for t in range(n)])
     return np.maximum(novelty, 0.0)
+
+
+def _banded_novelty(unit: np.ndarray, kernel: np.ndarray, half: int) -> np.ndarray:
+    """The novelty of :func:`_novelty` without the n x n matrix: each window's block of the
+    edge-padded self-similarity matrix is the similarity of the (index-clamped) frames it covers."""
+    n = len(unit)
+    offsets = np.arange(-half, half)
+    novelty = np.empty(n)
+    step = 512  # windows per batch: a (512, 2h, 2h) block at a time
+    for start in range(0, n, step):
+        t = np.arange(start, min(start + step, n))
+        idx = np.clip(t[:, None] + offsets[None, :], 0, n - 1)  # (batch, 2h)
+        frames = unit[idx]  # (batch, 2h, d)
+        block = np.einsum("bid,bjd->bij", frames, frames)
+        novelty[t] = np.einsum("bij,ij->b", block, kernel)
+    return novelty
 
 
 def detect_sections(band_power: np.ndarray, subhop_power: np.ndarray, weights: np.ndarray,
@@ -158,7 +182,12 @@ def detect_sections(band_power: np.ndarray, subhop_power: np.ndarray, weights: n
 
 def section_lufs(subhop_power: np.ndarray, weights: np.ndarray, section: Section) -> float | None:
     """Gated integrated loudness (BS.1770-4) over the gating blocks that lie inside ``section``."""
-    blocks = lu.gating_blocks(subhop_power)
+    return section_lufs_from_blocks(lu.gating_blocks(subhop_power), weights, section)
+
+
+def section_lufs_from_blocks(blocks: np.ndarray, weights: np.ndarray, section: Section) -> float | None:
+    """:func:`section_lufs` from the stream's gating blocks (:func:`~bridge.analyze.loudness.gating_blocks`),
+    computed once per stream for all its sections."""
     if len(blocks) == 0:
         return None
     starts_s = np.arange(len(blocks)) * 0.1

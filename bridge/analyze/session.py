@@ -12,7 +12,7 @@ import numpy as np
 from . import loudness as lu
 from .features import StemFeatures
 from .masking import MaskingPair, masking_pairs
-from .sections import Section, detect_sections, section_lufs, sections_from_markers
+from .sections import Section, detect_sections, section_lufs_from_blocks, sections_from_markers
 from .stem import StemAnalysis, analyze_stem
 
 
@@ -55,6 +55,20 @@ def _pad_frames(array: np.ndarray, frames: int) -> np.ndarray:
     return np.concatenate([array, pad])
 
 
+def stem_masking(stems: list[tuple[str, StemFeatures, StemAnalysis]], stem_keys: list[str] | None = None,
+                 masking_memo: dict | None = None) -> tuple[MaskingPair, ...]:
+    """Masking between the stems on their common frame count (see :func:`analyze_mix`).
+
+    Depends on the stems alone, not on the mix, so the pipeline runs it (filling ``masking_memo``)
+    while the mix is still being measured.
+    """
+    frames = max(f.n_frames for _, f, _ in stems)
+    names = [name for name, _, _ in stems]
+    band_power = [_pad_frames(f.band_power, frames) for _, f, _ in stems]
+    active = [_pad_frames(a.active, frames) for _, _, a in stems]
+    return tuple(masking_pairs(names, band_power, active, stem_keys, masking_memo))
+
+
 def analyze_mix(stems: list[tuple[str, StemFeatures, StemAnalysis]], mix: StemFeatures | None,
                 markers: list[tuple[str, float, float | None]] | None = None,
                 alignment: tuple[str, ...] = (), stem_keys: list[str] | None = None,
@@ -80,10 +94,8 @@ def analyze_mix(stems: list[tuple[str, StemFeatures, StemAnalysis]], mix: StemFe
     summed = analyze_stem(mix) if mix is not None else None
     frames = max(f.n_frames for _, f, _ in stems)
     duration_s = max(f.duration_s for _, f, _ in stems)
-    names = [name for name, _, _ in stems]
-    band_power = [_pad_frames(f.band_power, frames) for _, f, _ in stems]
     active = [_pad_frames(a.active, frames) for _, _, a in stems]
-    pairs = tuple(masking_pairs(names, band_power, active, stem_keys, masking_memo))
+    pairs = stem_masking(stems, stem_keys, masking_memo)
 
     notes = list(alignment)
     rates = sorted({f.sample_rate for _, f, _ in stems})
@@ -102,12 +114,14 @@ def analyze_mix(stems: list[tuple[str, StemFeatures, StemAnalysis]], mix: StemFe
                                    active, mix.duration_s)
     else:
         sections = [Section("A", 0.0, duration_s, "auto")]
+    # Gating blocks once per stream, not once per section and stream.
+    stem_blocks = [(name, lu.gating_blocks(f.subhop_power), lu.channel_weights(f.channels)) for name, f, _ in stems]
+    mix_blocks = (lu.gating_blocks(mix.subhop_power), lu.channel_weights(mix.channels)) if mix is not None else None
     levels = []
     for section in sections:
-        stem_lufs = tuple((name, _round(section_lufs(f.subhop_power, lu.channel_weights(f.channels), section)))
-                          for name, f, _ in stems)
-        mix_lufs = (_round(section_lufs(mix.subhop_power, lu.channel_weights(mix.channels), section))
-                    if mix is not None else None)
+        stem_lufs = tuple((name, _round(section_lufs_from_blocks(blocks, weights, section)))
+                          for name, blocks, weights in stem_blocks)
+        mix_lufs = _round(section_lufs_from_blocks(*mix_blocks, section)) if mix_blocks is not None else None
         levels.append(SectionLevels(section, stem_lufs, mix_lufs))
     return MixAnalysis(summed, mix.sample_rate if mix is not None else None, pairs, tuple(levels), tuple(notes))
 

@@ -10,7 +10,6 @@ correlation and width per band follow (see :mod:`bridge.analyze.stereo`).
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 
 #: Nominal 1/3-octave centres, Hz (IEC 61260 / ISO 266), 20 Hz .. 20 kHz: 31 bands.
 BAND_CENTERS_HZ = np.array([
@@ -23,6 +22,10 @@ BAND_HIGH_HZ = _EXACT_CENTERS_HZ * 10.0 ** (1.0 / 20.0)
 N_BANDS = len(BAND_CENTERS_HZ)
 #: Bands starting at or above this frequency are summed over whole bins.
 SPLIT_HZ = 500.0
+#: Above this sample magnitude a frame's float32 spectrum could overflow (|X|^2 of a frame of
+#: thousands of samples), so it is measured in float64 instead: 2^40, +241 dBFS, only ever reached
+#: by broken float renders.  Below it the float32 path runs unchanged.
+OVERFLOW_PEAK = float(2 ** 40)
 
 
 def band_matrix(sample_rate: int, n_fft: int) -> np.ndarray:
@@ -60,6 +63,9 @@ class BandEnergy:
     """
 
     def __init__(self, sample_rate: int, channels: int):
+        import scipy.fft  # here, not at import: only the processes that measure audio pay for it
+
+        self._rfft = scipy.fft.rfft
         self.hop = sample_rate // 10
         self.channels = channels
         window = np.hanning(self.hop + 1)[:-1]  # periodic Hann
@@ -99,8 +105,11 @@ class BandEnergy:
         if n_frames == 0:
             return
         shaped = frames[:, : n_frames * self.hop].reshape(self.channels, n_frames, self.hop)
+        if float(np.abs(shaped).max(initial=0.0)) > OVERFLOW_PEAK:
+            self._feed_wide(shaped)
+            return
         windowed = shaped * self._window  # (ch, frames, hop)
-        spectra = scipy.fft.rfft(windowed, axis=-1, overwrite_x=True)
+        spectra = self._rfft(windowed, axis=-1, overwrite_x=True)
         interleaved = spectra.view(np.float32)  # (ch, frames, 2 * bins)
         if self.channels == 1:
             self._power.append(self._reduce(np.square(interleaved[0])))
@@ -116,6 +125,26 @@ class BandEnergy:
             total = sum(self._reduce(np.square(interleaved[c])) for c in range(self.channels))
             self._power.append(total / self.channels)
 
+    def _feed_wide(self, shaped: np.ndarray) -> None:
+        """Frames whose float32 spectra would overflow: the same reduction in float64, then each band
+        energy saturated to the largest float32 (+385 dB) where even that is exceeded."""
+        windowed = shaped.astype(np.float64) * self._window
+        pairs = self._rfft(windowed, axis=-1).view(np.float64)
+        big = float(np.finfo(np.float32).max)
+
+        def reduce(x):
+            return np.minimum(self._reduce(x), big).astype(np.float32)
+
+        if self.channels == 1:
+            self._power.append(reduce(np.square(pairs[0])))
+            return
+        ll, rr = reduce(np.square(pairs[0])), reduce(np.square(pairs[1]))
+        self._ll.append(ll)
+        self._rr.append(rr)
+        self._lr.append(np.clip(self._reduce(pairs[0] * pairs[1]), -big, big).astype(np.float32))
+        total = sum(np.minimum(self._reduce(np.square(pairs[c])), big) for c in range(self.channels))
+        self._power.append(np.minimum(total / self.channels, big).astype(np.float32))
+
     def _reduce(self, pairs: np.ndarray) -> np.ndarray:
         """Interleaved per-bin products ``(frames, 2 * bins)`` to band energies ``(frames, bands)``."""
         low = pairs[:, : 2 * self._split_bin] @ self._low_matrix
@@ -125,12 +154,14 @@ class BandEnergy:
 
     def result(self) -> dict[str, np.ndarray | None]:
         """``power`` (frames, bands) and, for two or more channels, ``ll``, ``rr`` and ``lr``."""
-        def stack(parts: list[np.ndarray]) -> np.ndarray:
+        def stack(name: str) -> np.ndarray:
+            parts = getattr(self, name)
+            setattr(self, name, [])  # the pieces go as the whole is made: never both twice over
             return np.concatenate(parts) if parts else np.zeros((0, N_BANDS), np.float32)
         stereo = self.channels >= 2
         return {
-            "power": stack(self._power),
-            "ll": stack(self._ll) if stereo else None,
-            "rr": stack(self._rr) if stereo else None,
-            "lr": stack(self._lr) if stereo else None,
+            "power": stack("_power"),
+            "ll": stack("_ll") if stereo else None,
+            "rr": stack("_rr") if stereo else None,
+            "lr": stack("_lr") if stereo else None,
         }

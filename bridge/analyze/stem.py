@@ -1,6 +1,7 @@
 """Per-stem measures: features in, one frozen :class:`StemAnalysis` out.  Pure; no I/O."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,13 +165,13 @@ def loudness_measures(features: StemFeatures) -> tuple[LoudnessMeasures, np.ndar
     weights = lu.channel_weights(features.channels)
     power = features.subhop_power
     integrated = lu.integrated_lufs(lu.gating_blocks(power), weights)
-    momentary_10ms = lu.momentary_lufs(power, weights, step=1)
+    top_10ms = lu.max_momentary_lufs(power, weights)
     momentary_grid = lu.momentary_lufs(power, weights, step=lu.SUBHOPS_PER_FRAME)
     short_term = lu.short_term_lufs(power, weights)
     lra = lu.loudness_range_lu(short_term)
     measures = LoudnessMeasures(
         integrated_lufs=finite_or_none(integrated),
-        max_momentary_lufs=_max_lufs(momentary_10ms),
+        max_momentary_lufs=top_10ms if math.isfinite(top_10ms) and top_10ms > lu.SILENCE_LUFS else None,
         max_short_term_lufs=_max_lufs(short_term),
         lra_lu=finite_or_none(lra),
         momentary_lufs=_series(momentary_grid, lu.MOMENTARY_SUBHOPS // lu.SUBHOPS_PER_FRAME - 1),
@@ -216,7 +217,7 @@ def spectrum_measures(features: StemFeatures, active: np.ndarray) -> SpectrumMea
         # when it is strong: within 20 dB of the loudest band.
         strong = np.flatnonzero(musical & (mean >= float(mean[musical].max()) * 10.0 ** (-STRONG_BAND_DB / 10.0)))
         useful_low = float(BAND_CENTERS_HZ[min(band, int(strong[0]))])
-        centroid = float(np.sum(mean * BAND_CENTERS_HZ) / total)
+        centroid = finite_or_none(np.sum(mean * BAND_CENTERS_HZ) / total)
     return SpectrumMeasures(
         band_db=band_db,
         band_db_over_time=tuple(over_time),
@@ -229,7 +230,7 @@ def spectrum_measures(features: StemFeatures, active: np.ndarray) -> SpectrumMea
 def _rel_db(part: float, whole: float) -> float | None:
     if part <= 1e-30 or whole <= 1e-30:
         return None
-    return round(float(10.0 * np.log10(part / whole)), 2)
+    return finite_or_none(10.0 * np.log10(part / whole), 2)
 
 
 def analyze_stem(features: StemFeatures) -> StemAnalysis:

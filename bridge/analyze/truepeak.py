@@ -90,30 +90,36 @@ class TruePeakMeter:
         return self.peak
 
     def _interpolate_where_needed(self, padded: np.ndarray, rows: int) -> None:
-        """Interpolate the runs of segments whose inputs could beat the running peak."""
+        """Interpolate the segments whose inputs could beat the running peak, all in one product.
+
+        The bound per segment comes from one reshape of ``|x|``; the rows of every hot segment of
+        every channel are gathered from one strided view and multiplied by the row matrix at once.
+        """
+        if rows <= 0:
+            return
+        channels = len(padded)
         segments = -(-rows // SEGMENT_ROWS)
         span = segments * SEGMENT_ROWS * TAPS + TAPS
         magnitudes = np.abs(padded[:, :span])
         if magnitudes.shape[1] < span:
             magnitudes = np.pad(magnitudes, ((0, 0), (0, span - magnitudes.shape[1])))
         # Segment k's outputs read inputs [k*S*12, (k+1)*S*12 + 12): its own samples and the next row.
-        body = magnitudes[:, : segments * SEGMENT_ROWS * TAPS].reshape(len(padded), segments, -1).max(axis=(0, 2))
+        body = magnitudes[:, : segments * SEGMENT_ROWS * TAPS].reshape(channels, segments, -1).max(axis=(0, 2))
         head = magnitudes[:, SEGMENT_ROWS * TAPS::SEGMENT_ROWS * TAPS].max(axis=0)[:segments]
         bound = np.maximum(body, np.pad(head, (0, segments - len(head)))) * MAX_PHASE_GAIN
         hot = bound > self.peak
         if not hot.any():
             return
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], hot.view(np.int8), [0]])))
-        for start, stop in zip(edges[::2], edges[1::2]):
-            first_row, last_row = start * SEGMENT_ROWS, min(stop * SEGMENT_ROWS, rows)
-            for channel in range(len(padded)):
-                self._interpolate(padded[channel, first_row * TAPS:], last_row - first_row)
-
-    def _interpolate(self, samples: np.ndarray, rows: int) -> None:
-        """All 4 phases of outputs ``[0, 12 * rows)`` of one contiguous channel."""
-        if rows <= 0:
-            return
+        samples = np.ascontiguousarray(padded)
+        if len(samples) and samples.shape[1] < rows * TAPS + TAPS:
+            samples = np.pad(samples, ((0, 0), (0, rows * TAPS + TAPS - samples.shape[1])))
+        step = samples.strides[1]
         view = np.lib.stride_tricks.as_strided(
-            samples, shape=(rows, 2 * TAPS), strides=(TAPS * samples.strides[0], samples.strides[0]))
-        out = view @ _ROW_MATRIX
-        self.peak = max(self.peak, float(out.max()), float(-out.min()))
+            samples, shape=(channels, rows, 2 * TAPS), strides=(samples.strides[0], TAPS * step, step))
+        if hot.all():
+            out = view @ _ROW_MATRIX
+        else:
+            picked = np.repeat(hot, SEGMENT_ROWS)[:rows]
+            out = view[:, picked] @ _ROW_MATRIX
+        if out.size:
+            self.peak = max(self.peak, float(out.max()), float(-out.min()))

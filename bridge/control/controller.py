@@ -130,6 +130,31 @@ class SessionController:
             self._publish()
             return replies
 
+    def run_on(self, plan_id: str, command: str, values: tuple[Any, ...] = ()) -> bool:
+        """Run ``command`` only if the review is still on the plan ``plan_id`` (the review page names
+        suggestions and track slots of the plan it showed).  Returns whether it ran; if a new pass or
+        amount replaced the plan meanwhile, nothing is done and the status line says so."""
+        with self._lock:
+            if str(self.review.plan.get("id", "")) != plan_id:
+                self.status = f"{command} not done: the plan changed (a new pass or amount) since the page showed it"
+                self._publish()
+                return False
+            self.run(command, values)
+            return True
+
+    def cmd_refresh(self) -> None:
+        """Check REAPER: what is accepted lands again (applies are idempotent and cumulative), so a value
+        the producer changed by hand is found and kept (the track turns hybrid); nothing else is written."""
+        if not self.review.accepted_ids:
+            self._refresh_provenance()
+            self.status = "checked REAPER: nothing accepted yet"
+            return
+        report = self.target.apply(self.review.plan_for_target())
+        self._refresh_provenance()
+        kept, written = len(report.overrides), len(report.written)
+        self.status = (f"checked REAPER: {kept} manual {'change' if kept == 1 else 'changes'} kept, "
+                       f"{written} {'value' if written == 1 else 'values'} written")
+
     def cmd_ping(self) -> list[Message]:
         return [(f"{a.PREFIX}/pong", ())]
 

@@ -33,14 +33,15 @@ import threading
 import time
 from typing import Any, Iterable
 
-from ..errors import BridgeError
+from ..errors import SurfaceExposed
+from ..settings import SurfaceOptions
 from . import addresses as a
 from .osc import OscDecodeError, bundle_size, decode_packet, encode_bundle, encode_message
 
 log = logging.getLogger("mixbridge.surface")
 
-DEFAULT_BIND = "127.0.0.1"
-DEFAULT_PORT = 9100
+DEFAULT_BIND = SurfaceOptions().bind
+DEFAULT_PORT = SurfaceOptions().port
 #: Inbound datagrams larger than this are refused unread (no surface command comes near it).
 MAX_PACKET_BYTES = 2048
 FLUSH_INTERVAL_S = 0.025
@@ -67,7 +68,7 @@ REFUSED = ("dropped_not_allowed", "oversized", "malformed", "bad_type", "bundle_
 Address = tuple[str, int]
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -79,6 +80,29 @@ def _resolve(host: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return socket.gethostbyname(host)
+
+
+def allowed_hosts(bind: str, allow: Iterable[str], what: str = "the surface server",
+                  flag: str = "--allow") -> frozenset[str]:
+    """The exposure rule of every MixBridge server (the OSC surface, the review page): the hosts in
+    ``allow`` resolved once (empty: loopback senders only).  A non-loopback ``bind`` needs them.
+
+    Raises
+    ------
+    SurfaceExposed
+        ``E_SURFACE_EXPOSED`` for a non-loopback ``bind`` without ``allow``.
+    """
+    hosts = frozenset(_resolve(h) for h in allow)
+    if not hosts and not is_loopback(bind):
+        raise SurfaceExposed(f"binding {bind} exposes {what} beyond this machine; name the hosts with {flag} HOST")
+    return hosts
+
+
+def host_allowed(host: str, allow: frozenset[str]) -> bool:
+    """Whether a sender may talk to a server with the allow-list ``allow`` (see :func:`allowed_hosts`)."""
+    if allow:
+        return host in allow
+    return is_loopback(host)
 
 
 class _Outbox:
@@ -133,7 +157,7 @@ class SurfaceServer:
 
     Raises
     ------
-    BridgeError
+    SurfaceExposed
         ``E_SURFACE_EXPOSED`` for a non-loopback ``bind`` without ``allow``.
     """
 
@@ -142,10 +166,7 @@ class SurfaceServer:
         self.controller = controller
         self.bind = bind
         self.port = port
-        self.allow = frozenset(_resolve(h) for h in allow)
-        if not self.allow and not _is_loopback(bind):
-            raise BridgeError(f"binding {bind} exposes the surface server beyond this machine; "
-                              f"name the surfaces with --allow HOST", code="E_SURFACE_EXPOSED")
+        self.allow = allowed_hosts(bind, allow)
         self._counters: collections.Counter[str] = collections.Counter({k: 0 for k in COUNTER_NAMES})
         self._counter_lock = threading.Lock()
         self._out_lock = threading.Lock()
@@ -226,9 +247,7 @@ class SurfaceServer:
     # --- receiving --------------------------------------------------------------------------------------
 
     def _allowed(self, host: str) -> bool:
-        if self.allow:
-            return host in self.allow
-        return _is_loopback(host)
+        return host_allowed(host, self.allow)
 
     def _receive_loop(self) -> None:
         sock = self._sock

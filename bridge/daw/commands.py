@@ -18,6 +18,10 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from ..settings import Connection
+
+DEFAULTS = Connection()
+
 SECTION = "mixbridge"
 REQUESTS_KEY = "requests"
 REPLY_KEY = "reply"
@@ -85,7 +89,7 @@ class ExtStateCommands:
     persisted counter was reset) starts a new epoch.
     """
 
-    def __init__(self, host: str = "127.0.0.1", web_port: int = 2307, timeout_s: float = 1.0) -> None:
+    def __init__(self, host: str = DEFAULTS.host, web_port: int = DEFAULTS.web_port, timeout_s: float = 1.0) -> None:
         self.base = f"http://{host}:{int(web_port)}/_/"
         self.timeout_s = timeout_s
         self.available = False

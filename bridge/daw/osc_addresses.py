@@ -4,7 +4,8 @@ Nothing else in the bridge spells a REAPER OSC address: the OSC target formats a
 here, and ``tests/test_osc_patterns.py`` checks this table against the shipped pattern file
 ``reaper_scripts/MixBridge.ReaperOSC`` (same action name, same flag, same pattern).
 
-Facts from REAPER's own surface code (reaper.md 1.4, ``csurf_osc.cpp``):
+Facts from REAPER's own surface code (``reaper-plugins/reaper_csurf/csurf_osc.cpp`` in the REAPER
+SDK; docs/reaper-osc.md lists each with its evidence):
 
 - ``@`` is REAPER's wildcard; track, FX and parameter numbers in it are **1-based**.  The track
   number is **relative to the current bank**: ``/track/1/...`` is the first track of the bank
@@ -13,9 +14,13 @@ Facts from REAPER's own surface code (reaper.md 1.4, ``csurf_osc.cpp``):
 - ``FX_BYPASS`` is really "enabled": 1.0 = active, 0.0 = bypassed.
 - ``TRACK_VOLUME f .../volume/db`` is dB in and dB out; the ``n`` volume is an opaque fader curve.
 - ``TRACK_PAN2`` with ``n`` is the width (``v * 2 - 1``); there is no ``TRACK_WIDTH`` action.
-- ``MASTER_VOLUME`` has only ``n`` (fader position) and ``s`` forms, no dB form.
-- All feedback numbers are 32-bit floats; REAPER sends each address only when its value changes,
-  never echoes the address it is handling, and resends everything after action 41743.
+- ``MASTER_VOLUME f .../master/volume/db`` is the master fader in dB, both ways: REAPER handles
+  ``MASTER_`` keys in the same code as tracks (the shipped ``Default.ReaperOSC`` lists only the
+  ``n`` and ``s`` forms, but any flag is accepted for a valid key).
+- All feedback numbers are 32-bit floats; REAPER sends each address only when its value changes
+  and resends everything after action 41743.  It does not echo the address it is handling, except
+  for ``b``/``t`` flags (mute, FX bypass), which it does echo; a dropped echo leaves that address's
+  last-sent value cleared, so its next report is sent whatever the value.
 """
 from __future__ import annotations
 
@@ -90,8 +95,8 @@ _TABLE = (
                "FX *enabled*: 1 = active, 0 = bypassed (the name says the opposite)", BOTH),
     OscAddress("fx_param", "FX_PARAM_VALUE", "n", "/track/@/fx/@/fxparam/@/value",
                "FX parameter, normalized 0..1; must be sent as a float", BOTH),
-    OscAddress("master_volume", "MASTER_VOLUME", "n", "/master/volume",
-               "master fader position 0..1 (opaque curve; 0.716 ~ 0 dB at default preferences)", FEEDBACK),
+    OscAddress("master_volume_db", "MASTER_VOLUME", "f", "/master/volume/db",
+               "master fader in dB, absolute (dB in, dB out)", BOTH),
     OscAddress("action", "ACTION", "i", "/action", "run REAPER action by command id", SEND),
     OscAddress("device_track_count", "DEVICE_TRACK_COUNT", "i", "/device/track/count",
                "tracks per bank (feedback covers only the current bank)", SEND),

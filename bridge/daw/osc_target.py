@@ -26,15 +26,14 @@ How a pass works
    mismatch the pass's writes are sent back to their previous values and
    :class:`DawVerifyError` is raised.
 
-What OSC cannot do goes to ``PassReport.pending`` with a plain reason, never dropped: inserting
+What OSC cannot do goes to ``ApplyReport.pending`` with a plain reason, never dropped: inserting
 an FX, ReaEQ band types, track polarity, envelopes/automation.  Each OSC write is its own undo
-point in REAPER (there is no undo block over OSC).  ``PassReport.round_trips`` counts the OSC
+point in REAPER (there is no undo block over OSC).  ``ApplyReport.round_trips`` counts the OSC
 messages sent.
 """
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
@@ -43,12 +42,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import DawUnavailable, DawVerifyError
+from ..files import write_atomic
+from ..settings import LOOPBACK, Connection
 from . import mapping as m
 from . import osc_addresses as oa
-from .base import PassReport
-from .tagging import MANUAL, TrackTag, Written
+from .base import ApplyReport
+from .reconcile import ABSENT, AUTOMATION_KEY, WHY_OVERRIDE, Pending, TrackDecision, Write, keys_to_read, reconcile_track
+from .tagging import UNTOUCHED, TrackTag
 
-DEFAULT_STATE_PATH = Path(".mixbridge") / "osc-state.json"
+DEFAULTS = Connection()
 STATE_SCHEMA = "mixbridge-osc-state"
 #: Tolerances for "is this still the value we wrote" (feedback is 32-bit float).
 DB_TOLERANCE = 1e-3
@@ -69,8 +71,31 @@ WHY = {
     "eq_type": "OSC cannot set a ReaEQ band type (a named config value); use the reapy target",
     "track.polarity": "OSC has no polarity (phase) action; use the reapy target",
     "automation": "OSC cannot write envelopes or automation points; use the reapy target",
-    "override": "the producer changed it by hand; re-enable to let the bridge write it",
+    "override": WHY_OVERRIDE,
 }
+
+
+class OscCapabilities:
+    """What REAPER's OSC surface can do for :func:`~bridge.daw.reconcile.reconcile_track`."""
+
+    kind = "osc"
+
+    def refuses(self, key: str) -> str | None:
+        if key == AUTOMATION_KEY:
+            return WHY["automation"]
+        return _why_not_osc(key)
+
+    def missing_fx(self, key: str) -> str | None:
+        return WHY_NO_FX.format(fx=AI_FX[key.split(".", 1)[0]])
+
+    def to_raw(self, key: str, value: Any, before_raw: float | None) -> float:
+        return _to_raw(key, value, before_raw)
+
+    def to_plan(self, key: str, raw: float, before_raw: float | None) -> Any:
+        return _human(key, raw, before_raw)
+
+    def same(self, key: str, a: float, b: float) -> bool:
+        return abs(a - b) <= _tolerance(key)
 
 
 class TokenBucket:
@@ -222,7 +247,8 @@ class OscTarget:
     max_msgs_per_s : float
         Write rate limit (token bucket; ``burst`` messages may go back to back).
     state_path : Path
-        Local tag file (OSC cannot store ``P_EXT``), default ``.mixbridge/osc-state.json``.
+        Local tag file (OSC cannot store ``P_EXT``): always the state folder's ``osc-state.json``
+        (:attr:`bridge.settings.StatePaths.osc_tags`).
     bank_size : int or None
         Tracks per bank, sent as ``/device/track/count`` on connect; None keeps REAPER's setting
         (then assumed to be 128, as in the shipped pattern file).
@@ -231,11 +257,12 @@ class OscTarget:
     """
 
     kind = "osc"
+    capabilities = OscCapabilities()
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8000, listen_port: int = 9000, timeout_s: float = 5.0,
-                 max_msgs_per_s: float = 200.0, state_path: Path | str = DEFAULT_STATE_PATH, *,
+    def __init__(self, host: str = DEFAULTS.host, port: int = DEFAULTS.osc_port, listen_port: int = DEFAULTS.osc_listen,
+                 timeout_s: float = DEFAULTS.timeout_s, max_msgs_per_s: float = DEFAULTS.osc_rate, *, state_path: Path | str,
                  bank_size: int | None = 128, settle_s: float = 0.15, burst: int = 20,
-                 bind_host: str = "127.0.0.1") -> None:
+                 bind_host: str = LOOPBACK) -> None:
         self.host, self.port, self.listen_port = host, int(port), int(listen_port)
         self.timeout_s = float(timeout_s)
         self.bucket = TokenBucket(max_msgs_per_s, burst)
@@ -244,6 +271,7 @@ class OscTarget:
         self.settle_s = settle_s
         self.bind_host = bind_host
         self.messages_sent = 0
+        self._verified = self._unverifiable = 0
         self._rx: _Receiver | None = None
         self._bank: int | None = None
 
@@ -329,12 +357,19 @@ class OscTarget:
     # --- local tags ------------------------------------------------------------------------------
 
     def _load_state(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
-            data = {}
+        from ..statefiles import load_json  # noqa: PLC0415 - validated; a bad file is moved aside
+
+        def parse(data):
+            if data.get("schema") != STATE_SCHEMA:
+                return {}
+            if type(data.get("pass", 0)) is not int:
+                raise ValueError("'pass' must be an integer")
+            for name in (data.get("tracks") or {}):
+                self._tag(data, name)  # every tag must load (raises on a wrong shape)
+            dict(data.get("bypassed") or {})
+            return data
+
+        data = load_json(self.state_path, parse) or {}
         data.setdefault("schema", STATE_SCHEMA)
         data.setdefault("schema_version", 1)
         data.setdefault("pass", 0)
@@ -343,10 +378,7 @@ class OscTarget:
         return data
 
     def _save_state(self, data: dict[str, Any]) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.state_path)
+        write_atomic(self.state_path, json.dumps(data, indent=1, sort_keys=True))
 
     @staticmethod
     def _tag(data: dict[str, Any], name: str) -> TrackTag:
@@ -361,7 +393,7 @@ class OscTarget:
 
     def provenance(self) -> dict[str, str]:
         data = self._load_state()
-        return {name: (t.get("provenance") or MANUAL) for name, t in data["tracks"].items()}
+        return {name: (t.get("provenance") or UNTOUCHED) for name, t in data["tracks"].items()}
 
     # --- values -------------------------------------------------------------------------------------
 
@@ -388,117 +420,64 @@ class OscTarget:
 
     # --- the pass -------------------------------------------------------------------------------------
 
-    def apply(self, plan: dict[str, Any], reenable: set[str] | None = None) -> PassReport:
-        started = time.perf_counter()
-        sent0 = self.messages_sent
-        reenable = reenable or set()
-        report = PassReport()
-        session = self.session()
+    def _by_name(self, session: dict[int, OscTrack]) -> dict[str, OscTrack]:
         by_name: dict[str, OscTrack] = {}
         for t in sorted(session.values(), key=lambda t: t.number):
-            by_name.setdefault(t.name, t)
+            by_name.setdefault(t.name, t)  # OSC carries no GUIDs: with duplicate names the first wins
+        return by_name
+
+    def _reading(self, track: OscTrack, key: str) -> Any:
+        exists, current = self._current(track, key)
+        return current if exists else ABSENT
+
+    def apply(self, plan: dict[str, Any], reenable: frozenset[str] | set[str] = frozenset()) -> ApplyReport:
+        started = time.perf_counter()
+        sent0 = self.messages_sent
+        self._verified = self._unverifiable = 0
+        by_name = self._by_name(self.session())
         data = self._load_state()
-        report.pass_number = int(data.get("pass", 0)) + 1
-        writes: list[_Write] = []
-        touched: dict[str, TrackTag] = {}
+        number = int(data.get("pass", 0)) + 1
+        decisions: list[tuple[OscTrack, TrackDecision]] = []
+        missing: list[str] = []
         for tp in plan.get("tracks", []):
-            track = by_name.get(tp["name"])
+            track = by_name.get(tp.get("name", ""))
             if track is None:
                 if tp.get("changes") or tp.get("automation"):
-                    report.missing_tracks.append(tp["name"])
+                    missing.append(tp.get("name", ""))
                 continue
             tag = self._tag(data, track.name)
-            seen = len(report.overrides)
-            self._detect_overrides(track, tag, report, reenable)
-            track_writes = self._plan_track(tp, track, tag, report)
-            if track_writes or len(report.overrides) != seen:
-                writes += track_writes
-                touched[track.name] = tag
-            elif tp.get("status") in ("manual", "untouched") and track.name not in data["tracks"]:
-                touched[track.name] = tag
-        enables = self._reenable_bypassed(data, by_name, touched)
+            readings = {key: self._reading(track, key) for key in keys_to_read(tp, tag)
+                        if self.capabilities.refuses(key) is None}
+            decisions.append((track, reconcile_track(track.name, tp, tag, readings, self.capabilities, reenable)))
+        writes = [_Write(track, w.key, w.value, w.raw, w.current if isinstance(w.current, float) else None, w.unit)
+                  for track, d in decisions for w in d.writes]
+        enables = self._reenable_bypassed(data, by_name, {d.track for _, d in decisions if d.writes})
         self._send_writes(writes + enables)
         if writes or enables:
-            self._verify(writes + enables, report)
-        for w in writes:
-            tag = touched[w.track.name]
-            before = tag.written[w.key].before_raw if w.key in tag.written else w.before
-            if w.value is None:
-                tag.written.pop(w.key, None)
-            else:
-                tag.written[w.key] = Written(w.value, w.raw, before if before is not None else w.raw, w.unit)
-            report.writes.append({"track": w.track.name, "param": w.key, "value": w.value, "raw": w.raw})
-        if touched:
-            for name, tag in touched.items():
-                tag.pass_number = report.pass_number
-                tag.plan_id = plan.get("id", "")
-                tag.provenance = tag.derive_provenance()
-                self._put_tag(data, name, tag)
-            data["pass"] = report.pass_number
+            self._verify(writes + enables)
+        changed = False
+        for track, d in decisions:
+            if d.touched or d.tag_changed:
+                self._put_tag(data, track.name, d.finish(pass_number=number, plan_id=plan.get("id", "")))
+                changed = True
+        if changed or enables:
+            data["pass"] = number
             self._save_state(data)
-        if writes:
-            report.undo_name = (f"MixBridge: AI pass {report.pass_number} over OSC — {len(writes)} writes "
-                                f"(each its own undo point in REAPER)")
-        report.round_trips = self.messages_sent - sent0
-        report.seconds = time.perf_counter() - started
-        return report
-
-    def _detect_overrides(self, track: OscTrack, tag: TrackTag, report: PassReport, reenable: set[str]) -> None:
-        for key, written in tag.written.items():
-            if key in tag.overrides:
-                if f"{track.name}:{key}" in reenable:
-                    del tag.overrides[key]
-                continue
-            if not _osc_writable(key):
-                continue
-            exists, current = self._current(track, key)
-            if not exists:
-                tag.overrides[key] = {"from": written.value, "to": "removed"}
-            elif current is None or abs(current - written.raw) <= _tolerance(key):
-                continue
-            else:
-                tag.overrides[key] = {"from": written.value, "to": _human(key, current, written.before_raw)}
-            report.overrides.append({"track": track.name, "param": key, **tag.overrides[key]})
-
-    def _plan_track(self, tp: dict[str, Any], track: OscTrack, tag: TrackTag, report: PassReport) -> list[_Write]:
-        from .reapy_target import ReaperTarget  # noqa: PLC0415 - the shared plan -> keys rule
-
-        wanted = ReaperTarget.desired(tp)
-        if tp.get("status") == "manual":
-            tag.opt_out = True
-            wanted = {}
-        out: list[_Write] = []
-        for key, (value, unit) in sorted(wanted.items()):
-            why = _why_not_osc(key)
-            if key in tag.overrides:
-                why = WHY["override"]
-            if why is None:
-                exists, current = self._current(track, key)
-                if not exists:
-                    why = WHY_NO_FX.format(fx=AI_FX[key.split(".", 1)[0]])
-            if why is not None:
-                report.pending.append({"track": tp["name"], "param": key, "value": value, "why": why})
-                continue
-            before = tag.written[key].before_raw if key in tag.written else current
-            raw = _to_raw(key, value, before)
-            if current is not None and abs(current - raw) <= _tolerance(key):
-                report.skipped_same += 1
-                continue
-            out.append(_Write(track, key, value, raw, current, unit))
-        for key, written in tag.written.items():  # no longer in the plan: back to pre-AI
-            if key in wanted or key in tag.overrides or not _osc_writable(key):
-                continue
-            exists, current = self._current(track, key)
-            if exists and current is not None and abs(current - written.before_raw) > _tolerance(key):
-                out.append(_Write(track, key, None, written.before_raw, current, written.unit))
-        if tp.get("automation"):
-            report.pending.append({"track": tp["name"], "param": "automation.volume_db",
-                                   "value": sum(len(a.get("points", [])) for a in tp["automation"]),
-                                   "why": WHY["automation"]})
-        return out
+        else:
+            number -= 1
+        undo = (f"MixBridge: AI pass {number} over OSC — {len(writes)} writes (each its own undo point in REAPER)"
+                if writes else "")
+        return ApplyReport(
+            self.kind, number, undo, tuple(w for _, d in decisions for w in d.writes),
+            overrides=tuple(o for _, d in decisions for o in d.overrides),
+            pending=tuple(p for _, d in decisions for p in d.pending),
+            unchanged=tuple((d.track, k) for _, d in decisions for k in d.unchanged),
+            missing_tracks=tuple(missing), provenance={d.track: d.tag.provenance for _, d in decisions},
+            verified=self._verified, unverifiable=self._unverifiable,
+            round_trips=self.messages_sent - sent0, seconds=time.perf_counter() - started)
 
     def _reenable_bypassed(self, data: dict[str, Any], by_name: dict[str, OscTrack],
-                           touched: dict[str, TrackTag]) -> list[_Write]:
+                           touched: set[str]) -> list[_Write]:
         """AI FX the bridge bypassed in an OSC revert are switched on again when written to."""
         out = []
         for name, fx_names in list(data["bypassed"].items()):
@@ -528,7 +507,7 @@ class OscTarget:
         for w in sorted(writes, key=lambda w: (w.track.number, w.key)):  # bank by bank
             self._send_one(w, w.raw)
 
-    def _verify(self, writes: list[_Write], report: PassReport) -> None:
+    def _verify(self, writes: list[_Write]) -> None:
         """Force a refresh of the banks written and compare feedback with what was sent."""
         banks = {oa.bank_of(w.track.number, self._size)[0] for w in writes}
         now = self.session(banks)
@@ -541,36 +520,37 @@ class OscTarget:
             else:
                 shown = self._current(track, w.key)[1] if track else None
             if shown is None:
-                report.unverifiable += 1
+                self._unverifiable += 1
             elif abs(shown - w.raw) <= _tolerance(w.key):
-                report.verified += 1
+                self._verified += 1
             else:
                 bad.append((w, shown))
         if bad:
             for w in writes:  # best effort: put the pass's writes back
                 if w.before is not None:
                     self._send_one(w, w.before)
-            report.rolled_back = True
             w, shown = bad[0]
-            report.error = f"{w.track.name}: {w.key} shows {shown} after writing {w.raw}"
-            exc = DawVerifyError(f"track {w.track.name!r}: {w.key} shows {shown:.6g} over OSC after writing "
+            raise DawVerifyError(f"track {w.track.name!r}: {w.key} shows {shown:.6g} over OSC after writing "
                                  f"{w.raw:.6g} ({len(bad)} mismatches); the pass's writes were sent back")
-            exc.report = report  # type: ignore[attr-defined]
-            raise exc
 
     # --- revert and A/B -----------------------------------------------------------------------------------
 
-    def revert(self, only_track: str | None = None) -> PassReport:
-        """Send the pre-AI values back and bypass the AI FX (OSC cannot remove them; noted as pending)."""
+    def revert(self, only_track: str | None = None) -> ApplyReport:
+        """Send the pre-AI values back and bypass the AI FX (OSC cannot remove them; noted as pending).
+
+        The restores are the reconciliation of an empty plan; what OSC cannot restore stays in the
+        tag and is listed as pending.
+        """
         started = time.perf_counter()
         sent0 = self.messages_sent
-        report = PassReport()
-        session = self.session()
-        by_name: dict[str, OscTrack] = {}
-        for t in sorted(session.values(), key=lambda t: t.number):
-            by_name.setdefault(t.name, t)
+        self._verified = self._unverifiable = 0
+        by_name = self._by_name(self.session())
         data = self._load_state()
+        empty = {"status": "ai", "changes": [], "automation": []}
         writes: list[_Write] = []
+        made: list[Write] = []
+        pending: list[Pending] = []
+        decisions: list[TrackDecision] = []
         for name in sorted(data["tracks"]):
             if only_track is not None and name != only_track:
                 continue
@@ -578,18 +558,15 @@ class OscTarget:
             tag = self._tag(data, name)
             if track is None or (not tag.written and not tag.points):
                 continue
-            self._detect_overrides(track, tag, report, set())
-            kept = {k.split(".", 1)[0] for k in tag.overrides}
-            for key, written in sorted(tag.written.items()):
-                if key in tag.overrides or not _osc_writable(key):
-                    if not _osc_writable(key) and key not in tag.overrides:
-                        report.pending.append({"track": name, "param": key, "value": written.before_raw,
-                                               "why": "OSC cannot restore this; run 'mixbridge revert --target reaper'"})
-                    continue
-                exists, current = self._current(track, key)
-                if exists:
-                    writes.append(_Write(track, key, None, written.before_raw, current, written.unit))
-                    report.writes.append({"track": name, "param": key, "restored": written.before_raw})
+            readings = {key: self._reading(track, key) for key in tag.written if self.capabilities.refuses(key) is None}
+            d = reconcile_track(name, empty, tag, readings, self.capabilities)
+            decisions.append(d)
+            made += d.writes
+            writes += [_Write(track, w.key, None, w.raw, w.current if isinstance(w.current, float) else None, w.unit)
+                       for w in d.writes]
+            pending += [Pending(name, key, w.before_raw, "OSC cannot restore this; run 'mixbridge revert --target reaper'")
+                        for key, w in sorted(d.tag.written.items()) if key not in d.tag.overrides]
+            kept = {k.split(".", 1)[0] for k in d.tag.overrides}
             bypassed = []
             for target, fx_name in AI_FX.items():
                 fx = track.fx_named(fx_name)
@@ -598,24 +575,26 @@ class OscTarget:
                 if fx.enabled is not False:
                     writes.append(_Write(track, f"fx_enabled:{fx.number}", False, 0.0, 1.0))
                 bypassed.append(fx_name)
-                report.pending.append({"track": name, "param": target, "value": fx_name,
-                                       "why": f"OSC cannot remove FX: '{fx_name}' was bypassed; "
-                                              "run 'mixbridge revert --target reaper' to remove it"})
+                pending.append(Pending(name, target, fx_name, f"OSC cannot remove FX: '{fx_name}' was bypassed; "
+                                                              "run 'mixbridge revert --target reaper' to remove it"))
             if bypassed:
                 data["bypassed"][name] = bypassed
             if tag.points:
-                report.pending.append({"track": name, "param": "automation.volume_db", "value": len(tag.points),
-                                       "why": WHY["automation"]})
-            self._put_tag(data, name, TrackTag(provenance=MANUAL, overrides=tag.overrides,
-                                               points=tag.points))
+                pending.append(Pending(name, AUTOMATION_KEY, len(tag.points), WHY["automation"]))
+            after = d.finish()
+            after.points = tag.points  # still in the session: OSC cannot delete them
+            after.provenance = after.derive_provenance()
+            self._put_tag(data, name, after)
         self._send_writes(writes)
         if writes:
-            self._verify(writes, report)
-            report.undo_name = "MixBridge: revert AI over OSC" + (f" on {only_track}" if only_track else "")
+            self._verify(writes)
         self._save_state(data)
-        report.round_trips = self.messages_sent - sent0
-        report.seconds = time.perf_counter() - started
-        return report
+        undo = ("MixBridge: revert AI over OSC" + (f" on {only_track}" if only_track else "")) if writes else ""
+        return ApplyReport(self.kind, int(data.get("pass", 0)), undo, tuple(made),
+                           overrides=tuple(o for d in decisions for o in d.overrides), pending=tuple(pending),
+                           provenance={n: (t.get("provenance") or UNTOUCHED) for n, t in data["tracks"].items()},
+                           verified=self._verified, round_trips=self.messages_sent - sent0,
+                           seconds=time.perf_counter() - started)
 
     def ab_toggle(self, delta_lu: float) -> dict[str, Any]:
         """Toggle pre-AI (A) / AI (B), level-matched on the *track* faders.
@@ -661,7 +640,7 @@ class OscTarget:
                                          None if fx.enabled is None else float(fx.enabled)))
         self._send_writes(writes)
         if writes:
-            self._verify(writes, PassReport())
+            self._verify(writes)
         data["ab"] = going
         data["ab_saved"] = saved if going == "A" else {}
         self._save_state(data)
@@ -717,7 +696,10 @@ def _why_not_osc(key: str) -> str | None:
         return WHY["track.polarity"]
     if key.startswith("eq.") and key.endswith("_type"):
         return WHY["eq_type"]
-    if key.startswith("track.") and key.split(".", 1)[1] not in ("volume_db", "pan", "width"):
+    target, _, param = key.partition(".")
+    if target == "track" and param not in ("volume_db", "pan", "width"):
+        return f"OSC target does not write {key}"
+    if target not in ("track", "eq", "comp", "polarity"):
         return f"OSC target does not write {key}"
     return None
 
@@ -738,9 +720,9 @@ def _to_raw(key: str, value: Any, before: float | None) -> float:
     return float(m.fx_normalized(key, value))
 
 
-def _human(key: str, raw: float, before: float) -> Any:
+def _human(key: str, raw: float, before: float | None) -> Any:
     if key == "track.volume_db":
-        return round(raw - before, 2)
+        return round(raw - (before or 0.0), 2)
     if key.startswith("track."):
         return round(raw, 4)
     return m.fx_plan_value(key, raw)

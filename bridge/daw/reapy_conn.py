@@ -28,10 +28,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
-from ..errors import DawTimeout, DawUnavailable
+from ..errors import DawRefused, DawTimeout, DawUnavailable
+from ..settings import Connection
 
+#: reapy 0.10 hard-wires this port into its first connection (not our default: ours is Connection.web_port).
 REAPY_WEB_PORT = 2307
-DEFAULT_TIMEOUT_S = 5.0
+DEFAULTS = Connection()
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -67,8 +69,8 @@ class ReapyConnection:
         Deadline for each call.
     """
 
-    def __init__(self, host: str = "127.0.0.1", web_port: int = REAPY_WEB_PORT,
-                 timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, host: str = DEFAULTS.host, web_port: int = DEFAULTS.web_port,
+                 timeout_s: float = DEFAULTS.timeout_s):
         self.host = host
         self.web_port = web_port
         self.timeout_s = timeout_s
@@ -169,15 +171,19 @@ class ReapyConnection:
             raise DawUnavailable(f"REAPER's API has no {name} (REAPER too old, or not REAPER)")
         self.round_trips += 1
         self.calls[name] += 1
+        from reapy.errors import DisconnectedClientError, DistError  # noqa: PLC0415 - loaded by connect()
+
         try:
             return self._submit(lambda: function(*args), timeout_s or self.timeout_s)
         except (DawTimeout, DawUnavailable):
             raise
-        except (ConnectionError, OSError, EOFError) as exc:
+        except (ConnectionError, OSError, EOFError, DisconnectedClientError) as exc:
             self._abandon()
             raise DawUnavailable(f"the connection to REAPER was lost during {name}: {exc}") from exc
-        # Anything else (reapy's DistError carrying REAPER's traceback) propagates to the pass,
-        # which rolls back and reports it.
+        except DistError as exc:
+            # REAPER answered, with an error (its traceback in the message): not a lost connection.
+            raise DawRefused(f"{name}{args!r}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}") from exc
+        # Anything else is a bug on our side and propagates as itself.
 
     @contextlib.contextmanager
     def held(self):

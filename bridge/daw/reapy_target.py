@@ -1,32 +1,36 @@
 """Write a MixPlan into REAPER through reapy: one pass, one undo point, all or nothing.
 
+A transport: it reads the session (track values, the AI FX's parameters, the ``P_EXT`` tags), asks
+:func:`bridge.daw.reconcile.reconcile_track` what to write, and writes exactly that.
+
 The bridge never touches the session's own FX.  Its EQ and compressor moves go on stock ReaEQ and
 ReaComp instances it adds and renames ("AI EQ (MixBridge)", "AI Comp (MixBridge)") and reuses on
 later passes.  Track volume, pan, width and polarity are set natively; section automation becomes
 points on the track's volume envelope.  Every value is converted by :mod:`bridge.daw.mapping` and
-verified by reading REAPER's formatted value back.
-
-Before writing, the pass reads what it wrote last time (:mod:`bridge.daw.tagging`) and compares it
-with the session: a parameter the producer changed is theirs from then on, never written again, and
-the track becomes ``hybrid``.  Writes are relative to the pre-AI values, so applying the same plan
-twice writes nothing the second time.
+verified by reading REAPER's value back.
 
 If REAPER errors or the connection drops mid-pass, everything already written is restored (on a new
-connection if need be) and the error is reported: the session ends fully applied or as it was.
+connection if need be) and the error is raised: the session ends fully applied or as it was.  Only
+a lost connection or a timeout is :class:`~bridge.errors.DawUnavailable` / ``DawTimeout`` (which a
+watcher queues and retries); REAPER answering with an error is ``DawRefused``; anything else is a
+bug and surfaces as itself, after the rollback.
 """
 from __future__ import annotations
 
-import json
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import BridgeError, DawTimeout, DawUnavailable, DawVerifyError, TargetNotFound
+from ..errors import UNREACHABLE, DawVerifyError, TargetNotFound
+from ..settings import Connection
 from . import mapping as m
-from .base import PassReport  # noqa: F401 - moved; re-exported for older imports
+from .base import ApplyReport
 from .reapy_conn import ReapyConnection
-from .tagging import AI, HYBRID, MANUAL, PASS, PLAN, PRE_AI, PREFIX, PROVENANCE, STATE, TrackTag, Written
+from .reconcile import ABSENT, AUTOMATION_KEY, TrackDecision, Write, keys_to_read, reconcile_track
+from .tagging import PASS, PLAN, PRE_AI, PREFIX, PROVENANCE, STATE, UNTOUCHED, TrackTag
 
+DEFAULTS = Connection()
 NULL_SUFFIX = "0x0000000000000000"
 EXT_SECTION = "mixbridge"
 #: Tolerance for "is this still the value we wrote" on raw/normalized values.
@@ -36,6 +40,8 @@ TRACK_PARAMS = {"volume_db": "D_VOL", "pan": "D_PAN", "width": "D_WIDTH", "polar
 #: Formatted read-back tolerance per unit.
 #: REAPER displays one decimal, so the tolerance covers the display rounding too.
 VERIFY_TOLERANCE = {"Hz": 0.01, "dB": 0.15, ":1": 0.06, "ms": 0.6}
+AI_FX = {"eq": (m.AI_EQ_NAME, m.REAEQ), "comp": (m.AI_COMP_NAME, m.REACOMP),
+         "polarity": (m.AI_POLARITY_NAME, m.POLARITY_JSFX)}
 
 
 @dataclass
@@ -56,10 +62,43 @@ class _Journal:
         self.steps.append((what, undo))
 
 
+class ReapyCapabilities:
+    """The reapy target writes every key the plan uses; raw values are REAPER's."""
+
+    kind = "reaper"
+
+    def refuses(self, key: str) -> str | None:
+        if key == AUTOMATION_KEY:
+            return None
+        target, _, param = key.partition(".")
+        if target == "track" and param in TRACK_PARAMS:
+            return None
+        if target in AI_FX:
+            try:
+                _fx_param(target, param) if not (target == "eq" and param.endswith("_type")) else None
+            except (KeyError, ValueError, IndexError):
+                return f"the reapy target has no REAPER parameter for {key}"
+            return None
+        return f"the reapy target has no REAPER parameter for {key}"
+
+    def missing_fx(self, key: str) -> str | None:
+        return None  # it adds the AI FX
+
+    def to_raw(self, key: str, value: Any, before_raw: float | None) -> float:
+        return _to_raw(key, value, before_raw)
+
+    def to_plan(self, key: str, raw: float, before_raw: float | None) -> Any:
+        return _human(key, raw, before_raw)
+
+    def same(self, key: str, a: float, b: float) -> bool:
+        return abs(a - b) <= RAW_TOLERANCE * max(1.0, abs(b))
+
+
 class ReaperTarget:
     """The reapy target.  ``conn`` must be connected (:meth:`ReapyConnection.connect`)."""
 
     kind = "reaper"
+    capabilities = ReapyCapabilities()
 
     def __init__(self, conn: ReapyConnection):
         self.conn = conn
@@ -70,6 +109,7 @@ class ReaperTarget:
         self._layouts: dict[str, dict[str, int]] = {}
         self._session: list[_Track] | None = None
         self._selected: list[str] | None = None
+        self._verified = self._unverifiable = 0
 
     # --- small RPR helpers ----------------------------------------------------------------------
 
@@ -137,91 +177,72 @@ class ReaperTarget:
             raise TargetNotFound(f"{plugin!r} has no parameter named {name!r}")
         return layout[name]
 
-    # --- planning the writes ----------------------------------------------------------------------
-
-    @staticmethod
-    def desired(track_plan: dict[str, Any]) -> dict[str, tuple[Any, str]]:
-        """Plan changes of one track -> {key: (value, unit)}; keys as in :mod:`tagging`."""
-        out: dict[str, tuple[Any, str]] = {}
-        for c in track_plan.get("changes", []):
-            if c["target"] == "track" and c["param"] == "polarity":
-                channel = c.get("channel", "both")
-                out["track.polarity" if channel == "both" else f"polarity.{channel}"] = (c["value"], "flag")
-            else:
-                out[f"{c['target']}.{c['param']}"] = (c["value"], c.get("unit", ""))
-        return out
-
     # --- the pass -------------------------------------------------------------------------------------
 
-    def apply(self, plan: dict[str, Any], reenable: set[str] | None = None) -> PassReport:
+    def _decide(self, plan: dict[str, Any], reenable) -> tuple[list[tuple[_Track, TrackDecision]], list[str]]:
+        """Read every plan track's tag and values and reconcile them."""
+        session = self.tracks()
+        by_guid = {t.guid: t for t in session}
+        by_name: dict[str, _Track] = {}
+        for t in session:
+            by_name.setdefault(t.name, t)
+        decisions, missing = [], []
+        for tp in plan.get("tracks", []):
+            track = by_guid.get(tp.get("guid") or "") or by_name.get(tp.get("name", ""))
+            if track is None:
+                if tp.get("changes") or tp.get("automation"):
+                    missing.append(tp.get("name", ""))
+                continue
+            tag = self.read_tag(track.ptr)
+            readings = {key: self._read(track, key) for key in keys_to_read(tp, tag)
+                        if self.capabilities.refuses(key) is None}
+            decisions.append((track, reconcile_track(track.name, tp, tag, readings, self.capabilities, reenable)))
+        return decisions, missing
+
+    def apply(self, plan: dict[str, Any], reenable: frozenset[str] | set[str] = frozenset()) -> ApplyReport:
         """Apply one plan (the JSON document) as one undo point; see the module docstring."""
         started = time.perf_counter()
         trips0 = self.conn.round_trips
-        report = PassReport()
         journal = _Journal()
-        block_open = False
-        reenable = reenable or set()
+        block = _Block(self)
         self._forget_fx()
+        self._verified = self._unverifiable = 0
+        writes: list[Write] = []
         try:
             with self.conn.held():
-                session = self.tracks()
-                by_guid = {t.guid: t for t in session}
-                by_name: dict[str, _Track] = {}
-                for t in session:
-                    by_name.setdefault(t.name, t)
-                work = []
-                for tp in plan.get("tracks", []):
-                    track = by_guid.get(tp.get("guid", "")) or by_name.get(tp["name"])
-                    if track is None:
-                        if tp.get("changes") or tp.get("automation"):
-                            report.missing_tracks.append(tp["name"])
-                        continue
-                    work.append((tp, track))
-                previous_pass = self._proj_ext("pass")
-                report.pass_number = (int(previous_pass) if previous_pass.isdigit() else 0) + 1
+                decisions, missing = self._decide(plan, reenable)
+                previous = self._proj_ext("pass")
+                number = (int(previous) if previous.isdigit() else 0) + 1
                 touched = 0
-                for tp, track in work:
-                    tag = self.read_tag(track.ptr)
-                    seen = len(report.overrides)
-                    self._detect_overrides(track, tag, report, reenable)
-                    plan_writes = self._plan_track(tp, track, tag, report)
-                    if not plan_writes and len(report.overrides) == seen:
+                for track, decision in decisions:
+                    if not (decision.touched or decision.tag_changed):
                         continue
-                    if not block_open:
-                        self._c("Undo_BeginBlock2", 0)
-                        self._c("PreventUIRefresh", 1)
-                        block_open = True
-                    if plan_writes:
-                        self._write_track(tp, track, tag, plan_writes, journal, report)
-                        touched += 1
-                    tag.pass_number = report.pass_number
-                    tag.plan_id = plan.get("id", "")
-                    tag.provenance = tag.derive_provenance()
-                    self._write_tag(track, tag, journal)
-                for tp, track in work:  # tracks the plan leaves alone are the producer's
-                    if tp.get("status") in ("manual", "untouched") and not self._ext(track.ptr, PROVENANCE):
-                        if block_open:
-                            old = ""
-                            self._set_ext(track.ptr, PROVENANCE, MANUAL)
-                            journal.add("provenance", lambda p=track.ptr, o=old: self._set_ext(p, PROVENANCE, o))
-                if block_open:
-                    self._set_proj_ext("pass", str(report.pass_number), journal)
-                    report.undo_name = f"MixBridge: AI pass {report.pass_number} — {touched} tracks"
-                    self._c("PreventUIRefresh", -1)
-                    self._c("Undo_EndBlock2", 0, report.undo_name, -1)
-                    block_open = False
-        except (BridgeError, Exception) as exc:  # noqa: BLE001 - anything mid-pass must roll back
-            report.error = f"{getattr(exc, 'code', type(exc).__name__)}: {exc}"
-            report.rolled_back = self._roll_back(journal, block_open)
-            report.round_trips = self.conn.round_trips - trips0
-            report.seconds = time.perf_counter() - started
-            if isinstance(exc, BridgeError):
-                exc.report = report  # type: ignore[attr-defined]
-                raise
-            raise DawUnavailable(f"REAPER refused a call mid-pass ({exc}); the pass was rolled back") from exc
-        report.round_trips = self.conn.round_trips - trips0
-        report.seconds = time.perf_counter() - started
-        return report
+                    block.open()
+                    befores = self._write(track, decision, journal)
+                    writes += decision.writes
+                    if decision.points is not None:
+                        writes.append(Write(track.name, AUTOMATION_KEY, len(decision.points) or None, None))
+                    touched += bool(decision.writes or decision.points is not None)
+                    self._write_tag(track, decision.finish(befores, pass_number=number,
+                                                           plan_id=plan.get("id", "")), journal)
+                undo = ""
+                if block.is_open:
+                    self._set_proj_ext("pass", str(number), journal)
+                    undo = f"MixBridge: AI pass {number} — {touched} tracks"
+                    block.close(undo)
+                else:
+                    number -= 1
+        except BaseException:
+            self._roll_back(journal, block)
+            raise
+        return ApplyReport(
+            self.kind, number, undo, tuple(writes),
+            overrides=tuple(o for _, d in decisions for o in d.overrides),
+            pending=tuple(p for _, d in decisions for p in d.pending),
+            unchanged=tuple((d.track, k) for _, d in decisions for k in d.unchanged),
+            missing_tracks=tuple(missing), provenance={d.track: d.tag.provenance for _, d in decisions},
+            verified=self._verified, unverifiable=self._unverifiable,
+            round_trips=self.conn.round_trips - trips0, seconds=time.perf_counter() - started)
 
     def _proj_ext(self, key: str) -> str:
         return self._c("GetProjExtState", 0, EXT_SECTION, key, "", 64)[4]
@@ -244,6 +265,11 @@ class ReaperTarget:
 
     # --- reading what is there ------------------------------------------------------------------------
 
+    def _read(self, track: _Track, key: str) -> Any:
+        """The current raw value of ``key``, or ``ABSENT`` when its AI FX is not on the track."""
+        value = self._current_raw(track, key)
+        return ABSENT if value is None else value
+
     def _current_raw(self, track: _Track, key: str) -> float | None:
         target, param = key.split(".", 1)
         if target == "track":
@@ -256,53 +282,6 @@ class ReaperTarget:
             band = int(param[4:param.index("_")])
             return float(self._c("TrackFX_GetNamedConfigParm", track.ptr, fx, f"BANDTYPE{band - 1}", "", 16)[4] or 0)
         return float(self._c("TrackFX_GetParamNormalized", track.ptr, fx, self._param(track.ptr, fx, _fx_param(target, param))))
-
-    def _detect_overrides(self, track: _Track, tag: TrackTag, report: PassReport, reenable: set[str]) -> None:
-        """A value that differs from what the bridge wrote was changed by the producer: theirs now."""
-        for key, written in tag.written.items():
-            if key in tag.overrides:
-                if f"{track.name}:{key}" in reenable:
-                    del tag.overrides[key]
-                continue
-            current = self._current_raw(track, key)
-            if current is None:
-                tag.overrides[key] = {"from": written.value, "to": "removed"}
-            elif abs(current - written.raw) > RAW_TOLERANCE * max(1.0, abs(written.raw)):
-                tag.overrides[key] = {"from": written.value, "to": _human(key, current, written.before_raw)}
-            else:
-                continue
-            report.overrides.append({"track": track.name, "param": key, **tag.overrides[key]})
-
-    def _plan_track(self, tp: dict[str, Any], track: _Track, tag: TrackTag,
-                    report: PassReport) -> dict[str, tuple[float, Any, str, float | None]]:
-        """{key: (raw target, plan value, unit, current raw)} to write; skips equal values and overrides."""
-        wanted = self.desired(tp)
-        if tp.get("status") == "manual":
-            tag.opt_out = True
-            wanted = {}
-        out: dict[str, tuple[float, Any, str]] = {}
-        for key, (value, unit) in wanted.items():
-            if key in tag.overrides:
-                report.pending.append({"track": tp["name"], "param": key, "value": value,
-                                       "why": "the producer changed it by hand; re-enable to let the bridge write it"})
-                continue
-            current = self._current_raw(track, key)
-            before = tag.written[key].before_raw if key in tag.written else current
-            raw = _to_raw(key, value, before)
-            if current is not None and abs(current - raw) <= RAW_TOLERANCE * max(1.0, abs(raw)):
-                report.skipped_same += 1
-                continue
-            out[key] = (raw, value, unit, current)
-        # Keys written before but no longer in the plan go back to their pre-AI value.
-        for key, written in tag.written.items():
-            if key not in wanted and key not in tag.overrides:
-                current = self._current_raw(track, key)
-                if current is not None and abs(current - written.before_raw) > RAW_TOLERANCE:
-                    out[key] = (written.before_raw, None, written.unit, current)
-        points = [list(map(float, p)) for a in tp.get("automation", []) for p in a["points"]]
-        if points != tag.points and "automation" not in tag.overrides:
-            out["automation.volume"] = (0.0, points, "dB", None)
-        return out
 
     # --- writing ----------------------------------------------------------------------------------------
 
@@ -326,60 +305,51 @@ class ReaperTarget:
         self._fx_index[(track.ptr, renamed)] = fx
         return fx
 
-    def _write_track(self, tp: dict[str, Any], track: _Track, tag: TrackTag,
-                     writes: dict[str, tuple[float, Any, str, float | None]], journal: _Journal,
-                     report: PassReport) -> None:
-        for key in sorted(writes, key=_write_order):
-            raw, value, unit, before = writes[key]
-            if key == "automation.volume":
-                self._write_points(track, tag, value, journal)
-                report.writes.append({"track": track.name, "param": "automation.volume_db", "points": len(value)})
-                continue
-            target, param = key.split(".", 1)
+    def _write(self, track: _Track, decision: TrackDecision, journal: _Journal) -> dict[str, float]:
+        """Make the decision's writes, each journalled before it is made; returns the pre-AI raw
+        values of keys whose AI FX had to be added first."""
+        befores: dict[str, float] = {}
+        for w in decision.writes:
+            target, param = w.key.split(".", 1)
             if target == "track":
                 attr = TRACK_PARAMS[param]
-                journal.add(key, lambda p=track.ptr, a=attr, b=before: self._c("SetMediaTrackInfo_Value", p, a, b))
-                self._c("SetMediaTrackInfo_Value", track.ptr, attr, raw)
+                journal.add(w.key, lambda p=track.ptr, a=attr, b=w.current: self._c("SetMediaTrackInfo_Value", p, a, b))
+                self._c("SetMediaTrackInfo_Value", track.ptr, attr, w.raw)
                 back = float(self._c("GetMediaTrackInfo_Value", track.ptr, attr))
-                if abs(back - raw) > RAW_TOLERANCE * max(1.0, abs(raw)):
-                    raise DawVerifyError(f"track {track.name!r}: {attr} reads back {back}, wrote {raw}")
-                report.verified += 1
-            else:
-                fx = self._ensure_fx(track, target, journal)
-                if target == "eq" and param.endswith("_type"):
-                    band = int(param[4:param.index("_")])
-                    old_type = self._c("TrackFX_GetNamedConfigParm", track.ptr, fx, f"BANDTYPE{band - 1}", "", 16)[4]
-                    old_on = self._c("TrackFX_GetNamedConfigParm", track.ptr, fx, f"BANDENABLED{band - 1}", "", 16)[4]
-                    code = str(int(raw))
-                    journal.add(key, lambda p=track.ptr, f=fx, b=band, t=old_type, o=old_on: (
-                        self._c("TrackFX_SetNamedConfigParm", p, f, f"BANDTYPE{b - 1}", t),
-                        self._c("TrackFX_SetNamedConfigParm", p, f, f"BANDENABLED{b - 1}", o)))
-                    self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, f"BANDTYPE{band - 1}", code)
-                    self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, f"BANDENABLED{band - 1}",
-                            "1" if value is not None else old_on)
-                    before = float(old_type or 0)
-                else:
-                    index = self._param(track.ptr, fx, _fx_param(target, param))
-                    old = before if before is not None else float(
-                        self._c("TrackFX_GetParamNormalized", track.ptr, fx, index))
-                    journal.add(key, lambda p=track.ptr, f=fx, i=index, o=old:
-                                self._c("TrackFX_SetParamNormalized", p, f, i, o))
-                    self._c("TrackFX_SetParamNormalized", track.ptr, fx, index, raw)
-                    before = old if before is None else before
-                    self._verify(track, fx, index, key, value, unit, report)
-            if key in tag.written:
-                before = tag.written[key].before_raw
-            if value is None:
-                tag.written.pop(key, None)
-            else:
-                tag.written[key] = Written(value, raw, before if before is not None else raw, unit)
-            report.writes.append({"track": track.name, "param": key, "value": value, "raw": raw})
+                if abs(back - w.raw) > RAW_TOLERANCE * max(1.0, abs(w.raw)):
+                    raise DawVerifyError(f"track {track.name!r}: {attr} reads back {back}, wrote {w.raw}")
+                self._verified += 1
+                continue
+            fx = self._ensure_fx(track, target, journal)
+            if target == "eq" and param.endswith("_type"):
+                band = int(param[4:param.index("_")])
+                old_type = self._c("TrackFX_GetNamedConfigParm", track.ptr, fx, f"BANDTYPE{band - 1}", "", 16)[4]
+                old_on = self._c("TrackFX_GetNamedConfigParm", track.ptr, fx, f"BANDENABLED{band - 1}", "", 16)[4]
+                journal.add(w.key, lambda p=track.ptr, f=fx, b=band, t=old_type, o=old_on: (
+                    self._c("TrackFX_SetNamedConfigParm", p, f, f"BANDTYPE{b - 1}", t),
+                    self._c("TrackFX_SetNamedConfigParm", p, f, f"BANDENABLED{b - 1}", o)))
+                self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, f"BANDTYPE{band - 1}", str(int(w.raw)))
+                self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, f"BANDENABLED{band - 1}",
+                        old_on if w.restore else "1")
+                if w.current is ABSENT:
+                    befores[w.key] = float(old_type or 0)
+                continue
+            index = self._param(track.ptr, fx, _fx_param(target, param))
+            old = w.current if isinstance(w.current, float) else float(
+                self._c("TrackFX_GetParamNormalized", track.ptr, fx, index))
+            journal.add(w.key, lambda p=track.ptr, f=fx, i=index, o=old: self._c("TrackFX_SetParamNormalized", p, f, i, o))
+            self._c("TrackFX_SetParamNormalized", track.ptr, fx, index, w.raw)
+            if w.current is ABSENT:
+                befores[w.key] = old
+            self._verify(track, fx, index, w.key, w.value, w.unit)
+        if decision.points is not None:
+            self._write_points(track, decision.old_tag.points, decision.points, journal)
+        return befores
 
-    def _verify(self, track: _Track, fx: int, index: int, key: str, value: Any, unit: str,
-                report: PassReport) -> None:
+    def _verify(self, track: _Track, fx: int, index: int, key: str, value: Any, unit: str) -> None:
         """Read REAPER's formatted value back and compare with what the plan asked for."""
         if value is None or unit not in VERIFY_TOLERANCE or key.endswith("_q"):
-            report.unverifiable += 1
+            self._unverifiable += 1
             return
         text = self._c("TrackFX_GetFormattedParamValue", track.ptr, fx, index, "", 64)[4]
         shown = m.parse_formatted(text)
@@ -387,7 +357,7 @@ class ReaperTarget:
         tolerance = VERIFY_TOLERANCE[unit] * (max(1.0, abs(expected)) if unit == "Hz" else 1.0)
         if shown is None or abs(shown - expected) > tolerance:
             raise DawVerifyError(f"track {track.name!r}: {key} shows {text!r} after writing {value} {unit}")
-        report.verified += 1
+        self._verified += 1
 
     def _volume_envelope(self, track: _Track, journal: _Journal) -> str:
         env = self._c("GetTrackEnvelopeByName", track.ptr, "Volume")
@@ -413,10 +383,12 @@ class ReaperTarget:
         for ptr in selected:
             self._c("SetTrackSelected", ptr, True)
 
-    def _write_points(self, track: _Track, tag: TrackTag, points: list[list[float]], journal: _Journal) -> None:
+    def _write_points(self, track: _Track, old: list[list[float]], points, journal: _Journal) -> None:
+        """Replace the envelope points the bridge added last time (and only those) with ``points``."""
         env = self._volume_envelope(track, journal)
         mode = int(self._c("GetEnvelopeScalingMode", env))
-        old = list(tag.points)
+        old = [list(p) for p in old]
+        points = [list(p) for p in points]
 
         def undo(env=env, new=points, old=old, mode=mode):
             for t, _ in new:
@@ -428,19 +400,18 @@ class ReaperTarget:
         # Registered before the first write: a pass cut off halfway through the points still
         # knows how to take them out again.
         journal.add("envelope points", undo)
-        for t, _ in old:  # remove what the bridge added last time, and only that
+        for t, _ in old:
             self._c("DeleteEnvelopePointRange", env, t - 1e-4, t + 1e-4)
         for t, db in points:
             value = float(self._c("ScaleToEnvelopeMode", mode, m.db_to_fader_gain(db)))
             self._c("InsertEnvelopePoint", env, float(t), value, 0, 0.0, False, True)
         self._c("Envelope_SortPoints", env)
-        tag.points = points
 
     # --- failure ----------------------------------------------------------------------------------------
 
-    def _roll_back(self, journal: _Journal, block_open: bool) -> bool:
+    def _roll_back(self, journal: _Journal, block: "_Block") -> bool:
         """Undo this pass's writes, reconnecting once if the connection is gone."""
-        if not journal.steps and not block_open:
+        if not journal.steps and not block.is_open:
             return True
         for attempt in range(2):
             try:
@@ -449,88 +420,83 @@ class ReaperTarget:
                 with self.conn.held():
                     for _, undo in reversed(journal.steps):
                         undo()
-                    if block_open:
-                        self._c("PreventUIRefresh", -1)
-                        self._c("Undo_EndBlock2", 0, "MixBridge: AI pass rolled back", -1)
+                    block.close("MixBridge: AI pass rolled back")
                 self._forget_fx()
                 return True
-            except (DawUnavailable, DawTimeout, ConnectionError, OSError):
+            except UNREACHABLE:
                 if attempt:
                     return False
         return False
 
     # --- revert and A/B -----------------------------------------------------------------------------------
 
-    def revert(self, only_track: str | None = None) -> PassReport:
-        """Restore the exact pre-AI values, remove the AI FX and points; leave manual changes alone."""
+    def revert(self, only_track: str | None = None) -> ApplyReport:
+        """Restore the exact pre-AI values, remove the AI FX and points; leave manual changes alone.
+
+        A revert is the reconciliation of an empty plan (every key the bridge owns goes back), except
+        that an AI FX the producer did not tune is deleted outright instead of reset.
+        """
         started = time.perf_counter()
         trips0 = self.conn.round_trips
-        report = PassReport()
         journal = _Journal()
-        block_open = False
+        block = _Block(self, freeze_ui=False)
         self._forget_fx()
+        self._verified = self._unverifiable = 0
+        writes: list[Write] = []
+        decisions: list[TrackDecision] = []
         try:
             with self.conn.held():
+                empty = {"status": "ai", "changes": [], "automation": []}
                 for track in self.tracks():
                     if only_track is not None and track.name != only_track:
                         continue
                     tag = self.read_tag(track.ptr)
                     if not tag.written and not tag.points:
                         continue
-                    self._detect_overrides(track, tag, report, set())
-                    if not block_open:
-                        self._c("Undo_BeginBlock2", 0)
-                        block_open = True
-                    kept_fx: set[str] = set()
-                    for key, written in sorted(tag.written.items(), key=lambda kv: _write_order(kv[0])):
-                        if key in tag.overrides:
-                            kept_fx.add(key.split(".", 1)[0])
-                            continue
-                        target, param = key.split(".", 1)
-                        if target == "track":
-                            attr = TRACK_PARAMS[param]
-                            old = float(self._c("GetMediaTrackInfo_Value", track.ptr, attr))
-                            self._c("SetMediaTrackInfo_Value", track.ptr, attr, written.before_raw)
-                            journal.add(key, lambda p=track.ptr, a=attr, o=old: self._c("SetMediaTrackInfo_Value", p, a, o))
-                        report.writes.append({"track": track.name, "param": key, "restored": written.before_raw})
-                    for target, name in (("eq", m.AI_EQ_NAME), ("comp", m.AI_COMP_NAME),
-                                         ("polarity", m.AI_POLARITY_NAME)):
-                        fx = self._find_fx(track.ptr, name)
-                        if fx < 0:
-                            continue
-                        if target in kept_fx:
-                            # The producer tuned this FX: keep it, reset only what is still ours.
-                            for key, written in tag.written.items():
-                                if key.startswith(target + ".") and key not in tag.overrides and not key.endswith("_type"):
-                                    index = self._param(track.ptr, fx, _fx_param(target, key.split(".", 1)[1]))
-                                    self._c("TrackFX_SetParamNormalized", track.ptr, fx, index, written.before_raw)
-                            continue
-                        self._c("TrackFX_Delete", track.ptr, fx)
-                        self._forget_fx()
+                    readings = {key: self._read(track, key) for key in tag.written}
+                    decision = reconcile_track(track.name, empty, tag, readings, self.capabilities)
+                    decisions.append(decision)
+                    block.open()
+                    kept = {k.split(".", 1)[0] for k in decision.tag.overrides}
+                    deleted = {t for t in AI_FX if t not in kept}
+                    restores = tuple(w for w in decision.writes if w.key.split(".", 1)[0] not in deleted
+                                     and not w.key.endswith("_type"))
+                    self._write(track, TrackDecision(track.name, restores, None, (), (), (), decision.tag), journal)
+                    writes += restores
+                    for target in sorted(deleted):
+                        fx = self._find_fx(track.ptr, AI_FX[target][0])
+                        if fx >= 0:
+                            self._c("TrackFX_Delete", track.ptr, fx)
+                            self._forget_fx()
+                            writes += [w for w in decision.writes if w.key.startswith(target + ".")]
                     if tag.points:
                         env = self._c("GetTrackEnvelopeByName", track.ptr, "Volume")
                         if not str(env).endswith(NULL_SUFFIX):
                             for t, _ in tag.points:
                                 self._c("DeleteEnvelopePointRange", env, t - 1e-4, t + 1e-4)
-                    new = TrackTag(provenance=MANUAL, overrides=tag.overrides)
-                    self._write_tag(track, new, journal)
-                if block_open:
-                    report.undo_name = "MixBridge: revert AI" + (f" on {only_track}" if only_track else " pass")
-                    self._c("Undo_EndBlock2", 0, report.undo_name, -1)
-                    block_open = False
-        except Exception as exc:  # noqa: BLE001
-            report.error = str(exc)
-            report.rolled_back = self._roll_back(journal, block_open)
+                        writes.append(Write(track.name, AUTOMATION_KEY, None, None))
+                    after = decision.finish()
+                    after.written.clear()  # the bridge gives everything up; the producer's overrides stay theirs
+                    after.points = []
+                    after.provenance = after.derive_provenance()
+                    self._write_tag(track, after, journal)
+                undo = ""
+                if block.is_open:
+                    undo = "MixBridge: revert AI" + (f" on {only_track}" if only_track else " pass")
+                    block.close(undo)
+        except BaseException:
+            self._roll_back(journal, block)
             raise
-        report.round_trips = self.conn.round_trips - trips0
-        report.seconds = time.perf_counter() - started
-        return report
+        return ApplyReport(self.kind, 0, undo, tuple(writes), overrides=tuple(o for d in decisions for o in d.overrides),
+                           provenance={d.track: ("manual" if d.tag.overrides else "untouched") for d in decisions},
+                           verified=self._verified, round_trips=self.conn.round_trips - trips0,
+                           seconds=time.perf_counter() - started)
 
     def provenance(self) -> dict[str, str]:
         """Track name -> ``ai`` / ``manual`` / ``hybrid`` from each track's ``P_EXT`` tag (one read each)."""
         self._forget_fx()
         with self.conn.held():
-            return {t.name: self._ext(t.ptr, PROVENANCE) or MANUAL for t in self.tracks()}
+            return {t.name: self._ext(t.ptr, PROVENANCE) or UNTOUCHED for t in self.tracks()}
 
     def close(self) -> None:
         self.conn.close()
@@ -575,6 +541,97 @@ class ReaperTarget:
         return {"state": going, "compensation_db": round(delta_lu if going == "A" else 0.0, 2)}
 
 
+class _Block:
+    """One undo block (and, for a pass, PreventUIRefresh) opened at most once and closed at most once."""
+
+    def __init__(self, target: ReaperTarget, freeze_ui: bool = True):
+        self.target, self.freeze_ui = target, freeze_ui
+        self.is_open = False
+        self._frozen = False
+
+    def open(self) -> None:
+        if self.is_open:
+            return
+        self.target._c("Undo_BeginBlock2", 0)
+        self.is_open = True
+        if self.freeze_ui:
+            self.target._c("PreventUIRefresh", 1)
+            self._frozen = True
+
+    def close(self, name: str) -> None:
+        if not self.is_open:
+            return
+        if self._frozen:
+            self.target._c("PreventUIRefresh", -1)
+            self._frozen = False
+        self.target._c("Undo_EndBlock2", 0, name, -1)
+        self.is_open = False
+
+
+class LazyReaperTarget:
+    """:class:`ReaperTarget` that connects on first use and reconnects after a failure.
+
+    Creating it never touches the network.  Every call that finds no live connection tries to
+    connect; if REAPER is down the call raises :class:`~bridge.errors.DawUnavailable` and the
+    next call tries again.  Not thread-safe on its own (see :mod:`bridge.daw.base`); the lock here
+    only keeps a reconnect and a call from interleaving.
+    """
+
+    kind = "reaper"
+    capabilities = ReapyCapabilities()
+
+    def __init__(self, host: str = DEFAULTS.host, web_port: int = DEFAULTS.web_port,
+                 timeout_s: float = DEFAULTS.timeout_s):
+        self.host = host
+        self.web_port = web_port
+        self.timeout_s = timeout_s
+        self._inner: ReaperTarget | None = None
+        self._lock = threading.Lock()
+
+    def _target(self) -> ReaperTarget:
+        if self._inner is not None and not self._inner.conn.dead:
+            return self._inner
+        if self._inner is not None:
+            self._inner.conn.close()
+            self._inner = None
+        conn = ReapyConnection(self.host, self.web_port, self.timeout_s)
+        try:
+            conn.connect()
+        except BaseException:
+            conn.close()  # its worker thread must not outlive a failed connect
+            raise
+        self._inner = ReaperTarget(conn)
+        return self._inner
+
+    def _run(self, call: Callable[[ReaperTarget], Any]) -> Any:
+        with self._lock:
+            try:
+                return call(self._target())
+            except UNREACHABLE:
+                # Drop the connection: the next call reconnects from scratch.
+                if self._inner is not None:
+                    self._inner.conn.dead = True
+                raise
+
+    def apply(self, plan: dict, reenable: frozenset[str] | set[str] = frozenset()) -> ApplyReport:
+        return self._run(lambda t: t.apply(plan, reenable=reenable))
+
+    def revert(self, only_track: str | None = None) -> ApplyReport:
+        return self._run(lambda t: t.revert(only_track))
+
+    def ab_toggle(self, delta_lu: float) -> dict:
+        return self._run(lambda t: t.ab_toggle(delta_lu))
+
+    def provenance(self) -> dict[str, str]:
+        return self._run(lambda t: t.provenance())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._inner is not None:
+                self._inner.conn.close()
+                self._inner = None
+
+
 def _fx_param(target: str, param: str) -> str:
     if target == "eq":
         band = int(param[4:param.index("_")])
@@ -599,15 +656,10 @@ def _to_raw(key: str, value: Any, before: float | None) -> float:
     return float(m.fx_normalized(key, value))
 
 
-def _human(key: str, raw: float, before: float) -> Any:
+def _human(key: str, raw: float, before: float | None) -> Any:
     """A raw value in plan units, for the notes ("the producer moved it from -3.0 to -1.5 dB")."""
     if key == "track.volume_db":
         return round(m.fader_gain_to_db(raw / before) if before else m.fader_gain_to_db(raw), 2)
     if key.startswith("track.") or key.endswith("_type"):
         return round(raw, 4)
     return m.fx_plan_value(key, raw)
-
-
-def _write_order(key: str) -> tuple[int, str]:
-    """Band types before their values (a type change can re-scale REAPER's display)."""
-    return (0 if key.endswith("_type") else 1, key)

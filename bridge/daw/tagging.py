@@ -2,7 +2,8 @@
 
 Keys (readable with plain ReaScript, ``GetSetMediaTrackInfo_String(tr, "P_EXT:mixbridge/…", "", false)``):
 
-- ``mixbridge/provenance``: ``ai``, ``manual`` or ``hybrid``;
+- ``mixbridge/provenance``: ``ai``, ``hybrid``, ``manual`` or ``untouched`` (:data:`PROVENANCES`, the one
+  vocabulary of the notes, the console, the surfaces and every target);
 - ``mixbridge/pass``: the number of the last AI pass that wrote to the track;
 - ``mixbridge/plan``: the id of the plan that pass applied;
 - ``mixbridge/pre_ai``: the pre-AI raw values of the track attributes the bridge owns and the producer
@@ -23,16 +24,19 @@ from typing import Any
 PREFIX = "P_EXT:mixbridge/"
 PROVENANCE, PASS, PLAN, STATE = "provenance", "pass", "plan", "state"
 PRE_AI = "pre_ai"
-AI, MANUAL, HYBRID = "ai", "manual", "hybrid"
+AI, HYBRID, MANUAL, UNTOUCHED = "ai", "hybrid", "manual", "untouched"
+#: Per-track provenance tags, in the order the notes count them.
+PROVENANCES = (AI, HYBRID, MANUAL, UNTOUCHED)
 
 
 @dataclass
 class Written:
-    """One parameter the bridge wrote: the value in plan units, REAPER's raw value, and before."""
+    """One parameter the bridge wrote: the value in plan units, the target's raw value, and the pre-AI raw
+    value (``None`` where the target cannot know it: the ``plan`` target has no session to read)."""
 
     value: float | str
     raw: float
-    before_raw: float
+    before_raw: float | None
     unit: str = ""
 
 
@@ -40,7 +44,7 @@ class Written:
 class TrackTag:
     """Everything the bridge remembers about one track."""
 
-    provenance: str = MANUAL
+    provenance: str = UNTOUCHED
     pass_number: int = 0
     plan_id: str = ""
     written: dict[str, Written] = field(default_factory=dict)
@@ -59,7 +63,7 @@ class TrackTag:
 
     @classmethod
     def from_ext(cls, provenance: str, pass_text: str, plan_id: str, state_text: str) -> "TrackTag":
-        tag = cls(provenance=provenance or MANUAL, plan_id=plan_id or "")
+        tag = cls(provenance=provenance if provenance in PROVENANCES else UNTOUCHED, plan_id=plan_id or "")
         try:
             tag.pass_number = int(pass_text) if pass_text else 0
         except ValueError:
@@ -70,8 +74,9 @@ class TrackTag:
             except ValueError:
                 data = {}
             for key, w in (data.get("written") or {}).items():
+                before = w.get("before_raw")
                 tag.written[key] = Written(w.get("value"), float(w.get("raw", 0.0)),
-                                           float(w.get("before_raw", 0.0)), w.get("unit", ""))
+                                           None if before is None else float(before), w.get("unit", ""))
             tag.overrides = dict(data.get("overrides") or {})
             tag.points = [list(p) for p in data.get("points") or []]
             tag.opt_out = bool(data.get("opt_out", False))
@@ -86,14 +91,17 @@ class TrackTag:
         pairs = []
         for key, written in self.written.items():
             target, _, param = key.partition(".")
-            if target == "track" and param in track_attrs and key not in self.overrides:
+            if (target == "track" and param in track_attrs and key not in self.overrides
+                    and written.before_raw is not None):
                 pairs.append((track_attrs[param], written.before_raw))
         return ";".join(f"{attr}={float(raw)!r}" for attr, raw in sorted(pairs))
 
     def derive_provenance(self) -> str:
-        """``ai`` while the bridge owns something here, ``hybrid`` once the producer took over part
-        of it, ``manual`` when the bridge owns nothing (or the producer opted the track out)."""
-        owns = bool(self.written or self.points)
-        if self.opt_out or not owns:
+        """``manual`` when the producer opted the track out, else ``ai`` while the bridge owns
+        something here, ``hybrid`` once the producer took over part of it, ``manual`` when the
+        producer took over all of it, ``untouched`` when the bridge owns nothing."""
+        if self.opt_out:
             return MANUAL
-        return HYBRID if self.overrides else AI
+        if self.written or self.points:
+            return HYBRID if self.overrides else AI
+        return MANUAL if self.overrides else UNTOUCHED

@@ -18,10 +18,16 @@ STYLES = ("", "strong", "code", "em", "tag-ai", "tag-hybrid", "tag-manual", "tag
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """A run of text in one style (see :data:`STYLES`)."""
+    """A run of text in one style (see :data:`STYLES`); with ``href`` (``http``/``https`` only) a link."""
 
     text: str
     style: str = ""
+    href: str = ""
+
+    @property
+    def link(self) -> str:
+        """The link target if it is a web address (anything else is shown as plain text)."""
+        return self.href if self.href.startswith(("http://", "https://")) else ""
 
 
 Inline = tuple[Span, ...]
@@ -70,7 +76,20 @@ class Section:
     blocks: tuple["Block", ...]
 
 
-Block = Union[Heading, Paragraph, Bullets, Table, Figure, Section]
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """A level-matched before/after player: two audio files of the same length and loudness.
+
+    In HTML two ``<audio>`` elements and an A/B button that swaps them at the same playing position
+    (the page's only script, present only with this block); in Markdown, links to both files.
+    """
+
+    before_url: str
+    after_url: str
+    caption: str
+
+
+Block = Union[Heading, Paragraph, Bullets, Table, Figure, Section, Listen]
 
 
 def text(*parts: str | Span) -> Inline:
@@ -130,7 +149,10 @@ def _md_wrap(value: str, marker: str) -> str:
 def _md_inline(content: Inline, cell: bool = False) -> str:
     out = []
     for span in content:
-        if span.style == "code":
+        if span.link:
+            target = re.sub(r"[\s<>()|\\]", lambda m: "%{:02X}".format(ord(m.group())), span.link)
+            out.append(f"[{md_escape(span.text)}](<{target}>)")
+        elif span.style == "code":
             out.append(_md_code(span.text, cell))
         elif span.style == "strong" or span.style.startswith("tag-"):
             out.append(_md_wrap(span.text, "**"))
@@ -160,7 +182,15 @@ def _md_block(block: Block) -> list[str]:
         return _md_table(block) + [""]
     if isinstance(block, Figure):
         return [line for b in block.fallback for line in _md_block(b)]
+    if isinstance(block, Listen):
+        return [f"[before (pre-AI)]({_md_url(block.before_url)}) · [after (AI pass)]({_md_url(block.after_url)})"
+                f" — {md_escape(block.caption)}", ""]
     return [line for b in block.blocks for line in _md_block(b)]
+
+
+def _md_url(url: str) -> str:
+    """A link destination that survives spaces and brackets (CommonMark 6.3: ``<...>``)."""
+    return "<" + url.replace("<", "%3C").replace(">", "%3E") + ">"
 
 
 def to_markdown(blocks: list[Block]) -> str:
@@ -192,6 +222,20 @@ th{background:#ecece4}td.num,th.num{text-align:right;font-variant-numeric:tabula
 section.track{border-left:3px solid #d0d0c8;padding-left:.9rem;margin:1rem 0}
 figure{margin:1rem 0 1.6rem}figcaption{font-size:13px;color:#3d3d3d;margin-top:.3rem}
 figure svg{max-width:100%;height:auto;border:1px solid #dcdcd4;background:#fff}
+.listen{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center}.listen audio{width:min(100%,24rem)}
+.listen button{font:inherit;padding:.3rem .9rem;border:1px solid #5b84b8;border-radius:4px;background:#dfeaf7}
+"""
+
+#: The A/B switch of :class:`Listen`: one element plays at a time, the other takes over at the same position.
+_LISTEN_JS = """
+document.querySelectorAll('.listen').forEach(function(box){
+ var a=box.querySelectorAll('audio'),b=box.querySelector('button'),s=box.querySelector('.state');
+ b.addEventListener('click',function(){
+  var on=a[0].paused&&!a[1].paused?1:0,off=1-on,t=a[on].currentTime,playing=!a[on].paused;
+  a[on].pause();a[off].currentTime=t;if(playing){a[off].play();}
+  s.textContent=off?'after (AI pass)':'before (pre-AI)';});
+ a.forEach(function(x,k){x.addEventListener('play',function(){a[1-k].pause();
+  s.textContent=k?'after (AI pass)':'before (pre-AI)';});});});
 """
 
 
@@ -199,7 +243,9 @@ def _html_inline(content: Inline) -> str:
     out = []
     for span in content:
         value = html.escape(span.text, quote=True)
-        if span.style == "code":
+        if span.link:
+            out.append(f'<a href="{html.escape(span.link, quote=True)}">{value}</a>')
+        elif span.style == "code":
             out.append(f"<code>{value}</code>")
         elif span.style == "strong":
             out.append(f"<strong>{value}</strong>")
@@ -233,13 +279,28 @@ def _html_block(block: Block) -> list[str]:
         return _html_table(block)
     if isinstance(block, Figure):
         return ["<figure>", block.svg, f"<figcaption>{html.escape(block.caption)}</figcaption>", "</figure>"]
+    if isinstance(block, Listen):
+        before, after = html.escape(block.before_url, quote=True), html.escape(block.after_url, quote=True)
+        return ['<figure class="listen-box"><div class="listen">',
+                f'<audio controls preload="none" src="{before}" aria-label="before (pre-AI)"></audio>',
+                f'<audio controls preload="none" src="{after}" aria-label="after (AI pass), level-matched"></audio>',
+                '<button type="button">A/B</button> <span class="state" aria-live="polite">before (pre-AI)</span>',
+                f"</div><figcaption>{html.escape(block.caption)}</figcaption></figure>"]
     return ([f'<section class="{html.escape(block.css_class, quote=True)}">']
             + [line for b in block.blocks for line in _html_block(b)] + ["</section>"])
 
 
+def _has_listen(blocks) -> bool:
+    return any(isinstance(b, Listen) or (isinstance(b, Section) and _has_listen(b.blocks)) for b in blocks)
+
+
 def to_html(blocks: list[Block], title: str) -> str:
-    """The blocks as one self-contained HTML5 page: inline CSS, inline SVG, no scripts or links."""
+    """The blocks as one self-contained HTML5 page: inline CSS and SVG; the only script is that of a
+    :class:`Listen` block (the rendered mixes beside the notes), links only where a span has one (the
+    review page's address) or in the player."""
     body = [line for block in blocks for line in _html_block(block)]
+    if _has_listen(blocks):
+        body.append(f"<script>{_LISTEN_JS.strip()}</script>")
     head = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{html.escape(title)}</title>", f"<style>{CSS.strip()}</style>", "</head>", "<body>", "<main>"]

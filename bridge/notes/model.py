@@ -16,11 +16,15 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from ..suggest.model import Finding
 
 if TYPE_CHECKING:  # the notes read results; they never run the pipeline
-    from ..pipeline import SessionResult
+    from ..model import SessionResult
     from ..suggest.plan import MixPlan
 
-#: Per-track provenance tags, in the order the notes count them.
+#: Per-track provenance tags, in the order the notes count them (the same vocabulary as
+#: ``bridge.daw.tagging.PROVENANCES``; a test keeps the two equal).
 PROVENANCES = ("ai", "hybrid", "manual", "untouched")
+#: Where the pass's changes went (``NotesInput.outcome``): written to REAPER, proposed without a
+#: DAW target, queued while REAPER is away, held for review, refused; empty: planned only.
+OUTCOMES = ("written", "proposed", "queued", "held", "failed", "")
 
 #: A parameter value as written to or read from REAPER: a number in the unit its name carries
 #: (``volume_db``, ``band1_freq_hz``), a word (``band1_type`` = ``"peak"``), or unknown.
@@ -118,6 +122,17 @@ class PlanItem:
 
 
 @dataclass(frozen=True, slots=True)
+class MoveChange:
+    """A planned parameter whose value differs from the previous bounce's plan (``None``: absent there)."""
+
+    track: str
+    param: str
+    before: ParamValue
+    after: ParamValue
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ChangesSincePrevious:
     """What differs from the previous bounce of the same session.
 
@@ -131,6 +146,9 @@ class ChangesSincePrevious:
         Suggestions with moves only.
     reanalysed : tuple of str
         Stems that were read again for this bounce.
+    moves_changed : tuple of MoveChange
+        Every planned parameter (fader, pan, width, polarity, EQ type/frequency/gain/Q, compressor,
+        volume automation) whose value differs from the previous plan, added or gone.
     """
 
     previous_id: str = ""
@@ -140,16 +158,41 @@ class ChangesSincePrevious:
     suggestions_added: tuple[PlanItem, ...] = ()
     suggestions_dropped: tuple[PlanItem, ...] = ()
     reanalysed: tuple[str, ...] = ()
+    moves_changed: tuple[MoveChange, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("level_changes", "findings_added", "findings_dropped", "suggestions_added",
-                     "suggestions_dropped", "reanalysed"):
+                     "suggestions_dropped", "reanalysed", "moves_changed"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     @property
     def empty(self) -> bool:
         return not (self.level_changes or self.findings_added or self.findings_dropped
-                    or self.suggestions_added or self.suggestions_dropped or self.reanalysed)
+                    or self.suggestions_added or self.suggestions_dropped or self.reanalysed
+                    or self.moves_changed)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderLinks:
+    """The AI pass rendered offline (:mod:`bridge.render`): two level-matched mixes to listen to.
+
+    Attributes
+    ----------
+    before_path, after_path : str
+        The mixes without and with the pass (absolute, or relative to the notes file once written).
+    before_lufs : float or None
+        Integrated loudness of both mixes (the after mix is matched to it).
+    match_gain_db : float
+        The gain applied to the after mix to match it.
+    stems_dir : str
+        Where the processed stems are (the AI-only version of every track).
+    """
+
+    before_path: str
+    after_path: str
+    before_lufs: float | None
+    match_gain_db: float
+    stems_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +220,14 @@ class NotesInput:
         Shown at the top (a song or session name).
     generated_at : str
         A timestamp to print; empty keeps the output byte-identical across runs.
+    outcome : str
+        Where ``applied`` went (:data:`OUTCOMES`): ``proposed`` when there was no DAW target.
+    render : RenderLinks or None
+        The pass rendered offline, when it was (``watch --render``, the demo).
+    unchanged : tuple of (track, param)
+        Planned values already in place from an earlier pass (not written again, not new).
+    review_url : str
+        The local review page (``mixbridge watch --review-page``) while it runs; linked at the top.
     """
 
     result: SessionResult
@@ -188,10 +239,16 @@ class NotesInput:
     provenance: Mapping[str, str] = field(default_factory=dict)
     title: str = ""
     generated_at: str = ""
+    outcome: str = ""
+    unchanged: tuple[tuple[str, str], ...] = ()
+    render: RenderLinks | None = None
+    review_url: str = ""
 
     def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, not {self.outcome!r}")
         # Callers pass lists; tuples keep the input immutable like everything else downstream.
-        for name in ("applied", "overrides", "pending"):
+        for name in ("applied", "overrides", "pending", "unchanged"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         unknown = {tag for tag in self.provenance.values() if tag not in PROVENANCES}
         if unknown:
@@ -228,6 +285,9 @@ class NotesInput:
 
     def pending_for(self, track: str) -> tuple[PendingMove, ...]:
         return tuple(p for p in self.pending if p.track == track)
+
+    def unchanged_of(self, track: str) -> tuple[str, ...]:
+        return tuple(p for t, p in self.unchanged if t == track)
 
 
 # --- comparing two bounces ----------------------------------------------------------------------
@@ -290,7 +350,9 @@ def compare_bounces(previous_result: SessionResult, previous_plan: MixPlan, resu
     -------
     ChangesSincePrevious
         Findings and suggestions are matched by track, code and subject (the masking pair or
-        band), so a finding whose numbers merely drifted counts as neither added nor dropped.
+        band), so a finding whose numbers merely drifted counts as neither added nor dropped; what
+        the plan would set is compared parameter by parameter (``moves_changed``), so an EQ band
+        moving from 355 Hz to 1.8 kHz is listed even though its suggestion is the same.
     """
     before, after = _integrated(previous_result), _integrated(result)
     levels = []
@@ -302,6 +364,11 @@ def compare_bounces(previous_result: SessionResult, previous_plan: MixPlan, resu
         peaks_before, peaks_after = _true_peak(previous_result), _true_peak(result)
         reanalysed = [name for name in after if name not in before or not _same(before[name], after[name])
                       or not _same(peaks_before.get(name), peaks_after[name])]
+    old_m, new_m = _moves(previous_plan), _moves(plan)
+    moves = tuple(MoveChange(track, param, old_m.get((track, param), (None, ""))[0], value, unit)
+                  for (track, param), (value, unit) in new_m.items() if not _same_value(old_m.get((track, param), (None,))[0], value))
+    moves += tuple(MoveChange(track, param, value, None, unit)
+                   for (track, param), (value, unit) in old_m.items() if (track, param) not in new_m)
     old_f, new_f = _findings(previous_plan), _findings(plan)
     old_s, new_s = _suggestions(previous_plan), _suggestions(plan)
     return ChangesSincePrevious(
@@ -311,7 +378,26 @@ def compare_bounces(previous_result: SessionResult, previous_plan: MixPlan, resu
         findings_dropped=tuple(v for k, v in old_f.items() if k not in new_f),
         suggestions_added=tuple(v for k, v in new_s.items() if k not in old_s),
         suggestions_dropped=tuple(v for k, v in old_s.items() if k not in new_s),
-        reanalysed=tuple(reanalysed))
+        reanalysed=tuple(reanalysed), moves_changed=moves)
+
+
+def _moves(plan: MixPlan) -> dict[tuple[str, str], tuple[ParamValue | tuple, str]]:
+    """``{(track, param): (value, unit)}`` of every change and automation lane of a plan."""
+    out: dict[tuple[str, str], tuple[Any, str]] = {}
+    for track in plan.tracks:
+        for c in track.changes:
+            channel = (c.extra or {}).get("channel")
+            param = c.param if not channel or channel == "both" else f"{c.param}_{channel}"
+            out[(track.name, param)] = (c.value, c.unit)
+        for a in track.automation:
+            out[(track.name, f"{a.param}_automation")] = (tuple(tuple(p) for p in a.points), "")
+    return out
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), abs_tol=1e-9)
+    return a == b
 
 
 def _same(a: float | None, b: float | None) -> bool:

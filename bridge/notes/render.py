@@ -15,19 +15,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..files import write_atomic
 from ..suggest.plan import MixPlan
 from ..suggest.reference import ReferenceComparison
 from ..suggest.model import TrackPlan
 from . import charts
-from .document import (Block, Bullets, Figure, Heading, Paragraph, Section, Span, Table, text, to_html,
+from .document import (Block, Bullets, Figure, Heading, Listen, Paragraph, Section, Span, Table, text, to_html,
                        to_markdown)
-from .model import PROVENANCES, ChangesSincePrevious, NotesInput, PlanItem
+from .model import PROVENANCES, ChangesSincePrevious, NotesInput, PlanItem, RenderLinks
 from .texts import (TAG_LABELS, TAG_MEANINGS, describe_param, fmt_db, fmt_hz, fmt_lu, fmt_lufs, fmt_value, join,
                     plural, track_moves, used_findings)
 
 #: Headings of the sections that appear only when the later stages filled them.
 SECTION_TITLES = {
     "applied": "Written to REAPER",
+    "proposed": "Proposed (no DAW target)",
     "overrides": "Producer overrides",
     "changes_since_previous": "Changes since the previous bounce",
     "pending": "Moves not applied",
@@ -43,6 +45,10 @@ CAPTIONS = {
     "timeline": "Short-term loudness of the mix (3 s window) with the sections shaded and their loudness.",
 }
 _SILENT = "silent: nothing reaches -70 LUFS (muted at render, or an empty track)"
+#: What happened to this pass's changes, by ``NotesInput.outcome``.
+OUTCOME_WORDS = {"written": "written to REAPER", "proposed": "proposed (no DAW target)",
+                 "queued": "queued (REAPER unreachable)", "held": "held for review", "failed": "not applied",
+                 "": "applied"}
 
 
 def _code(value: str) -> Span:
@@ -60,7 +66,12 @@ def _header(notes: NotesInput) -> list[Block]:
     ids = text("analysis ", _code(notes.plan.analysis_id or "-"), " · plan ", _code(notes.plan.id or "-"))
     if notes.generated_at:
         ids += text(f" · written {notes.generated_at}")
-    return [Heading(1, text(title)), Paragraph(ids)]
+    blocks: list[Block] = [Heading(1, text(title)), Paragraph(ids)]
+    if notes.review_url:
+        blocks.append(Paragraph(text(Span("Review:", "strong"), " hear, accept and reject each suggestion on the ",
+                                     Span("review page", href=notes.review_url),
+                                     " (while mixbridge runs)")))
+    return blocks
 
 
 def _mix_line(notes: NotesInput) -> tuple[Span, ...]:
@@ -86,10 +97,12 @@ def _moves_line(notes: NotesInput) -> tuple[Span, ...]:
     sections = notes.result.mix.sections
     per_track = {t.name: len(track_moves(t, sections)) for t in notes.plan.tracks}
     moves, tracks = sum(per_track.values()), sum(1 for n in per_track.values() if n)
-    line = f"{moves} proposed on {plural(tracks, 'track')}"
+    line = f"{moves} in the plan on {plural(tracks, 'track')}"
     extra = []
-    if notes.applied:
-        extra.append(f"{plural(len(notes.applied), 'parameter write')} applied")
+    if notes.applied or notes.outcome in ("written", "proposed"):
+        extra.append(f"{plural(len(notes.applied), 'change')} {OUTCOME_WORDS[notes.outcome]} in this pass")
+    if notes.unchanged:
+        extra.append(f"{len(notes.unchanged)} already in place from an earlier pass")
     if notes.pending:
         extra.append(f"{len(notes.pending)} not applied")
     if notes.overrides:
@@ -172,8 +185,10 @@ def _track_section(notes: NotesInput, track: TrackPlan, targets: dict[str, float
                            Paragraph(_facts(notes, track, targets))]
     moves = _move_items(notes, track)
     applied, pending = notes.applied_to(track.name), notes.pending_for(track.name)
+    in_place = notes.unchanged_of(track.name)
     if moves:
-        state = [f"{plural(len(applied), 'parameter write')} made in REAPER"] if applied else []
+        state = [f"{plural(len(applied), 'change')} {OUTCOME_WORDS[notes.outcome]}"] if applied else []
+        state += [f"{len(in_place)} already in place"] if in_place else []
         state += [f"{len(pending)} not applied"] if pending else []
         label = f"Moves ({', '.join(state)})" if state else "Proposed moves"
         blocks += [Paragraph(text(Span(label, "strong"))), Bullets(moves)]
@@ -291,6 +306,43 @@ def _reference(notes: NotesInput) -> list[Block]:
             Table(("Measure", "Mix", "Reference", "Reference minus mix"), shape, (False, True, True, True))]
 
 
+# --- listening ----------------------------------------------------------------------------------
+
+def _listen(notes: NotesInput) -> list[Block]:
+    """The AI pass rendered offline: hear it before (or without) REAPER, level-matched."""
+    r = notes.render
+    if r is None:
+        return []
+    level = f" at {fmt_lufs(r.before_lufs)}" if r.before_lufs is not None else ""
+    caption = (f"Both mixes play{level}: the AI pass is level-matched ({r.match_gain_db:+.1f} dB), so what you "
+               "hear is the balance and tone, not loudness. Rendered offline as REAPER would play the moves "
+               "(docs/render.md).")
+    blocks: list[Block] = [Heading(2, text("Hear the AI pass")), Listen(r.before_path, r.after_path, caption)]
+    if r.stems_dir:
+        blocks.append(Paragraph(text("Every processed stem (the AI-only version of each track) is in ",
+                                     _code(r.stems_dir), ".")))
+    return blocks
+
+
+def relative_links(notes: NotesInput, folder: Path) -> NotesInput:
+    """``notes`` with its rendered-audio paths as URLs relative to ``folder`` (where the notes are written)."""
+    from dataclasses import replace  # noqa: PLC0415
+    from urllib.parse import quote  # noqa: PLC0415
+
+    r = notes.render
+    if r is None:
+        return notes
+
+    def url(path: str) -> str:
+        if not path or not Path(path).is_absolute():
+            return path
+        return quote(Path(os.path.relpath(path, folder)).as_posix())
+
+    stems = os.path.relpath(r.stems_dir, folder) if r.stems_dir and Path(r.stems_dir).is_absolute() else r.stems_dir
+    return replace(notes, render=RenderLinks(url(r.before_path), url(r.after_path), r.before_lufs, r.match_gain_db,
+                                             Path(stems).as_posix() if stems else ""))
+
+
 # --- problems and later stages ------------------------------------------------------------------
 
 def _problems(notes: NotesInput) -> list[Block]:
@@ -314,8 +366,10 @@ def _applied(notes: NotesInput) -> list[Block]:
     rows = tuple((text(_code(a.track)), text(describe_param(a.param)),
                   text(fmt_value(a.param, a.value_before, a.unit) if a.value_before is not None else "not set"),
                   text(fmt_value(a.param, a.value_written, a.unit))) for a in notes.applied)
-    return [Heading(2, text(SECTION_TITLES["applied"])),
-            Table(("Track", "Parameter", "Before", "Written"), rows, (False, False, True, True))]
+    proposed = notes.outcome == "proposed"
+    return [Heading(2, text(SECTION_TITLES["proposed" if proposed else "applied"])),
+            Table(("Track", "Parameter", "Before", "Proposed" if proposed else "Written"), rows,
+                  (False, False, True, True))]
 
 
 def _overrides(notes: NotesInput) -> list[Block]:
@@ -350,10 +404,23 @@ def _since_previous(notes: NotesInput) -> list[Block]:
     if diff.level_changes:
         blocks.append(Table(("Track", "Level change"), tuple((text(_code(c.track)), text(fmt_lu(c.change_lu)))
                                                              for c in diff.level_changes), (False, True)))
+    if diff.moves_changed:
+        blocks.append(Paragraph(text(Span("Moves changed:", "strong"))))
+        blocks.append(Table(("Track", "Parameter", "Before", "Now"), tuple(
+            (text(_code(c.track)), text(describe_param(c.param)), text(_move_value(c.param, c.before, c.unit)),
+             text(_move_value(c.param, c.after, c.unit))) for c in diff.moves_changed), (False, False, True, True)))
     blocks += _items("New findings", diff.findings_added) + _items("Findings gone", diff.findings_dropped)
     blocks += _items("New suggestions", diff.suggestions_added)
     blocks += _items("Suggestions dropped", diff.suggestions_dropped)
     return blocks
+
+
+def _move_value(param: str, value, unit: str) -> str:
+    if value is None:
+        return "not planned"
+    if isinstance(value, tuple):
+        return plural(len(value), "point")
+    return fmt_value(param, value, unit)
 
 
 def _pending(notes: NotesInput) -> list[Block]:
@@ -372,12 +439,12 @@ def _pending(notes: NotesInput) -> list[Block]:
 def build_notes(notes: NotesInput) -> list[Block]:
     """The notes as document blocks (pure)."""
     targets = charts.stem_targets_lufs(notes.result, notes.plan)
-    return (_header(notes) + _summary(notes) + _tracks(notes, targets) + _pictures(notes, targets)
+    return (_header(notes) + _summary(notes) + _listen(notes) + _tracks(notes, targets) + _pictures(notes, targets)
             + _reference(notes) + _problems(notes) + _applied(notes) + _overrides(notes)
             + _since_previous(notes) + _pending(notes))
 
 
-def _page_title(notes: NotesInput) -> str:
+def page_title(notes: NotesInput) -> str:
     return "Mix notes" + (f": {notes.title}" if notes.title else "")
 
 
@@ -387,8 +454,9 @@ def render_markdown(notes: NotesInput) -> str:
 
 
 def render_html(notes: NotesInput) -> str:
-    """The notes as one self-contained HTML page: inline CSS and SVG, no scripts, no links."""
-    return to_html(build_notes(notes), _page_title(notes))
+    """The notes as one self-contained HTML page: inline CSS and SVG, no scripts; one link, to the
+    review page while it runs."""
+    return to_html(build_notes(notes), page_title(notes))
 
 
 def write_notes(notes: NotesInput, path: str | os.PathLike) -> tuple[Path, Path]:
@@ -404,15 +472,16 @@ def write_notes(notes: NotesInput, path: str | os.PathLike) -> tuple[Path, Path]
     Returns
     -------
     (Path, Path)
-        The Markdown file and the HTML file, in that order.
+        The Markdown file and the HTML file, in that order; each replaced atomically
+        (:func:`bridge.files.write_atomic`), so a reader never sees half a page.
     """
     path = Path(path)
+    notes = relative_links(notes, path.parent)
     blocks = build_notes(notes)  # once: the charts are the costly part
     if path.suffix.lower() in (".html", ".htm"):
         html_path, md_path = path, path.with_suffix(".md")
     else:
         md_path, html_path = path, path.with_suffix(".html")
-    md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(to_markdown(blocks), encoding="utf-8", newline="\n")
-    html_path.write_text(to_html(blocks, _page_title(notes)), encoding="utf-8", newline="\n")
+    write_atomic(md_path, to_markdown(blocks))
+    write_atomic(html_path, to_html(blocks, page_title(notes)))
     return md_path, html_path

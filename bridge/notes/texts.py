@@ -27,6 +27,8 @@ _PARAM_WORDS = {
     "volume_db": "fader", "pan": "pan", "width": "width", "polarity": "polarity",
     "threshold_db": "compressor threshold", "ratio": "compressor ratio", "attack_ms": "compressor attack",
     "release_ms": "compressor release", "makeup_db": "compressor make-up",
+    "volume_automation": "volume automation", "volume_db_automation": "volume automation",
+    "polarity_left": "polarity (left)", "polarity_right": "polarity (right)",
 }
 _BAND_FIELDS = {"type": "type", "freq_hz": "frequency", "gain_db": "gain", "q": "Q"}
 _BAND_PARAM = re.compile(r"^band(\d+)_(type|freq_hz|gain_db|q)$")

@@ -34,13 +34,14 @@ import numpy as np
 
 from ..analyze.loudness import KWeightedEnergy, channel_weights, gating_blocks, integrated_lufs
 from ..analyze.resample import StreamResampler
-from ..errors import BridgeError, InputFileError, StemWriteError
+from ..errors import BridgeError, NoStems, PathNotFound, StemWriteError
 from ..pipeline import to_stereo
+from ..plandoc import check_plan, load_plan
 from ..stems import StemInfo, StemWriter, find_stems, open_stem, read_blocks
+from ..tracks import stem_names
 from .track import TrackChain, TrackSettings, track_settings
 
 #: Plan schema versions the renderer reads (2 has the same ``changes``/``automation`` shape).
-SCHEMA_VERSIONS = (1, 2)
 #: Frames per block at the mix rate: one second at 48 kHz, as the stem reader's default.
 DEFAULT_BLOCK_FRAMES = 48000
 STEMS_DIR = "stems"
@@ -168,29 +169,14 @@ class RenderOutput:
 # ------------------------------------------------------------------------------------------ input
 
 def read_plan(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a plan JSON document (``mixbridge plan --json``) and check its shape.
+    """Read a plan JSON document (``mixbridge plan --json``): :func:`bridge.plandoc.load_plan`.
 
     Raises
     ------
-    InputFileError
+    PlanFileError
         ``E_PLAN``: unreadable, not JSON, not a schema 1 or 2 plan.
     """
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"{path}: {exc}", code="E_PLAN") from exc
-    check_plan(doc, str(path))
-    return doc
-
-
-def check_plan(doc: Any, where: str = "plan") -> None:
-    """Raise ``E_PLAN`` unless ``doc`` is a plan document the renderer reads (unknown fields are fine)."""
-    if not isinstance(doc, Mapping) or doc.get("schema_version") not in SCHEMA_VERSIONS:
-        raise InputFileError(f"{where}: not a MixBridge plan (schema_version 1 or 2)", code="E_PLAN")
-    tracks = doc.get("tracks")
-    if not isinstance(tracks, list) or not all(isinstance(t, Mapping) and isinstance(t.get("name"), str)
-                                               for t in tracks):
-        raise InputFileError(f"{where}: 'tracks' must be a list of tracks with a name", code="E_PLAN")
+    return load_plan(path)
 
 
 def stem_files(stems: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -199,24 +185,16 @@ def stem_files(stems: str | os.PathLike | Sequence[str | os.PathLike]) -> list[P
     Raises
     ------
     BridgeError
-        ``E_NO_STEMS`` when a folder does not exist or no audio file is found.
+        ``E_PATH_NOT_FOUND`` when a path does not exist, ``E_NO_STEMS`` when no audio file is found.
     """
     paths = [stems] if isinstance(stems, (str, os.PathLike)) else list(stems)
     for p in paths:
         if not Path(p).exists():
-            raise BridgeError(f"{p}: no such file or folder", code="E_NO_STEMS")
+            raise PathNotFound(f"{p}: no such file or folder")
     files = find_stems(paths)
     if not files:
-        raise BridgeError("in " + ", ".join(map(str, paths)), code="E_NO_STEMS")
+        raise NoStems("in " + ", ".join(map(str, paths)))
     return files
-
-
-def stem_names(files: Iterable[Path]) -> dict[Path, str]:
-    """Each file's stem name, as :func:`bridge.pipeline.analyze_session` names it (the file name without
-    ending; with the ending kept when two files share a name)."""
-    files = list(files)
-    counts = Counter(p.stem for p in files)
-    return {p: (p.stem if counts[p.stem] == 1 else f"{p.stem}{p.suffix}") for p in files}
 
 
 def plan_tracks_by_stem(doc: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -294,12 +272,13 @@ class _StemJob:
                 self._writer = StemWriter(out_path, info.sample_rate, self._out_channels, subtype).__enter__()
             except StemWriteError as exc:
                 self._fail(exc)
-        elif out_path is not None:
-            try:
-                out_path.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, out_path)
-            except OSError as exc:
-                self._fail(StemWriteError(f"{out_path}: {exc}"))
+        else:
+            if out_path is not None:
+                try:
+                    out_path.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, out_path)
+                except OSError as exc:
+                    self._fail(StemWriteError(f"{out_path}: {exc}"))
             if not self.mixes:
                 self._close_reader()
 
@@ -423,7 +402,8 @@ class _MixWriter:
 def render_plan(plan_doc: Mapping[str, Any] | str | os.PathLike,
                 stems: str | os.PathLike | Sequence[str | os.PathLike],
                 out_dir: str | os.PathLike, *, mixes: bool = True, block_frames: int = DEFAULT_BLOCK_FRAMES,
-                subtype: str = "FLOAT", envelope_scaling: str = "fader", write_report: bool = True) -> RenderOutput:
+                subtype: str = "FLOAT", envelope_scaling: str = "fader", write_report: bool = True,
+                copy_untouched: bool = True) -> RenderOutput:
     """Apply a plan to the stems as REAPER would play it, offline.
 
     Parameters
@@ -444,6 +424,9 @@ def render_plan(plan_doc: Mapping[str, Any] | str | os.PathLike,
         The volume envelopes' scaling mode (docs/render.md).
     write_report : bool
         Write ``render.json``.
+    copy_untouched : bool
+        Copy the stems the plan leaves alone into ``stems/`` (off: they are only mixed, and their
+        ``RenderedStem.path`` is None; the review page's renders need only the mixes and the processed stems).
 
     Returns
     -------
@@ -451,7 +434,7 @@ def render_plan(plan_doc: Mapping[str, Any] | str | os.PathLike,
 
     Raises
     ------
-    InputFileError
+    PlanFileError
         ``E_PLAN`` for a plan that cannot be read.
     BridgeError
         ``E_NO_STEMS`` for a missing folder or no stems; ``E_RENDER_OUTPUT`` when the output folder
@@ -459,7 +442,7 @@ def render_plan(plan_doc: Mapping[str, Any] | str | os.PathLike,
     """
     started = time.perf_counter()
     doc = read_plan(plan_doc) if isinstance(plan_doc, (str, os.PathLike)) else plan_doc
-    check_plan(doc)
+    check_plan(doc, "plan")
     if block_frames < 1:
         raise ValueError("block_frames must be at least 1")
     files = stem_files(stems)
@@ -493,6 +476,8 @@ def render_plan(plan_doc: Mapping[str, Any] | str | os.PathLike,
         settings = track_settings(track) if track is not None else None
         processing = settings is not None and not settings.manual and not settings.is_identity
         out_path = stems_out / (f"{name}.wav" if processing else path.name) if info is not None else None
+        if not processing and not copy_untouched:
+            out_path = None
         jobs.append(_StemJob(name, path, info, error, track, settings, out_path, mix_rate, block_frames,
                              mixes, subtype, envelope_scaling))
     matched = {j.name for j in jobs}

@@ -56,6 +56,10 @@ def _suggestion_id(track: dict[str, Any], item: dict[str, Any]) -> str:
     return item.get("suggestion") or f"{track.get('name', '')}/{item.get('reason') or 'change'}"
 
 
+#: Which suggestion a change or automation lane belongs to (the one rule; the review page reads it too).
+suggestion_id_of = _suggestion_id
+
+
 def suggestions_of(plan: Mapping[str, Any]) -> tuple[Suggestion, ...]:
     """Every suggestion of ``plan``, in plan order (tracks, then their suggestions).
 

@@ -6,13 +6,12 @@ Modules, in the order a bounce travels through them:
 - :mod:`.observer`: watchdog events → a queue (the only module importing watchdog);
 - :mod:`.settle`: when a file is complete (stable size, consistent header, readable);
 - :mod:`.bounce`: which files make a bounce and which REAPER track each belongs to;
-- :mod:`.passes`: analyse → plan → notes and files for one pass;
 - :mod:`.state`: ``.mixbridge/`` (journal, last pass, pass folders) and restart recovery;
-- :mod:`.watcher`: the worker that ties them together; :mod:`.console`: what the terminal shows.
+- :mod:`.watcher`: the worker that ties them together and hands each bounce to
+  :class:`bridge.session.Session`, which runs the pass (the loop every command shares).
 
 Importing this package does not import watchdog (the observer loads it when the watcher starts).
 """
-from .console import Console
-from .watcher import Watcher, WatchSettings
+from .watcher import Watcher
 
-__all__ = ["Console", "Watcher", "WatchSettings"]
+__all__ = ["Watcher"]

@@ -15,8 +15,6 @@ from ..stems import AUDIO_EXTENSIONS
 #: The bounce manifest's file name (``docs/manifest.md``); kept in step with ``bridge.manifest``.
 MANIFEST_NAME = "mixbridge-bounce.json"
 
-#: The watcher's own state folder, beside the stems.
-STATE_DIR_NAME = ".mixbridge"
 
 #: Endings REAPER (and editors) write beside renders; listed so the intent is explicit even though
 #: the audio-ending rule alone would drop them.

@@ -6,8 +6,15 @@ going back to fill in the sizes.  A file is a candidate only when
 1. its size and modification time are unchanged for ``stable_polls`` polls ``poll_s`` apart (not
    needed when the bounce manifest lists it: the manifest is written after the render, so it is
    the completion signal), and
-2. :func:`bridge.stems.open_stem` accepts it: the header's declared payload fits the file
-   (``check_container`` catches placeholder sizes) and libsndfile can read the header.
+2. no process has it open for writing (Linux: a read lease is refused exactly then,
+   :func:`bridge.files.open_for_writing`), and
+3. :func:`bridge.stems.open_stem` accepts it: the header's declared payload fits the file
+   (``check_container`` catches placeholder sizes) and libsndfile can read the header.  Where the
+   lease cannot tell (another OS, a network filesystem, someone else's file), the check is strict:
+   a header that is readable but still looks provisional (a size written once and never updated,
+   bytes after the declared audio that are not chunks, CAF's unknown length: what Python's
+   ``wave`` module with ``writeframesraw`` or a W64/RF64/CAF writer leave until they close) counts
+   as still being written (``E_STEM_WRITING``).
 
 A file whose header still disagrees with its length after ``incomplete_timeout_s`` without any
 growth is given up on: it joins the bounce as a bad file, so its error reaches the notes instead of
@@ -27,15 +34,22 @@ from typing import Callable
 from ..errors import BridgeError
 
 #: Error codes that may only mean "still being written"; any other error is final.
-TRANSIENT_CODES = frozenset({"E_STEM_TRUNCATED", "E_STEM_EMPTY", "E_STEM_UNREADABLE"})
+TRANSIENT_CODES = frozenset({"E_STEM_TRUNCATED", "E_STEM_EMPTY", "E_STEM_UNREADABLE", "E_STEM_WRITING"})
+#: ...and the one that stays transient for a file a manifest lists (the writer still has it open).
+STILL_WRITING = "E_STEM_WRITING"
 
 PENDING, COMPLETE, BAD = "pending", "complete", "bad"
 
 
 def _default_check(path: Path) -> None:
+    from ..errors import StemStillWriting
+    from ..files import display, open_for_writing
     from ..stems import open_stem  # the stem reader stays the only module that opens audio
 
-    open_stem(path)
+    writing = open_for_writing(path)
+    if writing:
+        raise StemStillWriting(f"{display(path)}: another process has it open for writing")
+    open_stem(path, strict=writing is None)
 
 
 def _default_stat(path: Path) -> tuple[int, int] | None:
@@ -112,8 +126,11 @@ class CompletenessTracker:
             if state.final:
                 # A manifest lists it: the bounce script writes the manifest only after the render
                 # returned, so it is the completion signal; the header and readability are still
-                # checked below, and any error is final.  No stability polls to wait out.
-                state.size, state.mtime_ns = seen
+                # checked below, and any error but "a writer still has it open" is final.  No
+                # stability polls to wait out.
+                if seen != (state.size, state.mtime_ns):
+                    state.size, state.mtime_ns = seen
+                    state.last_change_s = now_s
             else:
                 if seen != (state.size, state.mtime_ns):
                     state.size, state.mtime_ns = seen
@@ -125,8 +142,8 @@ class CompletenessTracker:
             try:
                 self._check(path)
             except BridgeError as exc:
-                if (exc.code in TRANSIENT_CODES and not state.final
-                        and now_s - state.last_change_s < self.incomplete_timeout_s):
+                transient = exc.code in TRANSIENT_CODES and (not state.final or exc.code == STILL_WRITING)
+                if transient and now_s - state.last_change_s < self.incomplete_timeout_s:
                     state.error = exc
                     continue
                 state.status, state.error = BAD, exc

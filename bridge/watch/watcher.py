@@ -1,115 +1,62 @@
 """``mixbridge watch``: bounce in REAPER → analysis → plan → REAPER, hands-off.
 
+The watcher decides *when* there is a bounce; :class:`bridge.session.Session` runs the pass
+(analyse → plan → map tracks → apply → review), the same loop every other command uses.
+
 Threads
 -------
 - the watchdog observer thread only puts paths on a queue (:mod:`.observer`);
 - one worker thread does everything else, in order: drains the queue, follows files until they
   are complete (:mod:`.settle`), decides when a bounce is whole (manifest, else a settle window),
-  runs the pass (:mod:`.passes`), retries a plan REAPER did not take, and handles requests
+  runs the pass through the session, retries a plan REAPER did not take, and handles requests
   (accept all pending, A/B, revert) from the Lua scripts or the caller;
-- the optional control surface server runs its own threads and talks to the same target.
+- the optional control surface server and review page (``--surface``, ``--review-page``) run their own
+  threads and reach the target through the same session (whose lock serialises every target call; see
+  :mod:`bridge.session`) and the same review state (one controller).
 
 One worker keeps the order of things obvious (a pass never overlaps another) and lets events that
 arrive during a pass simply wait in the queue: a burst of hundreds of files becomes one pass.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import queue
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import BridgeError, DawTimeout, DawUnavailable
-from .bounce import Bounce, BounceManifest, ManifestEntry, compile_pattern, read_bounce_manifest
-from .console import Console
+from ..console import Console
+from ..errors import UNREACHABLE, BridgeError, DiskFull, PassInterrupted
+from ..session import PassRecord, Session, filled_plan_doc, notes_input, record_doc
+from ..settings import Settings
+from ..tracks import BounceManifest, ManifestEntry, read_bounce_manifest
+from .bounce import Bounce
 from .filters import MANIFEST_NAME, classify
-from .passes import (PassInterrupted, PassOutcome, analyse, make_plan, write_pass_files)
 from .settle import PENDING, CompletenessTracker
-from .state import Journal, StateFolder, recover, utc_now
+from .state import Journal, StateFolder, WatchLock, recover, utc_now
 
 log = logging.getLogger("mixbridge.watch")
 # Quiet unless --verbose configures logging: the console line says what the producer needs.
 log.addHandler(logging.NullHandler())
 
-
-@dataclass(frozen=True)
-class WatchSettings:
-    """Everything ``mixbridge watch`` can be told.  Times in seconds.
-
-    Attributes
-    ----------
-    folder : Path
-        The render folder to watch.
-    target : str
-        ``plan`` (no DAW; the default), ``reaper`` (reapy) or ``osc``.
-    settle_s : float
-        Without a manifest, a bounce is complete this long after the last file event.
-    poll_s, stable_polls : float, int
-        A file is stable when its size and mtime are unchanged for ``stable_polls`` looks ``poll_s`` apart.
-    incomplete_timeout_s : float
-        A stable file whose header still disagrees with its length is given up on (an error in
-        the notes) after this long without growth.
-    manifest_timeout_s : float
-        How long a manifest's pass waits for the files it lists; the missing ones become errors.
-    manifest_grace_s : float
-        In a folder that has a manifest, stems that arrive without a new one wait this long for it
-        before they are analysed anyway.
-    max_batch_wait_s : float
-        A stream of events that never settles still gets a pass this often.
-    name_pattern : str or None
-        A regular expression with a ``track`` group mapping file names to track names.
-    review : bool
-        Hold suggestions as pending until accepted (default on with ``surface``).
-    retry_initial_s, retry_max_s : float
-        Back-off for a plan REAPER did not take (doubling).
-    """
-
-    folder: Path
-    target: str = "plan"
-    recursive: bool = False
-    reference: Path | None = None
-    amount: float = 1.0
-    review: bool | None = None
-    surface: bool = False
-    surface_bind: str = "127.0.0.1"
-    surface_port: int = 9100
-    surface_allow: tuple[str, ...] = ()
-    settle_s: float = 2.0
-    poll_s: float = 0.25
-    stable_polls: int = 2
-    incomplete_timeout_s: float = 30.0
-    manifest_timeout_s: float = 60.0
-    manifest_grace_s: float = 20.0
-    max_batch_wait_s: float = 120.0
-    name_pattern: str | None = None
-    jobs: int | None = None
-    host: str = "127.0.0.1"
-    web_port: int = 2307
-    osc_port: int = 8000
-    osc_listen: int = 9000
-    timeout_s: float = 5.0
-    retry_initial_s: float = 1.0
-    retry_max_s: float = 30.0
-    commands_poll_s: float = 1.0
-    stop_timeout_s: float = 10.0
-
-    @property
-    def review_mode(self) -> bool:
-        return self.surface if self.review is None else self.review
+#: Written beside the stems by the ``plan`` target, where a producer looks.
+PLAN_BESIDE_NAME = "mixbridge-plan.json"
+NOTES_BESIDE_NAME = "mixbridge-notes.html"
 
 
 @dataclass
 class _Queued:
-    """A plan REAPER did not take yet (``outcome`` is None for one found on disk at a restart)."""
+    """A plan REAPER did not take yet (``record`` is None for one found on disk at a restart)."""
 
     number: int
     doc: dict[str, Any]
-    outcome: PassOutcome | None
+    record: PassRecord | None
     delay_s: float
     next_try_s: float
     attempts: int = 1
@@ -130,32 +77,38 @@ class Watcher:
 
     Parameters
     ----------
-    settings : WatchSettings
+    settings : Settings
+        ``settings.stems`` is the render folder; its timings are ``settings.timings``.
     target : Target, optional
-        Use this target object instead of ``make_target(settings.target, ...)`` (tests, embedding).
+        Use this target object instead of the one the settings name (tests, embedding).
     console : Console, optional
     on_pass : callable, optional
-        Called on the worker thread with each finished :class:`PassOutcome`.
+        Called on the worker thread with each finished :class:`~bridge.session.PassRecord`.
 
     Examples
     --------
-    >>> with Watcher(WatchSettings(Path("renders"))) as w:   # doctest: +SKIP
+    >>> with Watcher(Settings(Path("renders"))) as w:   # doctest: +SKIP
     ...     w.wait_for(lambda: w.passes, timeout_s=60)
     """
 
-    def __init__(self, settings: WatchSettings, target: Any = None, console: Console | None = None,
-                 on_pass: Callable[[PassOutcome], None] | None = None):
+    def __init__(self, settings: Settings, target: Any = None, console: Console | None = None,
+                 on_pass: Callable[[PassRecord], None] | None = None):
+        if settings.stems is None:
+            raise ValueError("the watcher needs settings.stems (the render folder)")
         self.settings = settings
-        self.root = Path(settings.folder).resolve()
-        self.pattern = compile_pattern(settings.name_pattern)
+        self.timings = settings.timings
+        self.root = Path(settings.stems).resolve()
         self.console = console or Console()
         self.on_pass = on_pass
-        self.state = StateFolder(self.root)
+        self.state = StateFolder(self.root, notice=self.console.notice)
+        self._lock: WatchLock | None = None
         self.events: "queue.Queue[Path]" = queue.Queue()
-        self.tracker = CompletenessTracker(settings.poll_s, settings.stable_polls, settings.incomplete_timeout_s)
-        self.passes: list[PassOutcome] = []
+        t = self.timings
+        self.tracker = CompletenessTracker(t.poll_s, t.stable_polls, t.incomplete_timeout_s)
+        self.passes: list[PassRecord] = []
         self.errors: list[str] = []
         self._target = target
+        self.session: Session | None = None
         self._journal: Journal | None = None
         self._observer = None
         self._worker: threading.Thread | None = None
@@ -165,46 +118,63 @@ class Watcher:
         self._batch: _Batch | None = None
         self._manifests: list[tuple[BounceManifest, float]] = []
         self._manifest_mode = False
-        self._track_memory: dict[Path, ManifestEntry] = {}
         self._last: dict[str, Any] | None = None  # last-pass.json
-        self._previous: PassOutcome | None = None
         self._next_pass = 1
         self._rerun: int | None = None
         self._queued: _Queued | None = None
-        self._review = None  # bridge.suggest.review.Review, review mode without a surface
         self.controller = None
         self.surface = None
+        self.review_page = None
         self._commands = None
         self._next_commands_s = 0.0
         self._busy = False
+        self.files: dict[int, dict[str, str]] = {}  # pass number -> the files it wrote
         self.crashed: BaseException | None = None
+        self._retry_at = 0.0  # a pass that hit a full disk runs again from this time (monotonic)
+        self._disk_delay = 0.0
+        self._abandoned_stems: dict | None = None
 
     # --- life cycle ---------------------------------------------------------------------------------
 
     def start(self) -> "Watcher":
+        """Take the folder's lock, recover, start the observer and the worker.
+
+        Raises
+        ------
+        WatchLocked
+            ``E_WATCH_LOCKED``: another live watcher holds this folder (its PID is in the message).
+        StateFolderError
+            ``E_STATE_FOLDER``: ``.mixbridge`` cannot be created or written.
+        """
         if not self.root.is_dir():
             raise NotADirectoryError(f"{self.root}: not a folder")
         self.state.ensure()
-        self._journal = Journal(self.state.journal_path)
-        rec = recover(self.state)
+        self._lock = WatchLock(self.state.dir / "watch.lock", self.state.notice)
+        self._lock.acquire()
+        try:
+            self._start()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def _start(self) -> None:
+        rec = recover(self.state)  # before the journal opens: a bad one is moved aside first
+        self._journal = Journal(self.state.journal_path, self.state.notice)
         self._last = rec.last_pass
         self._next_pass = rec.next_pass
+        self._abandoned_stems = rec.abandoned_stems
         for n in rec.abandoned:
             self._journal.write("pass_abandoned", **{"pass": n, "why": "started twice without finishing"})
         if rec.rerun is not None:
             self._rerun = int(rec.rerun["pass"])
             self._journal.write("pass_rerun", **{"pass": self._rerun})
+        self.session = Session(self.settings, self._target)
+        self._target = self.session.target
+        self.session.on_record(self._record_changed)
         if self._last is not None:
-            for rel, info in (self._last.get("tracks") or {}).items():
-                if info.get("guid"):
-                    self._track_memory[self.root / rel] = ManifestEntry(self.root / rel, info.get("track", ""),
-                                                                        info.get("guid", ""))
-        if self._target is None:
-            from ..daw.base import make_target
-
-            s = self.settings
-            self._target = make_target(s.target, host=s.host, web_port=s.web_port, osc_port=s.osc_port,
-                                       osc_listen=s.osc_listen, timeout_s=s.timeout_s, state_dir=self.state.dir)
+            self.session.remember([ManifestEntry(self.root / rel, info.get("track", ""), info.get("guid", ""))
+                                   for rel, info in (self._last.get("tracks") or {}).items() if info.get("guid")])
         self._journal.write("watch_started", folder=str(self.root), target=self.target_kind,
                             review=self.settings.review_mode, pid=os.getpid())
         if rec.queued_apply is not None:
@@ -219,7 +189,6 @@ class Watcher:
         self.console.watching(self.root, self.target_kind, self.settings.review_mode)
         self._worker = threading.Thread(target=self._run, name="mixbridge-watch", daemon=True)
         self._worker.start()
-        return self
 
     def stop(self, timeout_s: float | None = None) -> bool:
         """Stop the observer, let the worker finish its current step, close the journal.
@@ -227,7 +196,7 @@ class Watcher:
         Returns whether everything ended within ``timeout_s`` (a pass interrupted mid-analysis is
         re-run on the next start).
         """
-        timeout_s = self.settings.stop_timeout_s if timeout_s is None else timeout_s
+        timeout_s = self.timings.stop_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
         self._stop.set()
         clean = True
@@ -237,19 +206,17 @@ class Watcher:
             self._worker.join(max(0.1, deadline - time.monotonic()))
             clean &= not self._worker.is_alive()
         if self.surface is not None:
-            try:
-                self.surface.stop()
-            except Exception:  # noqa: BLE001 - shutting down regardless
-                log.exception("surface stop failed")
+            self.surface.stop()
+        if self.review_page is not None:
+            self.review_page.stop(max(0.1, deadline - time.monotonic()))
         if self._journal is not None:
             self._journal.write("watch_stopped", clean=clean)
             if clean:
                 self._journal.close()
-        if clean and self._target is not None:
-            try:
-                self._target.close()
-            except Exception:  # noqa: BLE001
-                log.exception("target close failed")
+        if clean and self.session is not None:
+            self.session.close()
+        if self._lock is not None and clean:
+            self._lock.release()
         self.console.close()
         with self._changed:
             self._changed.notify_all()
@@ -270,6 +237,11 @@ class Watcher:
         """Nothing under way: no queued event, no file being followed, no bounce forming, no pass running."""
         return (self.events.unfinished_tasks == 0 and self._requests.unfinished_tasks == 0 and self._batch is None
                 and not self._manifests and not self.tracker.busy() and not self._busy and self._rerun is None)
+
+    @property
+    def busy(self) -> bool:
+        """A pass is under way (stopping now leaves it to re-run on the next start)."""
+        return self._busy
 
     @property
     def observer_alive(self) -> bool:
@@ -318,7 +290,7 @@ class Watcher:
         try:
             while not self._stop.is_set():
                 try:
-                    first = self.events.get(timeout=self.settings.poll_s)
+                    first = self.events.get(timeout=self.timings.poll_s)
                 except queue.Empty:
                     first = None
                 now = time.monotonic()
@@ -336,7 +308,10 @@ class Watcher:
                 self.tracker.poll(now)
                 self._handle_requests()
                 self._poll_commands(now)
-                self._retry_queued(now)
+                try:
+                    self._retry_queued(now)
+                except DiskFull as exc:
+                    self.console.error(f"a queued plan could not be recorded: {exc.line()}")
                 bounce = self._ready_bounce(now)
                 if bounce is not None:
                     self._run_pass(bounce)
@@ -368,12 +343,15 @@ class Watcher:
         if not path.is_file():
             return
         self._manifest_mode = True
+        before = self._stat(path)
         try:
             manifest = read_bounce_manifest(path)
         except BridgeError as exc:
+            if before is None or self._stat(path) != before:
+                return  # rewritten while we read it: its next event brings the whole file
             self._journal.write("error", where="manifest", path=str(path), code=exc.code, message=exc.message)
             self.console.notice(f"{exc.code}: {exc.message} — ignoring this manifest; the stems are grouped "
-                                f"by a {self.settings.settle_s:g} s settle window instead")
+                                f"by a {self.timings.settle_s:g} s settle window instead")
             self._manifest_mode = False
             return
         last_id = (self._last or {}).get("bounce_id")
@@ -383,8 +361,16 @@ class Watcher:
                             stems=[str(e.file) for e in manifest.stems])
         self._manifests.append((manifest, now))
         for entry in manifest.stems:
-            self._track_memory[entry.file] = entry
             self.tracker.touch(entry.file, now, final=True)
+        self.session.remember(manifest.stems)
+
+    @staticmethod
+    def _stat(path: Path) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns, st.st_ino
 
     # --- deciding that a bounce is whole --------------------------------------------------------------
 
@@ -405,12 +391,15 @@ class Watcher:
         return out
 
     def _ready_bounce(self, now: float) -> Bounce | None:
-        s = self.settings
+        s = self.timings
+        if now < self._retry_at:
+            return None  # the disk was full: wait for the retry time
         if self._manifests:
             manifest, seen_s = self._manifests[-1]
             listed = [e.file for e in manifest.stems]
             waiting = [f for f in listed if self.tracker.status(f) == PENDING or not f.exists()]
             if waiting and now - seen_s < s.manifest_timeout_s:
+                self.console.waiting(len(waiting))
                 return None
             superseded = [m.bounce_id for m, _ in self._manifests[:-1]]
             self._manifests.clear()
@@ -430,8 +419,10 @@ class Watcher:
         if batch is None:
             batch = self._batch = _Batch(now - s.settle_s, now - s.settle_s)
         forced = now - batch.first_s >= s.max_batch_wait_s
-        quiet = now - batch.last_s >= s.settle_s and not self.tracker.busy()
+        busy = self.tracker.pending()
+        quiet = now - batch.last_s >= s.settle_s and not busy
         if not (quiet or forced):
+            self.console.waiting(len(busy))
             return None
         if (self._manifest_mode and not forced and not batch.no_grace and self._rerun is None
                 and now - batch.last_s < s.manifest_grace_s):
@@ -458,9 +449,6 @@ class Watcher:
         if not paths and not missing:
             return None
         if not bounce_id:
-            import hashlib
-            import json
-
             digest = hashlib.sha256(json.dumps(fingerprints, sort_keys=True).encode()).hexdigest()[:12]
             bounce_id = f"settle-{digest}"
         self.tracker.forget(paths)
@@ -478,12 +466,17 @@ class Watcher:
         paths = self._listing()
         if self._rerun is None and self._last is not None and self._fingerprints(paths) == self._last.get("stems"):
             return
+        if self._rerun is None and self._abandoned_stems is not None and self._fingerprints(paths) == self._abandoned_stems:
+            # The same stems stopped the process twice: no third try on every restart (no crash loop).
+            self.console.notice("the last pass on these stems was abandoned after stopping the watcher twice; "
+                                "it runs again when a stem changes")
+            return
         if not paths and self._rerun is None:
             return
         for p in paths:
             self.tracker.touch(p, now)
         # Written before we started: no settle wait, and no waiting for a manifest that came and went.
-        self._batch = _Batch(now - self.settings.settle_s, now - self.settings.settle_s, no_grace=True)
+        self._batch = _Batch(now - self.timings.settle_s, now - self.timings.settle_s, no_grace=True)
 
     # --- the pass -------------------------------------------------------------------------------------
 
@@ -500,162 +493,143 @@ class Watcher:
         started = time.monotonic()
         self._busy = True
         try:
-            outcome = self._analyse_and_plan(number, bounce)
-            if outcome is None:
+            self.console.pass_started(number, len(bounce.paths))
+            record = self.session.run_pass(number, paths=list(bounce.paths), missing=bounce.missing, bounce=bounce,
+                                           progress=self._progress, should_stop=self._stop.is_set, apply=False)
+            # A stem rewritten while we read it: this analysis is stale.  Drop it; the new events are queued.
+            now_prints = self._fingerprints(list(bounce.paths))
+            if now_prints != bounce.fingerprints:
+                changed = sorted(k for k in set(now_prints) | set(bounce.fingerprints)
+                                 if now_prints.get(k) != bounce.fingerprints.get(k))
+                j.write("pass_superseded", **{"pass": number, "why": "stems changed during analysis",
+                                              "changed": changed[:20]})
+                self._rerun = number  # the same number, once the files settle
                 return
-            self._apply(outcome)
-            self._finish(outcome, started)
+            c = record.counts
+            j.write("analysed", **{"pass": number, "stems": c.stems, "failed": c.failed,
+                                   "reanalysed": list(record.reanalysed or ()), "cached": list(record.cached or ())})
+            for stem in record.failed:
+                j.write("stem_error", **{"pass": number, "stem": stem.name, "code": stem.code, "message": stem.message})
+            record = self.session.apply_pass(record)
+            self._journal_apply(record)
+            record = self.session.finish_pass(record, seconds=time.monotonic() - started)
+            self._finish(record)
+            self._disk_ok()
         except PassInterrupted:
             j.write("pass_interrupted", **{"pass": number})
-        except Exception as exc:  # noqa: BLE001 - one bad pass must not stop the watcher
+        except DiskFull as exc:
+            self._disk_full(number, exc)
+        except Exception as exc:  # noqa: BLE001 - one bad pass must not stop the watcher; a bug is shown in full
             log.exception("pass %d failed", number)
             j.write("pass_done", **{"pass": number, "status": "failed", "error": repr(exc),
                                     "trace": traceback.format_exc()[-2000:]})
             self.errors.append(f"pass {number}: {exc!r}")
-            self.console.error(f"pass {number} failed: {exc!r} (the watcher carries on)")
+            self.console.error(f"pass {number} failed: {exc!r} (a bug: the journal has the traceback; "
+                               f"the watcher carries on)")
             self._last = dict(self._last or {}, stems=bounce.fingerprints, bounce_id=bounce.id)
         finally:
             self._busy = False
             with self._changed:
                 self._changed.notify_all()
 
+    def _disk_full(self, number: int, exc: DiskFull) -> None:
+        """The pass hit a full disk: its scratch is gone (the pipeline removed it); say so once, try again later."""
+        first = self._disk_delay == 0.0
+        t = self.timings
+        self._disk_delay = t.retry_initial_s * 4 if first else min(self._disk_delay * 2, max(t.retry_max_s, 1.0))
+        self._retry_at = time.monotonic() + self._disk_delay
+        self._journal.write("pass_deferred", **{"pass": number, "code": exc.code, "error": exc.line()})
+        self._rerun = number
+        if first:
+            self.console.error(f"pass {number}: {exc.line()} (the watcher keeps running and tries again "
+                               f"every {self._disk_delay:g}-{max(t.retry_max_s, 1.0):g} s)")
+
+    def _disk_ok(self) -> None:
+        if self._disk_delay:
+            self._disk_delay, self._retry_at = 0.0, 0.0
+            self.console.notice("there is room on the disk again: the pass ran")
+
     def _progress(self, stem) -> None:
         if self._stop.is_set():
             raise PassInterrupted()
         self.console.stem_done(stem.name, stem.error.code if stem.error is not None else None)
 
-    def _analyse_and_plan(self, number: int, bounce: Bounce) -> PassOutcome | None:
-        s = self.settings
-        self.console.pass_started(number, len(bounce.paths))
-        result = analyse(bounce, cache_dir=self.state.cache_dir, jobs=s.jobs, progress=self._progress)
-        # A stem rewritten while we read it: this analysis is stale.  Drop it; the new events are queued.
-        now_prints = self._fingerprints(list(bounce.paths))
-        if now_prints != bounce.fingerprints:
-            changed = sorted(set(now_prints.items()) ^ set((k, tuple(v)) for k, v in bounce.fingerprints.items()))
-            self._journal.write("pass_superseded", **{"pass": number, "why": "stems changed during analysis",
-                                                      "changed": [c[0] for c in changed][:20]})
-            self._rerun = number  # the same number, once the files settle
-            return None
-        self._journal.write("analysed", **{"pass": number, "stems": len(result.stems), "failed": len(result.failed),
-                                           "reanalysed": list(getattr(result, "reanalysed", ()) or ()),
-                                           "cached": list(getattr(result, "cached", ()) or ())})
-        for stem in result.failed:
-            self._journal.write("stem_error", **{"pass": number, "stem": stem.name, "code": stem.error.code,
-                                                 "message": stem.error.message})
-        manifest_map = dict(self._track_memory)
-        plan, doc, tracks = make_plan(result, self.root, reference=s.reference, amount=s.amount,
-                                      pattern=self.pattern, manifest_map=manifest_map)
-        outcome = PassOutcome(number, bounce, result, plan, doc, tracks)
-        if self._previous is not None:
-            from ..notes.model import compare_bounces
-
-            outcome.changes = compare_bounces(self._previous.result, self._previous.plan, result, plan,
-                                              reanalysed=outcome.reanalysed)
-        return outcome
-
-    # --- applying -------------------------------------------------------------------------------------
-
-    def _review_plan(self, outcome: PassOutcome) -> dict[str, Any]:
-        """Review mode: carry the decisions over to the new plan; the target gets the accepted part."""
-        from ..suggest.review import Review
-
-        if self.controller is not None:
-            from ..control.controller import track_info_from_result
-
-            self.controller.update(outcome.plan_doc, track_info_from_result(outcome.result))
-            review = self.controller.review
+    def _journal_apply(self, record: PassRecord) -> None:
+        """One journal line for an apply outcome, with the record's counts (the console's and the notes')."""
+        c = record.counts
+        if record.state == "queued":
+            self._journal.write("apply_queued", **{"pass": record.number, "error": record.error})
+            self._queue(record)
+        elif record.state == "failed":
+            self._journal.write("apply_failed", **{"pass": record.number, "error": record.error})
+            self.console.error(f"pass {record.number}: the target refused the plan: {record.error}")
+        elif record.state in ("applied", "proposed"):
+            report = record.report
+            self._journal.write("applied", **{"pass": record.number, "target": self.target_kind, "state": record.state,
+                                              "undo": report.undo_name, "changes": c.changes, "restored": c.restored,
+                                              "unchanged": c.unchanged, "overrides": c.overrides,
+                                              "pending": c.pending, "held": c.held,
+                                              "target_pass": report.pass_number})
         else:
-            self._review = Review(outcome.plan_doc) if self._review is None else self._review.updated(outcome.plan_doc)
-            review = self._review
-        outcome.pending_review = tuple({"track": sg.track, "suggestion": sg.id, "code": sg.code,
-                                        "summary": sg.summary} for sg in review.pending() if sg.has_moves)
-        return review.plan_for_target()
+            self._journal.write("apply_held", **{"pass": record.number, "held": c.held})
 
-    def _apply(self, outcome: PassOutcome) -> None:
-        doc = self._review_plan(outcome) if self.settings.review_mode else outcome.plan_doc
-        outcome.applied_doc = doc
-        self._apply_doc(outcome, doc)
-
-    def _apply_doc(self, outcome: PassOutcome, doc: dict[str, Any], retry: bool = False,
-                   reenable: set[str] | None = None) -> bool:
-        """One attempt; a DAW that is down queues the plan (returns False)."""
-        j = self._journal
-        try:
-            report = self._target.apply(doc, reenable=reenable) if reenable else self._target.apply(doc)
-        except (DawUnavailable, DawTimeout) as exc:
-            outcome.apply_state, outcome.apply_error = "queued", f"{exc.code}: {exc.message}"
-            if retry:
-                return False  # still down: the caller backs off, quietly
-            j.write("apply_queued", **{"pass": outcome.number, "code": exc.code, "message": exc.message})
-            if self._queued is not None and self._queued.number != outcome.number:
-                # apply() is cumulative: the newest plan holds everything, the older one is moot.
-                j.write("apply_superseded", **{"pass": self._queued.number, "by": outcome.number})
-            first = self._queued is None
-            delay = self.settings.retry_initial_s
-            self._queued = _Queued(outcome.number, doc, outcome, delay, time.monotonic() + delay)
-            if first:
-                self.console.notice(f"REAPER is not answering ({exc.code}); pass {outcome.number}'s plan is "
-                                    f"queued and will be written when it is back")
-            return False
-        except BridgeError as exc:
-            outcome.apply_state, outcome.apply_error = "failed", f"{exc.code}: {exc.message}"
-            j.write("apply_failed", **{"pass": outcome.number, "code": exc.code, "message": exc.message})
-            self.console.error(f"pass {outcome.number}: the target refused the plan: {exc.code}: {exc.message}")
-            return False
-        outcome.report, outcome.apply_state, outcome.apply_error = report, "applied", None
-        j.write("applied", **{"pass": outcome.number, "target": self.target_kind, "undo": report.undo_name,
-                              "writes": len(report.writes), "overrides": len(report.overrides),
-                              "pending": len(report.pending), "target_pass": report.pass_number})
-        try:
-            outcome.provenance = dict(self._target.provenance())
-        except (BridgeError, AttributeError) as exc:
-            log.info("provenance unavailable: %s", exc)
-        return True
+    def _queue(self, record: PassRecord) -> None:
+        """REAPER is away: keep the newest plan (targets apply cumulatively) and retry with back-off."""
+        if self._queued is not None and self._queued.number != record.number:
+            self._journal.write("apply_superseded", **{"pass": self._queued.number, "by": record.number})
+        first = self._queued is None
+        delay = self.timings.retry_initial_s
+        self._queued = _Queued(record.number, dict(record.applied_doc or record.plan_doc), record, delay,
+                               time.monotonic() + delay)
+        if first:
+            self.console.notice(f"REAPER is not answering ({record.error}); pass {record.number}'s plan is "
+                                f"queued and will be written when it is back")
 
     def _retry_queued(self, now: float) -> None:
         q = self._queued
         if q is None or now < q.next_try_s:
             return
         self._journal.write("apply_retry", **{"pass": q.number, "attempt": q.attempts + 1})
-        if q.outcome is not None:
-            self._queued = None
-            if self._apply_doc(q.outcome, q.doc, retry=True):
+        if q.record is not None:
+            record = self.session.apply_record(q.record, q.doc, notify=False)
+            if record.state == "queued":
+                delay = min(q.delay_s * 2, self.timings.retry_max_s)
+                self._queued = _Queued(q.number, q.doc, record, delay, time.monotonic() + delay, q.attempts + 1)
+                return
+            self._journal_apply(record)
+            if record.state in ("applied", "proposed"):
                 self.console.notice(f"REAPER is back: pass {q.number} applied "
-                                    f"({q.outcome.moves} moves) after {q.attempts + 1} attempts")
-                self._write_outcome(q.outcome)
-            elif q.outcome.apply_state == "queued" and self._queued is None:
-                delay = min(q.delay_s * 2, self.settings.retry_max_s)
-                self._queued = _Queued(q.number, q.doc, q.outcome, delay, time.monotonic() + delay, q.attempts + 1)
-            with self._changed:
-                self._changed.notify_all()
-            return
-        # A plan found on disk at a restart: no analysis in memory, so the notes stay as written.
-        try:
-            report = self._target.apply(q.doc)
-        except (DawUnavailable, DawTimeout):
-            delay = min(q.delay_s * 2, self.settings.retry_max_s)
-            self._queued = _Queued(q.number, q.doc, None, delay, time.monotonic() + delay, q.attempts + 1)
-            return
-        except BridgeError as exc:
+                                    f"({record.counts.changes} changes) after {q.attempts + 1} attempts")
+            self._replace(self._write_outcome(record))
+            self._queued = None  # only now: `queued is None` means the pass's files say what landed
+        else:
+            # A plan found on disk at a restart: no analysis in memory, so the notes stay as written.
+            try:
+                report = self.session.apply(q.doc)
+            except UNREACHABLE:
+                delay = min(q.delay_s * 2, self.timings.retry_max_s)
+                self._queued = _Queued(q.number, q.doc, None, delay, time.monotonic() + delay, q.attempts + 1)
+                return
+            except BridgeError as exc:
+                self._queued = None
+                self._journal.write("apply_failed", **{"pass": q.number, "error": exc.line()})
+                self.console.error(f"pass {q.number}: the target refused the queued plan: {exc.line()}")
+                return
+            self._journal.write("applied", **{"pass": q.number, "target": self.target_kind, "undo": report.undo_name,
+                                              "changes": len(report.written), "restored": len(report.restored),
+                                              "overrides": len(report.overrides), "pending": len(report.pending),
+                                              "target_pass": report.pass_number})
+            if self._last is not None and self._last.get("pass") == q.number:
+                self._last = dict(self._last, applied=True, apply="applied")
+                self.state.write_last_pass(self._last)
             self._queued = None
-            self._journal.write("apply_failed", **{"pass": q.number, "code": exc.code, "message": exc.message})
-            self.console.error(f"pass {q.number}: the target refused the queued plan: {exc.code}: {exc.message}")
-            return
-        self._queued = None
-        self._journal.write("applied", **{"pass": q.number, "target": self.target_kind, "undo": report.undo_name,
-                                          "writes": len(report.writes), "overrides": len(report.overrides),
-                                          "pending": len(report.pending), "target_pass": report.pass_number})
-        if self._last is not None and self._last.get("pass") == q.number:
-            self._last = dict(self._last, applied=True, apply="applied")
-            self.state.write_last_pass(self._last)
-        self.console.notice(f"REAPER is back: pass {q.number}'s queued plan applied ({len(report.writes)} writes)")
+            self.console.notice(f"REAPER is back: pass {q.number}'s queued plan applied "
+                                f"({len(report.written)} changes)")
         with self._changed:
             self._changed.notify_all()
 
     def _requeue_from_disk(self, number: int) -> None:
         """A restart found a plan REAPER never took: queue it again (notes are rewritten when it lands)."""
-        import json
-
         try:
             doc = json.loads((self.state.pass_dir(number) / "plan.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -663,20 +637,56 @@ class Watcher:
         self._journal.write("apply_requeued", **{"pass": number})
         for key in ("applied", "overrides", "pending", "changes_since_previous"):
             doc.pop(key, None)
-        self._queued = _Queued(number, doc, None, self.settings.retry_initial_s, 0.0)
+        self._queued = _Queued(number, doc, None, self.timings.retry_initial_s, 0.0)
         self.console.notice(f"pass {number}'s plan never reached REAPER; it is queued again")
 
     # --- finishing ------------------------------------------------------------------------------------
 
-    def _write_outcome(self, outcome: PassOutcome) -> None:
-        beside = self.root if self.target_kind == "plan" else None
-        write_pass_files(outcome, self.state.pass_dir(outcome.number), self.target_kind, beside, self._journal)
-        self._write_last(outcome)
+    def _record_changed(self, record: PassRecord) -> None:
+        """The session made a new record for a pass outside a pass (a surface accepted a suggestion)."""
+        self._journal_apply(record)
+        self._replace(self._write_outcome(record))
 
-    def _write_last(self, outcome: PassOutcome) -> None:
+    def _replace(self, record: PassRecord) -> None:
+        for k, old in enumerate(self.passes):
+            if old.number == record.number:
+                self.passes[k] = record
+
+    def _write_outcome(self, record: PassRecord) -> PassRecord:
+        """``plan.json``, ``notes.html``/``.md``, ``report.json`` (and the copies beside the stems), each
+        journalled as it lands, then ``last-pass.json``."""
+        from ..notes.render import write_notes  # noqa: PLC0415
+
+        pass_dir = self.state.pass_dir(record.number)
+        files: dict[str, str] = {}
+        if self.settings.render and record.render is None and self.session is not None:
+            record = self.session.render_pass(record, pass_dir / "render")
+
+        def note(kind: str, path: Path) -> None:
+            files[kind] = str(path)
+            self._journal.write("file_written", **{"pass": record.number, "kind": kind, "path": str(path)})
+
+        from ..files import write_atomic  # noqa: PLC0415
+
+        plan_text = json.dumps(filled_plan_doc(record), indent=1, allow_nan=False) + "\n"
+        note("plan", write_atomic(pass_dir / "plan.json", plan_text))
+        notes = notes_input(record, title=f"pass {record.number}", review_url=self.review_url)
+        md, html = write_notes(notes, pass_dir / "notes.html")
+        note("notes_md", md)
+        note("notes", html)
+        if self.target_kind == "plan":
+            note("plan_beside", write_atomic(self.root / PLAN_BESIDE_NAME, plan_text))
+            note("notes_beside", write_notes(notes, self.root / NOTES_BESIDE_NAME)[1])
+        note("report", write_atomic(pass_dir / "report.json",
+                                    json.dumps(record_doc(record), indent=1, default=str) + "\n"))
+        self.files[record.number] = files
+        self._write_last(record, files)
+        return record
+
+    def _write_last(self, record: PassRecord, files: dict[str, str]) -> None:
         tracks = {}
-        for s in outcome.result.stems:
-            ref = outcome.tracks.get(s.name)
+        for s in record.result.stems:
+            ref = record.tracks.get(s.name)
             if ref is None:
                 continue
             try:
@@ -684,37 +694,30 @@ class Watcher:
             except ValueError:
                 continue
             tracks[rel] = {"stem": ref.stem, "track": ref.track, "guid": ref.guid, "source": ref.source}
+        bounce = record.bounce
         self._last = {
-            "schema": "mixbridge-last-pass", "pass": outcome.number, "bounce_id": outcome.bounce.id,
-            "finished_at": utc_now(), "stems": outcome.bounce.fingerprints, "plan_id": outcome.plan.id,
-            "analysis_id": outcome.plan.analysis_id, "applied": outcome.apply_state == "applied",
-            "apply": outcome.apply_state, "held": bool(outcome.pending_review) and outcome.apply_state == "applied",
-            "target": self.target_kind, "tracks": tracks, "notes": outcome.files.get("notes", ""),
+            "schema": "mixbridge-last-pass", "pass": record.number, "bounce_id": bounce.id if bounce else "",
+            "finished_at": utc_now(), "stems": bounce.fingerprints if bounce else {}, "plan_id": record.plan.id,
+            "analysis_id": record.plan.analysis_id, "applied": record.state in ("applied", "proposed"),
+            "apply": record.state, "held": bool(record.held) and record.state in ("applied", "proposed", "held"),
+            "target": self.target_kind, "tracks": tracks, "notes": files.get("notes", ""),
         }
         self.state.write_last_pass(self._last)
 
-    def _finish(self, outcome: PassOutcome, started: float) -> None:
-        outcome.seconds = time.monotonic() - started
-        self._write_outcome(outcome)
-        self._journal.write("pass_done", **{"pass": outcome.number, "status": "ok", "plan": outcome.plan.id,
-                                            "apply": outcome.apply_state, "seconds": round(outcome.seconds, 3)})
-        state = {"applied": "applied", "queued": "queued (REAPER unreachable)", "failed": "not applied"}[
-            outcome.apply_state] if outcome.apply_state in ("applied", "queued", "failed") else outcome.apply_state
-        overrides = len(outcome.report.overrides) if outcome.report is not None else 0
-        moves = outcome.moves
-        if outcome.pending_review:
-            state += f", {len(outcome.pending_review)} suggestions waiting for review"
-        reanalysed, cached = outcome.reanalysed, outcome.cached
-        outcome.line = self.console.pass_line(
-            outcome.number, stems=len(outcome.result.stems),
-            reanalysed=None if reanalysed is None else len(reanalysed),
-            cached=None if cached is None else len(cached), failed=len(outcome.result.failed),
-            findings=outcome.findings, moves=moves, moves_state=state, overrides=overrides,
-            notes=outcome.files.get("notes", ""), seconds=outcome.seconds)
-        self._previous = outcome
-        self.passes.append(outcome)
+    def _finish(self, record: PassRecord) -> None:
+        record = self._write_outcome(record)
+        self._journal.write("pass_done", **{"pass": record.number, "status": "ok", "plan": record.plan.id,
+                                            "apply": record.state, "seconds": round(record.seconds, 3)})
+        self.console.pass_line(record, self.files[record.number].get("notes", ""))
+        self.passes.append(record)
         if self.on_pass is not None:
-            self.on_pass(outcome)
+            self.on_pass(record)
+
+    def line(self, record: PassRecord) -> str:
+        """The console line of a pass (as printed when it finished)."""
+        from ..console import pass_summary  # noqa: PLC0415
+
+        return pass_summary(record)
 
     # --- requests: Lua scripts, the surface, the caller -------------------------------------------------
 
@@ -727,7 +730,7 @@ class Watcher:
             try:
                 box.append(self._do_request(name, *args))
             except BridgeError as exc:
-                box.append(f"{exc.code}: {exc.message}")
+                box.append(exc.line())
             finally:
                 self._requests.task_done()
                 if done is not None:
@@ -737,40 +740,30 @@ class Watcher:
 
     def _do_request(self, name: str, *args: Any) -> str:
         self._journal.write("request", name=name)
-        last = self.passes[-1] if self.passes else None
         if name == "accept_all":
             # "Accept all pending" (Lua script, surface): the suggestions held for review, and the
             # moves the target left pending because the producer had changed those parameters by hand.
+            last = self.session.last
             if last is None:
                 return "nothing to accept yet"
-            doc = last.applied_doc if last.applied_doc is not None else last.plan_doc
-            held = len(last.pending_review)
-            if self.controller is not None:
-                # The watcher applies (and reports) itself; the controller only keeps the decisions.
-                doc = self.controller.record_accept_all()
-            elif self._review is not None:
-                self._review = self._review.accept_all()
-                doc = self._review.plan_for_target()
-            reenable = {f"{p['track']}:{p['param']}" for p in (last.report.pending if last.report else [])}
-            if not held and not reenable:
+            held = len(last.held)
+            reenabled = len(last.pending)
+            record = self.session.accept_all()
+            if record is last:
                 return "nothing pending"
-            last.pending_review = ()
-            last.applied_doc = doc
-            ok = self._apply_doc(last, doc, reenable=reenable)
-            self._write_outcome(last)
+            self._journal_apply(record)
+            self._replace(self._write_outcome(record))
             if self.controller is not None:
-                self.controller.update(last.plan_doc)  # publishes the new state to the surface
-            if not ok:
-                return f"accepted; {last.apply_error}"
-            return f"accepted {held} suggestions, re-enabled {len(reenable)} parameters: {last.moves} moves written"
+                self.controller.update(dict(record.plan_doc))  # publishes the new state to the surface
+            if record.state in ("queued", "failed"):
+                return f"accepted; {record.error}"
+            return (f"accepted {held} suggestions, re-enabled {reenabled} parameters: "
+                    f"{record.counts.changes} changes written")
         if name == "ab":
-            delta = float(((last.plan_doc.get("mix") or {}).get("estimated_ai_delta_lu") or 0.0)) if last else 0.0
-            state = self._target.ab_toggle(delta)
+            state = self.session.ab_toggle()
             return f"A/B: now {state['state']} ({state['compensation_db']:+.1f} dB)"
         if name == "revert":
-            report = self._target.revert(*args)
-            if self._review is not None:
-                self._review = self._review.unaccept_all()
+            report = self.session.revert(*args)
             return f"reverted: {len(report.writes)} values restored"
         if name == "reanalyse":
             paths = self._listing()
@@ -782,59 +775,53 @@ class Watcher:
     def _start_commands(self) -> None:
         if self.target_kind not in ("reaper", "osc"):
             return
-        try:
-            from ..daw.commands import ExtStateCommands
-        except ImportError:
-            log.info("bridge.daw.commands not available: the Lua request scripts are not polled")
-            return
-        self._commands = ExtStateCommands(self.settings.host, self.settings.web_port)
+        from ..daw.commands import ExtStateCommands  # noqa: PLC0415
+
+        c = self.settings.connection
+        self._commands = ExtStateCommands(c.host, c.web_port)
 
     def _poll_commands(self, now: float) -> None:
         if self._commands is None or now < self._next_commands_s:
             return
-        self._next_commands_s = now + self.settings.commands_poll_s
-        try:
-            commands = self._commands.poll()
-        except Exception as exc:  # noqa: BLE001 - documented never to raise; belt and braces
-            log.info("command poll failed: %s", exc)
-            return
-        for cmd in commands:
+        self._next_commands_s = now + self.timings.commands_poll_s
+        for cmd in self._commands.poll():  # never raises: REAPER down is an empty list
             try:
                 reply = self._do_request(cmd.name)
             except BridgeError as exc:
-                reply = f"{exc.code}: {exc.message}"
+                reply = exc.line()
             self.console.notice(f"REAPER asked: {cmd.name} → {reply}")
-            try:
-                self._commands.reply(cmd.seq, reply)
-            except Exception as exc:  # noqa: BLE001
-                log.info("command reply failed: %s", exc)
+            self._commands.reply(cmd.seq, reply)
+
+    @property
+    def review_url(self) -> str:
+        """The review page's address while it runs (the notes link to it), else ``""``."""
+        return self.review_page.url if self.review_page is not None else ""
 
     def _start_surface(self) -> None:
-        """``--surface``: the control-surface server in this process, reviewing each new pass."""
-        if not self.settings.surface:
+        """``--surface`` / ``--review-page``: the control-surface server and the review page in this
+        process, reviewing each new pass through one controller."""
+        options, page = self.settings.surface, self.settings.page
+        if not options.enabled and not page.enabled:
             return
-        try:
-            from ..control.controller import SessionController, track_info_from_result
-            from ..control.server import SurfaceServer
-        except ImportError:
-            self.console.notice("the control surface is not available in this build (bridge.control missing)")
-            return
+        from ..control.controller import SessionController  # noqa: PLC0415
+        from ..control.server import SurfaceServer  # noqa: PLC0415
 
         def reanalyse():
             self.request("reanalyse")  # the worker runs it as a pass, which updates the controller
             return None
 
-        def replan(amount: float):
-            last = self.passes[-1] if self.passes else None
-            if last is None:
-                return None
-            _, doc, _ = make_plan(last.result, self.root, reference=self.settings.reference, amount=amount,
-                                  pattern=self.pattern, manifest_map=dict(self._track_memory))
-            return doc, track_info_from_result(last.result)
+        self.controller = SessionController(self.session, {"tracks": []}, {}, reanalyse=reanalyse,
+                                            replan=self.session.replan)
+        self.session.reviewer = self.controller
+        if page.enabled:
+            from ..web.server import serve_review_page  # noqa: PLC0415
 
-        self.controller = SessionController(self._target, {"tracks": []}, {}, reanalyse=reanalyse, replan=replan)
-        self.surface = SurfaceServer(self.controller, bind=self.settings.surface_bind,
-                                     port=self.settings.surface_port, allow=tuple(self.settings.surface_allow))
+            self.review_page = serve_review_page(self.session, self.controller, page, stems=self.root,
+                                                 renders_dir=self.settings.state.renders_dir)
+            self.console.notice(f"review page: {self.review_page.url}")
+        if not options.enabled:
+            return
+        self.surface = SurfaceServer(self.controller, bind=options.bind, port=options.port, allow=options.allow)
         self.surface.start()
-        host, port = getattr(self.surface, "address", (self.settings.surface_bind, self.settings.surface_port))
+        host, port = self.surface.address
         self.console.notice(f"control surface on udp://{host}:{port}")

@@ -100,9 +100,19 @@ uncomfortable ones (``EnumProjectMarkers*`` cannot return names to Python,
 ``GetTrackGUID`` returns a ``(GUID*)`` pointer, ``Undo_CanUndo2`` raises
 ``AttributeError`` when there is nothing to undo).
 
+REAPER as its source shows it
+-----------------------------
+Where Cockos's published code says how REAPER behaves, the simulator follows it (docs/reaper-setup.md
+and docs/reaper-osc.md list every rule with its evidence): the OSC surface's echo and cache rules
+(``osc_surface.py``, from ``csurf_osc.cpp``), the web interface's 1023-byte commands, decoding and
+``--web-password`` 401 (``server.WebInterface``, from ``csurf_www.cpp``), and reapy's server dying in
+a HOLD the way it would inside REAPER, leaving a stale ``server_port`` and a socket nobody serves
+(``server.ReapyHost``; ``--atexit-after-error`` for the other reading; ``reapy_state`` on the
+control channel shows it).
+
 Seams for later
 ---------------
-The OSC surface (reaper.md 1.4) is ``osc_surface.py``: ``--osc-port P
+The OSC surface is ``osc_surface.py``: ``--osc-port P
 [--osc-feedback HOST:PORT] [--osc-pattern FILE]`` starts it as a thread posting
 work through ``MainLoop.call`` onto the same ``Project``; the READY line then
 ends with ``osc_port=N``. Rendering stems lives in

@@ -36,6 +36,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="where the OSC surface sends feedback (the device)")
     parser.add_argument("--osc-pattern", type=Path, default=None,
                         help="the .ReaperOSC pattern file (default: reaper_scripts/MixBridge.ReaperOSC)")
+    parser.add_argument("--atexit-after-error", action="store_true",
+                        help="run a script's at-exit code after a deferred script error (by default "
+                             "REAPER is assumed not to, which leaves reapy's server_port published)")
+    parser.add_argument("--web-password", default=None, metavar="USER:PASS",
+                        help="protect the web interface as REAPER's user/password option does (401 otherwise)")
     parser.add_argument("--render-block-frames", type=int, default=4096,
                         help="frames per block the render action writes (render.py)")
     parser.add_argument("--render-block-delay-ms", type=float, default=0.0,
@@ -60,7 +65,8 @@ def main(argv: list[str]) -> int:
                        hz=args.hz, verbose=args.verbose, activation_script=args.activation_script,
                        osc_port=args.osc_port, osc_feedback=feedback, osc_pattern=pattern,
                        render_block_frames=args.render_block_frames,
-                       render_block_delay_s=args.render_block_delay_ms / 1000.0)
+                       render_block_delay_s=args.render_block_delay_ms / 1000.0,
+                       atexit_after_error=args.atexit_after_error, web_password=args.web_password)
     try:
         sim = Sim(config)
     except (ValueError, KeyError) as error:  # a bad project file, said plainly

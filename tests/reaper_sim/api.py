@@ -416,15 +416,15 @@ class ReaScriptApi:
 
     # -- projects and misc ------------------------------------------------
 
-    @rpr("ReaProject* EnumProjects(int idx, char* projfn, int projfn_sz)")
-    def EnumProjects(self, idx, projfn, projfn_sz):
+    @rpr("ReaProject* EnumProjects(int idx, char* projfnOutOptional, int projfnOutOptional_sz)")
+    def EnumProjects(self, idx, projfnOutOptional, projfnOutOptional_sz):
         if idx in (-1, 0):
-            return self.project.address, {"projfn": self.project.path}
+            return self.project.address, {"projfnOutOptional": self.project.path}
         return None, {}
 
-    @rpr("void GetProjectName(ReaProject* proj, char* buf, int buf_sz)")
-    def GetProjectName(self, proj, buf, buf_sz):
-        return {"buf": proj.name}
+    @rpr("void GetProjectName(ReaProject* proj, char* bufOut, int bufOut_sz)")
+    def GetProjectName(self, proj, bufOut, bufOut_sz):
+        return {"bufOut": proj.name}
 
     @rpr("void SelectProjectInstance(ReaProject* proj)")
     def SelectProjectInstance(self, proj):
@@ -564,9 +564,9 @@ class ReaScriptApi:
 
     # -- tracks -----------------------------------------------------------
 
-    @rpr("int CountTracks(ReaProject* proj)")
-    def CountTracks(self, proj):
-        return len(proj.tracks)
+    @rpr("int CountTracks(ReaProject* projOptional)")
+    def CountTracks(self, projOptional):
+        return len(projOptional.tracks)
 
     @rpr("MediaTrack* GetTrack(ReaProject* proj, int trackidx)")
     def GetTrack(self, proj, trackidx):
@@ -582,12 +582,12 @@ class ReaScriptApi:
         # the text comes from GetSetMediaTrackInfo_String(tr, "GUID", "", False).
         return tr.guid_address
 
-    @rpr("bool GetTrackName(MediaTrack* track, char* buf, int buf_sz)")
-    def GetTrackName(self, track, buf, buf_sz):
+    @rpr("bool GetTrackName(MediaTrack* track, char* bufOut, int bufOut_sz)")
+    def GetTrackName(self, track, bufOut, bufOut_sz):
         if track.is_master:
-            return True, {"buf": "MASTER"}
+            return True, {"bufOut": "MASTER"}
         name = track.name or f"Track {self.project.tracks.index(track) + 1}"
-        return True, {"buf": name}
+        return True, {"bufOut": name}
 
     @rpr("bool GetSetMediaTrackInfo_String(MediaTrack* tr, const char* parmname, "
          "char* stringNeedBig, bool setNewValue)")
@@ -693,12 +693,12 @@ class ReaScriptApi:
     def TrackFX_GetCount(self, track):
         return len(track.fxs)
 
-    @rpr("bool TrackFX_GetFXName(MediaTrack* track, int fx, char* buf, int buf_sz)")
-    def TrackFX_GetFXName(self, track, fx, buf, buf_sz):
+    @rpr("bool TrackFX_GetFXName(MediaTrack* track, int fx, char* bufOut, int bufOut_sz)")
+    def TrackFX_GetFXName(self, track, fx, bufOut, bufOut_sz):
         instance = self._fx(track, fx)
         if instance is None:
             return False, {}
-        return True, {"buf": instance.display_name}
+        return True, {"bufOut": instance.display_name}
 
     @rpr("bool TrackFX_Delete(MediaTrack* track, int fx)")
     def TrackFX_Delete(self, track, fx):
@@ -723,12 +723,12 @@ class ReaScriptApi:
         instance = self._fx(track, fx)
         return 0 if instance is None else len(instance.params_raw)
 
-    @rpr("bool TrackFX_GetParamName(MediaTrack* track, int fx, int param, char* buf, int buf_sz)")
-    def TrackFX_GetParamName(self, track, fx, param, buf, buf_sz):
+    @rpr("bool TrackFX_GetParamName(MediaTrack* track, int fx, int param, char* bufOut, int bufOut_sz)")
+    def TrackFX_GetParamName(self, track, fx, param, bufOut, bufOut_sz):
         hit = self._param(track, fx, param)
         if hit is None:
             return False, {}
-        return True, {"buf": hit[0].plugin.params[param].name}
+        return True, {"bufOut": hit[0].plugin.params[param].name}
 
     @rpr("double TrackFX_GetParam(MediaTrack* track, int fx, int param, "
          "double* minvalOut, double* maxvalOut)")
@@ -761,40 +761,40 @@ class ReaScriptApi:
         return True
 
     @rpr("bool TrackFX_GetFormattedParamValue(MediaTrack* track, int fx, int param, "
-         "char* buf, int buf_sz)")
-    def TrackFX_GetFormattedParamValue(self, track, fx, param, buf, buf_sz):
+         "char* bufOut, int bufOut_sz)")
+    def TrackFX_GetFormattedParamValue(self, track, fx, param, bufOut, bufOut_sz):
         hit = self._param(track, fx, param)
         if hit is None:
             return False, {}
-        return True, {"buf": self._format(hit[0], param, hit[0].params_raw[param])}
+        return True, {"bufOut": self._format(hit[0], param, hit[0].params_raw[param])}
 
     @rpr("bool TrackFX_FormatParamValue(MediaTrack* track, int fx, int param, double val, "
-         "char* buf, int buf_sz)")
-    def TrackFX_FormatParamValue(self, track, fx, param, val, buf, buf_sz):
+         "char* bufOut, int bufOut_sz)")
+    def TrackFX_FormatParamValue(self, track, fx, param, val, bufOut, bufOut_sz):
         hit = self._param(track, fx, param)
         if hit is None:
             return False, {}
-        return True, {"buf": self._format(hit[0], param, val)}
+        return True, {"bufOut": self._format(hit[0], param, val)}
 
     @rpr("bool TrackFX_FormatParamValueNormalized(MediaTrack* track, int fx, int param, "
-         "double value, char* buf, int buf_sz)")
-    def TrackFX_FormatParamValueNormalized(self, track, fx, param, value, buf, buf_sz):
+         "double value, char* bufOut, int bufOut_sz)")
+    def TrackFX_FormatParamValueNormalized(self, track, fx, param, value, bufOut, bufOut_sz):
         hit = self._param(track, fx, param)
         if hit is None:
             return False, {}
         spec = hit[0].plugin.params[param]
-        return True, {"buf": self._format(hit[0], param, spec.from_normalized(value))}
+        return True, {"bufOut": self._format(hit[0], param, spec.from_normalized(value))}
 
     @rpr("bool TrackFX_GetNamedConfigParm(MediaTrack* track, int fx, const char* parmname, "
-         "char* bufOut, int bufOut_sz)")
-    def TrackFX_GetNamedConfigParm(self, track, fx, parmname, bufOut, bufOut_sz):
+         "char* bufOutNeedBig, int bufOutNeedBig_sz)")
+    def TrackFX_GetNamedConfigParm(self, track, fx, parmname, bufOutNeedBig, bufOutNeedBig_sz):
         instance = self._fx(track, fx)
         if instance is None:
             return False, {}
         if parmname == "renamed_name":
-            return True, {"bufOut": instance.renamed}
+            return True, {"bufOutNeedBig": instance.renamed}
         if parmname in instance.named_config:
-            return True, {"bufOut": instance.named_config[parmname]}
+            return True, {"bufOutNeedBig": instance.named_config[parmname]}
         raise UnmodelledCall(f"TrackFX_GetNamedConfigParm {parmname!r} on "
                              f"{instance.plugin.name} is not modelled")
 
@@ -830,14 +830,14 @@ class ReaScriptApi:
                 return envelope.address
         return None  # not shown/armed yet: REAPER returns NULL
 
-    @rpr("TrackEnvelope* GetTrackEnvelopeByChunkName(MediaTrack* tr, const char* cfgchunkname)")
-    def GetTrackEnvelopeByChunkName(self, tr, cfgchunkname):
-        if cfgchunkname.startswith("{"):
+    @rpr("TrackEnvelope* GetTrackEnvelopeByChunkName(MediaTrack* tr, const char* cfgchunkname_or_guid)")
+    def GetTrackEnvelopeByChunkName(self, tr, cfgchunkname_or_guid):
+        if cfgchunkname_or_guid.startswith("{"):
             for envelope in tr.all_envelopes():
-                if envelope.guid == cfgchunkname.upper():
+                if envelope.guid == cfgchunkname_or_guid.upper():
                     return envelope.address
             return None
-        envelope = tr.envelopes.get(cfgchunkname)
+        envelope = tr.envelopes.get(cfgchunkname_or_guid)
         return None if envelope is None else envelope.address
 
     @rpr("int CountTrackEnvelopes(MediaTrack* track)")
@@ -849,12 +849,12 @@ class ReaScriptApi:
         envelopes = list(track.all_envelopes())
         return envelopes[envidx].address if 0 <= envidx < len(envelopes) else None
 
-    @rpr("bool GetEnvelopeName(TrackEnvelope* env, char* buf, int buf_sz)")
-    def GetEnvelopeName(self, env, buf, buf_sz):
+    @rpr("bool GetEnvelopeName(TrackEnvelope* env, char* bufOut, int bufOut_sz)")
+    def GetEnvelopeName(self, env, bufOut, bufOut_sz):
         if env.fx_param is not None:
             raise UnmodelledCall("GetEnvelopeName of an FX-parameter envelope: REAPER's "
                                  "naming is not in reaper.md")
-        return True, {"buf": env.name}
+        return True, {"bufOut": env.name}
 
     @rpr("TrackEnvelope* GetFXEnvelope(MediaTrack* track, int fxindex, int parameterindex, bool create)")
     def GetFXEnvelope(self, track, fxindex, parameterindex, create):

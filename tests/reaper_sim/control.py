@@ -16,6 +16,9 @@ Each request is one JSON object on one line; each reply is one line,
 ``stall``          ``seconds`` (optional; omitted = until release)     ``null``
 ``release``                                                            ``null``
 ``drop``                                                               connections dropped
+``reapy_state``                                                        ``{"loop_running",
+                                                                       "listening_ports",
+                                                                       "server_port", ...}``
 ``bounce``                                                             ``{"manifest", "stems",
                                                                        "error"}`` (render.py)
 ``die``            ``exit_code`` (optional)                            (process exits)
@@ -88,6 +91,8 @@ class ControlServer(socketserver.ThreadingTCPServer):
             return None
         if cmd == "drop":
             return sim.drop()
+        if cmd == "reapy_state":
+            return sim.reapy_state()
         if cmd == "bounce":
             return sim.bounce()
         if cmd == "arm":
@@ -196,6 +201,10 @@ class ControlClient:
 
     def drop(self) -> int:
         return self.request("drop")
+
+    def reapy_state(self) -> dict[str, Any]:
+        """reapy's server inside the simulator: loop running, listening ports, published server_port."""
+        return self.request("reapy_state")
 
     def bounce(self) -> dict[str, Any]:
         """Run MixBridge's bounce script (stems of the selected tracks, then the manifest)."""

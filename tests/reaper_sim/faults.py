@@ -9,7 +9,9 @@ or at the next call of a named RPR function, before that call runs:
   the call itself blocks, so the client is left waiting for that reply. It ends
   after ``seconds`` or at ``release``.
 * ``drop`` closes every reapy client connection server-side; the client sees
-  ``ConnectionAbortedError`` (or a reset) and can ``reapy.reconnect()``.
+  ``ConnectionAbortedError`` (or a reset) and can ``reapy.reconnect()``.  Inside a client's
+  HOLD it also kills reapy's server loop (reapy's own code then writes to the closed socket),
+  exactly as a connection lost during a HOLD would in REAPER: see ``server.ReapyHost``.
 * ``die`` ends the process with ``os._exit(exit_code)``: no state file, no
   at-exit hooks, exactly a crash.
 

@@ -1,37 +1,56 @@
-"""REAPER's built-in OSC control surface, simulated on the in-memory project (reaper.md 1.4).
+"""REAPER's built-in OSC control surface, simulated on the in-memory project.
 
 Started by ``python -m tests.reaper_sim --osc-port P [--osc-feedback HOST:PORT]
 [--osc-pattern FILE]``; the READY line then carries ``osc_port=N``.
 
-What it does, each from REAPER's ``csurf_osc.cpp`` as reaper.md 1.4 reports it:
+Each rule below follows REAPER's own surface code, ``reaper-plugins/reaper_csurf/csurf_osc.cpp`` in
+github justinfrankel/reaper-sdk (7.78); the function named is where to read it.
 
-- **Pattern file.** Loaded like REAPER loads a ``.ReaperOSC`` file: only the patterns in it are
-  active; a line whose action name is not one of :data:`DEFAULT_KEYS` (the keys of the shipped
-  ``Default.ReaperOSC``), a flag outside ``nfbtrsi``, a pattern not starting with ``/`` or longer
-  than 512 characters is ignored (and logged).  ``DEVICE_TRACK_COUNT`` etc. come from it
-  (defaults 8 tracks, 8 FX, 16 parameters).
-- **Tracks** are bank-relative and 1-based: ``tidx = bankstart + N`` (0 = master);
-  ``/device/track/bank/select B`` makes ``bankstart = (B - 1) * count``; ``/device/track/count N``
-  (N > 0) changes the bank size.  Control is not range-checked; feedback covers only
+- **Pattern file** (``LoadCfgContext``).  A line whose key is not one of :data:`DEFAULT_KEYS` (the
+  keys of the shipped ``Default.ReaperOSC``) is skipped.  A pattern whose flag is not one of
+  ``nfbtrsi``, that does not start with ``/`` or is longer than 512 characters makes the *whole
+  file* fail: REAPER then empties the configuration and falls back to its ``Default.ReaperOSC``.
+  The simulator does not have that file, so it runs with no patterns and says so on stderr.
+  Counts (``DEVICE_TRACK_COUNT`` ...) apply only when greater than 0 (defaults 8 tracks, 8 FX,
+  16 parameters).
+- **Tracks** are bank-relative and 1-based: ``tidx = bankstart + N`` (0 = master).
+  ``/device/track/bank/select B`` (``ProcessStateAction``) sets ``bankstart = (B - 1) * count``,
+  clamped to the last track and rounded down to a bank boundary, so a bank past the end selects
+  the last bank again; ``/device/track/count N`` sets the bank size to any N >= 0.  Both resend
+  the bank (``SetTrackListChange``).  Control is not range-checked; feedback covers only
   ``bankstart < tidx <= bankstart + count``.
-- **Volume**: ``f`` ``/volume/db`` is dB; ``n`` is a fader position (slider/1000, through the same
-  approximate fader curve as ``fader_scaling``).  Writing a *selected* track moves the other
-  selected tracks too (``allowGang``).  **Pan/pan2** ``n``: ``v * 2 - 1`` (pan2 = width).
-  **Mute** ``b``: 1 sets, 0 clears.  **FX_BYPASS** ``b``: 1 = enabled.
+- **Volume** (``ProcessTrackAction``, ``_VOLUME``, tracks and master alike): ``f`` is dB, ``n`` a
+  fader position (slider/1000, through ``fader_scaling``'s approximate curve); so
+  ``MASTER_VOLUME f/master/volume/db`` is the master in dB, both ways.  Writing a *selected*
+  track moves the other selected tracks too (``allowGang``).  **Pan/pan2** ``n``: ``v * 2 - 1``
+  (pan2 = width).  **Mute** and **FX_BYPASS** ``b`` (``TriggerMessage``): exactly 1 sets, exactly 0
+  clears, any other value does nothing; ``t`` toggles; FX_BYPASS 1 = enabled.  Muting a selected
+  track mutes the other selected tracks.
 - **FX parameters** take a float only: an int argument is ignored, int -1 ends an edit.
-- **Actions** ``/action i``: 41743 ("Refresh all surfaces") clears the last-value cache, so
-  everything is sent again; other actions are refused (not modelled).
-- **Feedback**: every number as a 32-bit float; sent only when the value changed (a cache per
-  address); never the address (and flag) being handled, except ``b``/``t`` ones; siblings are sent.
-  FX names lose their type prefix (``"VST: "``, ``"JS: "``, ...).  Messages go out in OSC bundles
-  of at most 1024 bytes (REAPER's default max packet size).
+- **Actions** ``/action i``: 41743 ("Refresh all surfaces", ``CSURF_EXT_RESET``) clears the
+  last-value cache and resends everything; other actions are refused (not modelled).
+- **Feedback** (``SetSurfaceVal``): every number as a 32-bit float.  REAPER keeps the last value
+  sent per address and sends only what differs.  Handling an incoming message first *clears* that
+  address's cache entry (``ProcessMessage``); while it is handled, a report of the same address
+  with the same flag is dropped without touching the cache ("antifeedback") *unless the flag is
+  ``b`` or ``t``*, whose writes are therefore echoed.  A dropped echo leaves the entry cleared, so
+  the next report of that address is sent whatever its value (a later bank select, a write to a
+  sibling address, a change by hand).  REAPER reports on change notifications, not by polling:
+  a handler reports what it touched (``SetSurfaceVolume`` after every volume write, the pan
+  after every pan write, the whole bank after a bank or count change), and a change made
+  elsewhere is reported when it happens.  FX names lose their type prefix (``"VST: "`` ...).
+  Messages go out in OSC bundles of at most 1024 bytes (REAPER's default max packet size).
 - **Undo**: every OSC write that changes the project adds its own undo point (the names are the
-  simulator's, ``"OSC: <address>"``, except REAPER's documented "Set track name via OSC").
+  simulator's, ``"OSC: <address>"``, except REAPER's "Set track name via OSC").
+
+Assumed, not in ``csurf_osc.cpp`` (REAPER's core is not public): that REAPER's own notifications
+of a change made by the surface (``TrackFX_SetParamNormalized``, ``TrackFX_SetEnabled``) reach the
+surface while the message is still being handled, so they fall under the antifeedback rule.
 
 The surface thread receives datagrams and, about every 10 ms (REAPER's default send sleep), runs
-one step on the main loop (``MainLoop.call``, like the web interface): handle what arrived, then
-poll the project for changes (as REAPER's surface run loop does) and send what differs.  Manual
-edits through the control channel therefore produce feedback too.
+one step on the main loop (``MainLoop.call``, like the web interface): first report what changed
+elsewhere since the last step (manual edits through the control channel, reapy writes), then
+handle what arrived, each message with its own reports.
 
 Anything not modelled is refused: ignored, counted in :attr:`OscSurface.counters` and logged to
 stderr (the first few of each kind).  The OSC codec here is the simulator's own, independent of
@@ -95,7 +114,10 @@ class PatternFile:
 
     settings: dict[str, str] = field(default_factory=dict)
     patterns: list[Pattern] = field(default_factory=list)
+    #: Lines REAPER skips silently (unknown keys, unreadable lines).
     rejected: list[str] = field(default_factory=list)
+    #: Why REAPER refuses the whole file (then it loads Default.ReaperOSC instead), or None.
+    failed: str | None = None
 
     def setting_int(self, key: str, default: int) -> int:
         try:
@@ -105,28 +127,46 @@ class PatternFile:
         return value if value > 0 else default
 
 
+_SETTING_WORDS = ("REAPER", "DEVICE", "LAST_TOUCHED", "FOCUSED", "MIXER")
+
+
+def _is_setting(key: str, word: str) -> bool:
+    # LoadCfgContext: the first word after a DEVICE_/REAPER_ key may be a value, not a pattern.
+    if not key.startswith(("DEVICE_", "REAPER_")):
+        return False
+    if key.endswith("_COUNT"):
+        return word.lstrip("-").isdigit()
+    if key.endswith("_ROTARY_CENTER"):
+        try:
+            float(word)
+        except ValueError:
+            return False
+        return True
+    if key.endswith("_FOLLOWS"):
+        return word in _SETTING_WORDS
+    return key.endswith("_EQ") and word == "INSERT"
+
+
 def load_pattern_file(text: str) -> PatternFile:
-    """Parse a pattern file the way REAPER's ``LoadCfgFile`` accepts it (reaper.md 1.1)."""
+    """Parse a pattern file the way REAPER's ``LoadCfgContext`` accepts it (see the module docstring)."""
     out = PatternFile()
     for number, line in enumerate(text.splitlines(), 1):
         words = line.split()
-        if not words or words[0].startswith("#"):
+        if len(words) < 2 or words[0].startswith("#"):
             continue
         key, rest = words[0], words[1:]
         if key not in DEFAULT_KEYS:
             out.rejected.append(f"line {number}: unknown action {key!r}")
             continue
-        if rest and len(rest[0]) >= 2 and rest[0][1] == "/":
-            for word in rest:
-                flag, pattern = word[:1], word[1:]
-                if flag not in VALID_FLAGS or not pattern.startswith("/") or len(pattern) > MAX_PATTERN_CHARS:
-                    out.rejected.append(f"line {number}: bad pattern {word!r}")
-                    continue
-                out.patterns.append(Pattern(key, flag, pattern))
-        elif len(rest) == 1:
+        if _is_setting(key, rest[0]):
             out.settings[key] = rest[0]
-        else:
-            out.rejected.append(f"line {number}: cannot read {line.strip()!r}")
+            rest = rest[1:]
+        for word in rest:
+            flag, pattern = word[:1], word[1:]
+            if flag not in VALID_FLAGS or not pattern.startswith("/") or len(pattern) > MAX_PATTERN_CHARS:
+                # REAPER stops at the first bad pattern and drops the whole configuration.
+                return PatternFile(rejected=out.rejected, failed=f"line {number}: bad pattern {word!r}")
+            out.patterns.append(Pattern(key, flag, pattern))
     return out
 
 
@@ -246,6 +286,16 @@ def _fx_feedback_name(fx: Any) -> str:
     return name
 
 
+@dataclass(frozen=True, slots=True)
+class _Report:
+    """One feedback address as REAPER would report it: which action and flag, whose, and the value."""
+
+    action: str
+    flag: str
+    owner: int  # id() of the track (or master) it belongs to
+    value: tuple[str, Any]
+
+
 class OscSurface:
     """One OSC control surface of the simulated REAPER (see the module docstring)."""
 
@@ -259,16 +309,25 @@ class OscSurface:
         self._logged: Counter[str] = Counter()
         for line in self.config.rejected:
             self._log(f"pattern file: {line} (ignored, as REAPER does)")
+        if self.config.failed:
+            self._log(f"pattern file rejected as a whole: {self.config.failed}; REAPER would load its "
+                      f"Default.ReaperOSC instead (not modelled: no patterns are active)")
         self.bank_size = self.config.setting_int("DEVICE_TRACK_COUNT", 8)
         self.fx_count = self.config.setting_int("DEVICE_FX_COUNT", 8)
         self.param_count = self.config.setting_int("DEVICE_FX_PARAM_COUNT", 16)
         self.bank_start = 0
+        #: REAPER's m_lastvals: the last value sent per address (absent = cleared).
         self.last: dict[str, tuple[str, Any]] = {}
+        #: What each address showed at the last report, to see changes (REAPER is told of them).
+        self._known: dict[str, tuple[str, Any]] = {}
+        #: Reports a handler asks for whatever changed: (action, owner id); or everything.
+        self._rereport: set[tuple[str, int]] = set()
+        self._rereport_all = False
         self._inbound = [(p, _wildcard_regex(p.pattern)) for p in self.config.patterns]
         self._outbound = [p for p in self.config.patterns if p.flag in "nbtfs"]
         for p in self._outbound:
             if (p.action, p.flag) not in _FEEDBACK or not (p.pattern.startswith("/track/@/")
-                                                          or p.pattern == "/master/volume"):
+                                                          or (p.action.startswith("MASTER_") and "@" not in p.pattern)):
                 self._log(f"pattern {p.flag}{p.pattern} ({p.action}): feedback not modelled")
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((LOOPBACK, port))
@@ -322,8 +381,10 @@ class OscSurface:
     # -- one step on the main thread ----------------------------------------
 
     def step(self, datagrams: list[bytes]) -> list[bytes]:
-        """Handle incoming datagrams, then return the feedback messages that changed."""
-        echo_suppressed: set[str] = set()
+        """Report what changed elsewhere since the last step, then handle each message with its reports."""
+        # Changes by hand or through reapy happened before these messages arrived: REAPER was
+        # told of them at the time, so they go out first.
+        out: list[bytes] = self._report(None)
         for data in datagrams:
             try:
                 messages = decode_packet(data)
@@ -332,27 +393,42 @@ class OscSurface:
                 continue
             for address, args in messages:
                 self.counters["received"] += 1
-                refreshes = self.counters["refresh_all"]
                 flag = self._handle(address, args)
-                if self.counters["refresh_all"] != refreshes:
-                    # The no-echo rule holds only while a message is handled; a refresh
-                    # handled after it resends everything, that address included.
-                    echo_suppressed.clear()
-                elif flag is not None and flag not in "bt":
-                    echo_suppressed.add(address)
-        if self.feedback is None:
-            return []
+                # What the handler changed or re-reported is reported while REAPER is still
+                # handling the message (m_curedit = address, m_curflag = flag).
+                out += self._report(None if flag is None else (address, flag))
+        return out if self.feedback is not None else []
+
+    def _report(self, curedit: tuple[str, str] | None) -> list[bytes]:
+        """SetSurfaceVal for every address whose value changed or that a handler re-reported."""
         out = []
-        for address, value in self._feedback_values().items():
-            if self.last.get(address) == value:
+        rereport, everything = self._rereport, self._rereport_all
+        self._rereport, self._rereport_all = set(), False
+        for address, report in self._feedback_values().items():
+            changed = self._known.get(address) != report.value
+            self._known[address] = report.value
+            if not (changed or everything or (report.action, report.owner) in rereport):
                 continue
-            self.last[address] = value
-            if address in echo_suppressed:
-                self.counters["echo_suppressed"] += 1
+            if self.feedback is None:
+                continue  # osc_send_inactive(): nothing is sent or cached
+            if curedit is not None and address == curedit[0] and report.flag == curedit[1] \
+                    and report.flag not in "tb":
+                self.counters["echo_suppressed"] += 1  # antifeedback: the cache is left as it is
                 continue
-            out.append(encode_message(address, [value]))
+            if self.last.get(address) == report.value:
+                continue
+            self.last[address] = report.value
+            out.append(encode_message(address, [report.value]))
             self.counters["feedback_messages"] += 1
         return out
+
+    def rereport(self, actions: tuple[str, ...], owner: Any) -> None:
+        """A handler reports these actions of ``owner`` whether or not they changed."""
+        self._rereport.update((action, id(owner)) for action in actions)
+
+    def rereport_all(self) -> None:
+        """``SetTrackListChange``: every address of the bank is reported again."""
+        self._rereport_all = True
 
     def _refuse(self, reason: str, address: str, detail: str = "") -> None:
         self.counters["refused"] += 1
@@ -360,25 +436,27 @@ class OscSurface:
         self._log(f"refused {address} ({reason}{': ' + detail if detail else ''})", reason)
 
     def _handle(self, address: str, args: list[tuple[str, Any]]) -> str | None:
-        """Run one message; returns the flag of the pattern it matched (None if refused)."""
+        """Run one message; returns the flag of the pattern it matched (None if none matched)."""
         for pattern, regex in self._inbound:
             match = regex.match(address)
             if not match:
                 continue
+            # ProcessMessage: a matched address's last value is cleared before it is handled.
+            self.last.pop(address, None)
             try:
                 wildcards = [int(g) for g in match.groups()]
             except ValueError:
                 self._refuse("wildcard not a single number (lists are not modelled)", address)
-                return None
+                return pattern.flag
             handler = _HANDLERS.get((pattern.action, pattern.flag))
             if handler is None or (wildcards and not pattern.pattern.startswith("/track/@/")):
                 self._refuse("pattern not modelled", address, f"{pattern.action} {pattern.flag}")
-                return None
+                return pattern.flag
             try:
                 handler(self, address, wildcards, args)
             except _Refused as refused:
                 self._refuse(str(refused), address)
-                return None
+                return pattern.flag
             self.counters["applied"] += 1
             return pattern.flag
         self._refuse("no active pattern matches", address)
@@ -403,16 +481,17 @@ class OscSurface:
 
     # -- feedback -----------------------------------------------------------
 
-    def _feedback_values(self) -> dict[str, tuple[str, Any]]:
-        values: dict[str, tuple[str, Any]] = {}
+    def _feedback_values(self) -> dict[str, _Report]:
+        values: dict[str, _Report] = {}
         tracks = self.project.tracks
         last = min(len(tracks), self.bank_start + self.bank_size)
         for p in self._outbound:
             fn = _FEEDBACK.get((p.action, p.flag))
             if fn is None:
                 continue
-            if p.pattern == "/master/volume":
-                values[p.pattern] = fn(self, self.project.master, None, None)
+            if p.action.startswith("MASTER_") and "@" not in p.pattern:
+                master = self.project.master
+                values[p.pattern] = _Report(p.action, p.flag, id(master), fn(self, master, None, None))
                 continue
             if not p.pattern.startswith("/track/@/"):
                 continue
@@ -421,15 +500,17 @@ class OscSurface:
                 track = tracks[index - 1]
                 relative = index - self.bank_start
                 if len(parts) == 2:
-                    values[f"{parts[0]}{relative}{parts[1]}"] = fn(self, track, None, None)
+                    values[f"{parts[0]}{relative}{parts[1]}"] = _Report(p.action, p.flag, id(track),
+                                                                        fn(self, track, None, None))
                     continue
                 for f, fx in enumerate(track.fxs[:self.fx_count], 1):
                     if len(parts) == 3:
-                        values[f"{parts[0]}{relative}{parts[1]}{f}{parts[2]}"] = fn(self, track, fx, None)
+                        values[f"{parts[0]}{relative}{parts[1]}{f}{parts[2]}"] = _Report(
+                            p.action, p.flag, id(track), fn(self, track, fx, None))
                         continue
                     for k in range(1, min(len(fx.params_raw), self.param_count) + 1):
                         addr = f"{parts[0]}{relative}{parts[1]}{f}{parts[2]}{k}{parts[3]}"
-                        values[addr] = fn(self, track, fx, k - 1)
+                        values[addr] = _Report(p.action, p.flag, id(track), fn(self, track, fx, k - 1))
         return values
 
 
@@ -442,6 +523,16 @@ def _float_arg(args: list[tuple[str, Any]]) -> float:
     if len(args) != 1 or args[0][0] not in "if":
         raise _Refused("expects one numeric argument")
     return float(args[0][1])
+
+
+def _trigger(args: list[tuple[str, Any]], flag: str) -> int:
+    """TriggerMessage: ``b`` 1.0 -> 1, 0.0 -> -1, anything else 0; ``t`` no argument or 1.0 -> 1."""
+    if flag == "t":
+        if not args:
+            return 1
+        return 1 if _float_arg(args) == 1.0 else 0
+    value = _float_arg(args)
+    return 1 if value == 1.0 else -1 if value == 0.0 else 0
 
 
 def _f32(value: float) -> tuple[str, float]:
@@ -467,6 +558,7 @@ def _set_volume(surface: OscSurface, address: str, wc: list[int], args: list, fl
                     other.vol *= ratio
         return True
     surface.change(f"OSC: {address}", mutate)
+    surface.rereport(("TRACK_VOLUME", "MASTER_VOLUME"), track)  # SetSurfaceVolume(tr, v), always
 
 
 def _set_pan(surface: OscSurface, address: str, wc: list[int], args: list, attr: str) -> None:
@@ -484,17 +576,37 @@ def _set_pan(surface: OscSurface, address: str, wc: list[int], args: list, attr:
                     setattr(other, attr, min(1.0, max(-1.0, getattr(other, attr) + value - old)))
         return True
     surface.change(f"OSC: {address}", mutate)
+    surface.rereport(("TRACK_PAN", "TRACK_PAN2"), track)  # Extended(CSURF_EXT_SETPAN_EX_IMPL), always
 
 
-def _set_bool(obj_of: Callable[[OscSurface, list[int]], tuple[Any, str]]):
+def _set_mute(flag: str):
     def handler(surface: OscSurface, address: str, wc: list[int], args: list) -> None:
-        obj, attr = obj_of(surface, wc)
-        state = _float_arg(args) > 0
+        track = surface.track(wc[0])
+        t = _trigger(args, flag)
+        if not t or (flag != "t" and track.mute == (t > 0)):
+            return  # nothing to do, nothing reported
+        state = not track.mute
 
         def mutate() -> bool:
-            if getattr(obj, attr) == state:
-                return False
-            setattr(obj, attr, state)
+            track.mute = state
+            if track.selected:  # CSurf_OnMuteChangeEx(..., allowgang=true)
+                for other in surface.project.tracks:
+                    if other.selected:
+                        other.mute = state
+            return True
+        surface.change(f"OSC: {address}", mutate)
+    return handler
+
+
+def _set_fx_enabled(flag: str):
+    def handler(surface: OscSurface, address: str, wc: list[int], args: list) -> None:
+        fx = _fx(surface, wc)
+        t = _trigger(args, flag)
+        if not t or (flag != "t" and fx.enabled == (t > 0)):
+            return
+
+        def mutate() -> bool:
+            fx.enabled = not fx.enabled
             return True
         surface.change(f"OSC: {address}", mutate)
     return handler
@@ -552,7 +664,8 @@ def _int_args(args: list) -> list[int]:
 def _action(surface: OscSurface, address: str, wc: list[int], args: list) -> None:
     for command in _int_args(args):  # several ints run in order
         if command == REFRESH_ALL_ACTION:
-            surface.last.clear()
+            surface.last.clear()  # CSURF_EXT_RESET: m_lastvals.DeleteAll(), then SetTrackListChange
+            surface.rereport_all()
             surface.counters["refresh_all"] += 1
         else:
             raise _Refused(f"action {command} not modelled")
@@ -560,23 +673,36 @@ def _action(surface: OscSurface, address: str, wc: list[int], args: list) -> Non
 
 def _track_count(surface: OscSurface, address: str, wc: list[int], args: list) -> None:
     (count,) = _int_args(args)[:1]
-    if count > 0:
+    if count >= 0:  # ProcessStateAction: any ival >= 0, 0 included
         surface.bank_size = count
+        surface.rereport_all()
 
 
 def _bank_select(surface: OscSurface, address: str, wc: list[int], args: list) -> None:
     (bank,) = _int_args(args)[:1]
-    surface.bank_start = max(0, bank - 1) * surface.bank_size
+    if bank < 0 or not surface.bank_size:
+        return
+    count = len(surface.project.tracks)
+    start = (bank - 1) * surface.bank_size
+    if start < 0:
+        start = 0
+    elif start >= count:
+        start = max(0, count - 1)  # past the end: the last bank again
+    surface.bank_start = start - start % surface.bank_size
+    surface.rereport_all()
 
 
 _HANDLERS: dict[tuple[str, str], Callable] = {
     ("TRACK_VOLUME", "f"): lambda s, a, wc, args: _set_volume(s, a, wc, args, "f"),
     ("TRACK_VOLUME", "n"): lambda s, a, wc, args: _set_volume(s, a, wc, args, "n"),
+    ("MASTER_VOLUME", "f"): lambda s, a, wc, args: _set_volume(s, a, [], args, "f"),
     ("MASTER_VOLUME", "n"): lambda s, a, wc, args: _set_volume(s, a, [], args, "n"),
     ("TRACK_PAN", "n"): lambda s, a, wc, args: _set_pan(s, a, wc, args, "pan"),
     ("TRACK_PAN2", "n"): lambda s, a, wc, args: _set_pan(s, a, wc, args, "width"),
-    ("TRACK_MUTE", "b"): _set_bool(lambda s, wc: (s.track(wc[0]), "mute")),
-    ("FX_BYPASS", "b"): _set_bool(lambda s, wc: (_fx(s, wc), "enabled")),
+    ("TRACK_MUTE", "b"): _set_mute("b"),
+    ("TRACK_MUTE", "t"): _set_mute("t"),
+    ("FX_BYPASS", "b"): _set_fx_enabled("b"),
+    ("FX_BYPASS", "t"): _set_fx_enabled("t"),
     ("FX_PARAM_VALUE", "n"): _set_fx_param,
     ("TRACK_NAME", "s"): _set_track_name,
     ("ACTION", "i"): _action,
@@ -586,16 +712,28 @@ _HANDLERS: dict[tuple[str, str], Callable] = {
 
 # -- feedback values ------------------------------------------------------------
 
+def _volume_db(t: Any) -> tuple[str, float]:
+    return _f32(_vol_to_db(t.vol))
+
+
+def _volume_fader(t: Any) -> tuple[str, float]:
+    return _f32(scale_to_envelope_mode(SCALING_FADER, t.vol) / 1000.0)
+
+
 _FEEDBACK: dict[tuple[str, str], Callable[[OscSurface, Any, Any, int | None], tuple[str, Any]]] = {
     ("TRACK_NAME", "s"): lambda s, t, fx, k: (
         "s", t.name or f"Track {s.project.tracks.index(t) + 1}"),
-    ("TRACK_VOLUME", "f"): lambda s, t, fx, k: _f32(_vol_to_db(t.vol)),
-    ("TRACK_VOLUME", "n"): lambda s, t, fx, k: _f32(scale_to_envelope_mode(SCALING_FADER, t.vol) / 1000.0),
-    ("MASTER_VOLUME", "n"): lambda s, t, fx, k: _f32(scale_to_envelope_mode(SCALING_FADER, t.vol) / 1000.0),
+    ("TRACK_VOLUME", "f"): lambda s, t, fx, k: _volume_db(t),
+    ("TRACK_VOLUME", "n"): lambda s, t, fx, k: _volume_fader(t),
+    # SetSurfaceVolumeImpl: the master's MASTER_VOLUME patterns get the same db/fader/string values.
+    ("MASTER_VOLUME", "f"): lambda s, t, fx, k: _volume_db(t),
+    ("MASTER_VOLUME", "n"): lambda s, t, fx, k: _volume_fader(t),
     ("TRACK_PAN", "n"): lambda s, t, fx, k: _f32(0.5 * (t.pan + 1.0)),
     ("TRACK_PAN2", "n"): lambda s, t, fx, k: _f32(0.5 * (t.width + 1.0)),
     ("TRACK_MUTE", "b"): lambda s, t, fx, k: _f32(1.0 if t.mute else 0.0),
+    ("TRACK_MUTE", "t"): lambda s, t, fx, k: _f32(1.0 if t.mute else 0.0),
     ("FX_NAME", "s"): lambda s, t, fx, k: ("s", _fx_feedback_name(fx)),
     ("FX_BYPASS", "b"): lambda s, t, fx, k: _f32(1.0 if fx.enabled else 0.0),
+    ("FX_BYPASS", "t"): lambda s, t, fx, k: _f32(1.0 if fx.enabled else 0.0),
     ("FX_PARAM_VALUE", "n"): lambda s, t, fx, k: _f32(fx.get_normalized(k)),
 }

@@ -28,6 +28,9 @@ How reapy is made to believe it runs inside REAPER (reapy.md 1, 4.1):
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import json
 import os
 import queue
@@ -38,7 +41,6 @@ import threading
 import time
 import traceback
 import types
-import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -81,6 +83,11 @@ class SimConfig:
     #: Rendering (render.py): frames per written block and the pause after each block.
     render_block_frames: int = 4096
     render_block_delay_s: float = 0.0
+    #: After a deferred script error, also run the script's at-exit code (the other reading of
+    #: REAPER; by default it does not, leaving reapy's ``server_port`` published).
+    atexit_after_error: bool = False
+    #: ``user:password`` of the web interface (REAPER's "Username:password" field); None = open.
+    web_password: str | None = None
 
 
 class _Task:
@@ -116,6 +123,7 @@ class MainLoop:
         self._atexit: list[str] = []
         self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         self.on_script_died: Callable[[], None] = lambda: None
+        self.atexit_after_error = False
 
     # RPR_defer / RPR_atexit as REAPER provides them in __main__.
     def defer(self, code: str) -> None:
@@ -170,11 +178,14 @@ class MainLoop:
             try:
                 exec(code, {"__name__": "__reaper_deferred__"})
             except Exception:
-                # REAPER reports the error, stops the script (its pending defer
-                # calls are dropped) and runs its at-exit code; REAPER lives on.
+                # REAPER shows "Deferred script execution error" and the script's defer chain
+                # ends (nothing re-defers it); REAPER lives on.  Whether REAPER then runs the
+                # script's at-exit code is not documented; by default it does not (so reapy's
+                # server_port stays published), --atexit-after-error models the other reading.
                 sys.stderr.write("reaper_sim: deferred script error:\n" + traceback.format_exc())
                 self._deferred.clear()
-                self.run_atexit()
+                if self.atexit_after_error:
+                    self.run_atexit()
                 self.on_script_died()
                 return
 
@@ -231,7 +242,16 @@ def install_fake_reaper(functions: dict[str, Callable], loop: MainLoop) -> types
 
 
 class ReapyHost:
-    """Runs reapy's own server inside the fake REAPER, as its activation script would."""
+    """Runs reapy's own server inside the fake REAPER, as its activation script would.
+
+    When reapy's server loop dies (a deferred script error, e.g. a client that vanished during a
+    HOLD), nothing here closes its sockets: in REAPER they stay open too, because reapy's
+    ``Deferrer`` deletes a callback only after it returns, so the failed ``run_main_loop`` (and
+    through its globals the ``SERVER``) stays referenced until REAPER quits.  The listening socket
+    keeps accepting connections into the kernel's backlog that nobody serves, and running the
+    activation again binds the same port while the old socket still holds it, which the host
+    OS decides (Linux and macOS refuse: "Address already in use").
+    """
 
     def __init__(self, reapy: types.ModuleType, port: int, script_path: Path | None = None) -> None:
         from reapy.reascripts import activate_reapy_server
@@ -250,6 +270,12 @@ class ReapyHost:
         self.script = activate_reapy_server
         self.server_class = LoopbackServer
         self.port = port
+        #: Every server ever started (a dead one's sockets stay open, see the class docstring).
+        self.servers: list[Any] = []
+        #: Whether the deferred server loop is still being re-deferred.
+        self.loop_running = False
+        self.activations = 0
+        self.failed_activations = 0
 
     @property
     def server(self) -> Any:
@@ -262,16 +288,28 @@ class ReapyHost:
         chose (``reapy.config.REAPY_SERVER_PORT`` is fixed at 2306); later
         activations reuse that port, as REAPER's fixed port would be reused.
         """
-        self.close()
         if self.script_path is not None:
-            return self._activate_with_script()
-        server = self.server_class(self.port)
-        self.port = server._socket.getsockname()[1]
-        self.reapy.set_ext_state("reapy", "server_port", self.port)
-        self.script.SERVER = server
-        self.script.run_main_loop()
-        self.reapy.at_exit(self.reapy.delete_ext_state, "reapy", "server_port")
-        return self.port
+            port = self._activate_with_script()
+        else:
+            server = self.server_class(self.port)
+            self.servers.append(server)
+            self.port = server._socket.getsockname()[1]
+            self.reapy.set_ext_state("reapy", "server_port", self.port)
+            self.script.SERVER = server
+            self.script.run_main_loop()
+            self.reapy.at_exit(self.reapy.delete_ext_state, "reapy", "server_port")
+            port = self.port
+        self.activations += 1
+        self.loop_running = True
+        return port
+
+    def activate_action(self) -> None:
+        """The activation run as a REAPER action (web interface): a failing script is reported, not raised."""
+        try:
+            self.activate()
+        except Exception:
+            self.failed_activations += 1
+            sys.stderr.write("reaper_sim: ReaScript execution error (activation):\n" + traceback.format_exc())
 
     def _activate_with_script(self) -> int:
         """Run a user-supplied activation ReaScript (e.g. MixBridge's loopback one) as REAPER would.
@@ -289,7 +327,19 @@ class ReapyHost:
         namespace = runpy.run_path(str(self.script_path), run_name="reaper_sim_activation")
         self.script = _Namespace(namespace)
         namespace["main"](self.port)
+        if self.server is not None:
+            self.servers.append(self.server)
         return self.port
+
+    def died(self) -> None:
+        self.loop_running = False
+
+    def state(self) -> dict[str, Any]:
+        """What a test can see of reapy's server: running, listening sockets, the published port."""
+        listening = [s._socket.getsockname()[1] for s in self.servers if s._socket.fileno() >= 0]
+        return {"loop_running": self.loop_running, "listening_ports": listening,
+                "activations": self.activations, "failed_activations": self.failed_activations,
+                "connections": sum(len(s.connections) for s in self.servers if s._socket.fileno() >= 0)}
 
     def drop_connections(self) -> int:
         """Close every client connection (main thread only)."""
@@ -307,9 +357,14 @@ class ReapyHost:
         return len(dropped)
 
     def close(self) -> None:
+        """At shutdown: close every server ever started."""
+        for server in self.servers:
+            for connection in list(server.connections.values()):
+                with contextlib.suppress(OSError):
+                    connection.close()
+            server.close()
+        self.servers.clear()
         if self.server is not None:
-            self.drop_connections()
-            self.server.close()
             self.script.SERVER = None
 
 
@@ -334,14 +389,52 @@ def _escape_extstate(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
+#: csurf_www.cpp ``ProcessCommand``: ``char want[1024]; lstrcpyn(want, in, min(sizeof(want), inlen+1))``
+#: keeps at most 1023 bytes of each ``;``-separated command, still URL-encoded.
+WEB_COMMAND_BYTES = 1023
+#: ``o->AppendFormatted(512, "EXTSTATE\t%s\t%s\t", ...)``: the reply line's head is cut at 512 chars.
+EXTSTATE_HEAD_CHARS = 512
+
+
+def url_decode(text: str) -> str:
+    """WDL's ``WebServerBaseClass::url_decode``: ``+`` is a space, ``%XX`` a byte, a bad escape stays."""
+    raw = text.encode("latin-1", errors="replace")  # http.server hands the request line over as latin-1
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        pair = raw[i + 1:i + 3]
+        if raw[i] == ord("+"):
+            out.append(ord(" "))
+            i += 1
+        elif raw[i] == ord("%") and len(pair) == 2 and pair[:1] != b"%" \
+                and all(c in b"0123456789abcdefABCDEF" for c in pair):
+            out.append(int(pair, 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode("utf-8", errors="replace")
+
+
 class WebInterface(ThreadingHTTPServer):
-    """REAPER's web interface, reduced to what reapy's bootstrap uses."""
+    """REAPER's web interface (``csurf_www.cpp``), reduced to the commands the project uses.
+
+    As REAPER's: only the part of the request before ``?`` is the command list (WDL's
+    ``get_request_file``); commands are separated by ``;``; each is cut to
+    :data:`WEB_COMMAND_BYTES` bytes *before* it is URL-decoded; ``SET/EXTSTATE/s/k/v`` decodes each
+    part with :func:`url_decode` (``+`` is a space), ``GET/EXTSTATE/s/k`` decodes nothing; a reply's
+    ``EXTSTATE\ts\tk\t`` head is cut at :data:`EXTSTATE_HEAD_CHARS`, its value is not cut.  With a
+    user and password set (``--web-password user:pass``) every request without that Basic
+    authorization gets ``401 Unauthorized`` and ``WWW-Authenticate: Basic realm="reaper_www"``.
+    """
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, sim: Sim) -> None:
+    def __init__(self, port: int, sim: Sim, password: str | None = None) -> None:
         self.sim = sim
+        self.password = password
+        self.unauthorized = 0
         super().__init__((LOOPBACK, port), _WebHandler)
 
 
@@ -350,14 +443,18 @@ class _WebHandler(BaseHTTPRequestHandler):
     server_version = "reaper_sim"
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
-        if not self.path.startswith("/_/"):
+        if self.server.password and not self._authorized():
+            self.server.unauthorized += 1
+            self._reply(401, "", {"WWW-Authenticate": 'Basic realm="reaper_www"'})
+            return
+        path = self.path.split("?", 1)[0]  # get_request_file(): the query string is not a command
+        if not path.startswith("/_/"):
             self._reply(404, "reaper_sim serves only /_/ commands\n")
             return
         lines = []
         try:
-            for command in filter(None, self.path[3:].split(";")):
-                lines.append(self.server.sim.web_command(
-                    [urllib.parse.unquote(part) for part in command.split("/")]))
+            for command in filter(None, path[3:].split(";")):
+                lines.append(self.server.sim.web_command(command[:WEB_COMMAND_BYTES]))
         except UnmodelledCall as error:
             self._reply(404, f"{error}\n")
             return
@@ -366,11 +463,23 @@ class _WebHandler(BaseHTTPRequestHandler):
             return
         self._reply(200, "".join(lines))
 
-    def _reply(self, status: int, body: str) -> None:
+    def _authorized(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        if not header[:5].lower() == "basic":
+            return False
+        try:
+            given = base64.b64decode(header[5:].strip(), validate=False).decode("utf-8", errors="replace")
+        except (ValueError, binascii.Error):
+            return False
+        return given == self.server.password
+
+    def _reply(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
         data = body.encode("utf-8")
         try:
             self.send_response(status)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -393,6 +502,7 @@ class Sim:
         self.api = ReaScriptApi(self.project, api_module.resource_path_for(os.getpid()),
                                 before_call=lambda name, args: self.faults.before_rpr_call(name))
         self.loop = MainLoop(config.hz, self.faults, self.stop)
+        self.loop.atexit_after_error = config.atexit_after_error
         self.functions = self.api.functions()
         self.reapy = install_fake_reaper(self.functions, self.loop)
         self.reapy_host = ReapyHost(self.reapy, config.server_port, config.activation_script)
@@ -401,7 +511,7 @@ class Sim:
         self.api.ext_state[("reapy", "activate_reapy_server")] = json.dumps(ACTIVATE_ACTION)
         self.api.renderer.block_frames = config.render_block_frames
         self.api.renderer.block_delay_s = config.render_block_delay_s
-        self.web = WebInterface(config.web_port, self)
+        self.web = WebInterface(config.web_port, self, config.web_password)
         self.control = ControlServer(LOOPBACK, self)
         self.osc = None
         if config.osc_port is not None:
@@ -446,36 +556,51 @@ class Sim:
         path.write_text(json.dumps(self.dump(), indent=2, allow_nan=True))
 
     def _on_script_died(self) -> None:
-        # reapy's server loop raised (e.g. a client vanished mid-HOLD). REAPER
-        # keeps running; a client re-activates the server through the web action.
-        self.reapy_host.close()
+        # reapy's server loop raised (e.g. a client vanished mid-HOLD).  REAPER keeps running;
+        # the server's sockets stay open and unserved (ReapyHost's docstring).
+        self.reapy_host.died()
+        published = self.api.ext_state.get(("reapy", "server_port"), "")
+        sys.stderr.write(f"reaper_sim: reapy's server loop is dead; its port stays open, unserved; "
+                         f"server_port is {published or 'cleared'}\n")
 
     def _drop_connections(self) -> int:
         return self.reapy_host.drop_connections()
 
     # -- web interface (runs the work on the main thread) -------------------
 
-    def web_command(self, parts: list[str]) -> str:
-        """One ``/_/`` command: ``GET/EXTSTATE/s/k``, ``SET/EXTSTATE/s/k/v`` or an action."""
+    def web_command(self, want: str) -> str:
+        """One ``/_/`` command as ``ProcessCommand`` reads it (already cut to 1023 bytes, still encoded).
+
+        ``GET/EXTSTATE/s/k``, ``SET/EXTSTATE/s/k/v``, ``SET/EXTSTATEPERSIST/s/k/v``, or an action
+        (a number or a ``_named`` command id).
+        """
         timeout_s = 10.0
-        if parts[:2] == ["GET", "EXTSTATE"] and len(parts) == 4:
-            section, key = parts[2], parts[3]
+        if want.startswith("GET/EXTSTATE/"):
+            section, sep, key = want[len("GET/EXTSTATE/"):].partition("/")
+            if not sep:
+                return ""
             value = self.loop.call(lambda: self.api.ext_state.get((section, key), ""), timeout_s)
-            return f"EXTSTATE\t{section}\t{key}\t{_escape_extstate(value)}\n"
-        if parts[:2] == ["SET", "EXTSTATE"] and len(parts) >= 5:
-            section, key, value = parts[2], parts[3], "/".join(parts[4:])
-            self.loop.call(lambda: self.api.ext_state.__setitem__((section, key), value), timeout_s)
-            return ""
-        if parts == [ACTIVATE_ACTION]:
+            head = f"EXTSTATE\t{section}\t{key}\t"[:EXTSTATE_HEAD_CHARS]
+            return f"{head}{_escape_extstate(value)}\n"
+        for prefix in ("SET/EXTSTATE/", "SET/EXTSTATEPERSIST/"):
+            if want.startswith(prefix):
+                section, sep, rest = want[len(prefix):].partition("/")
+                key, sep2, value = rest.partition("/")
+                if not (sep and sep2):
+                    return ""  # REAPER sets nothing without all three parts
+                section, key, value = url_decode(section), url_decode(key), url_decode(value)
+                self.loop.call(lambda: self.api.ext_state.__setitem__((section, key), value), timeout_s)
+                return ""
+        if want == ACTIVATE_ACTION:
             # REAPER runs the action on its main thread before answering, which
             # is what keeps reapy's activation recursion from storming.
-            self.loop.call(self.reapy_host.activate, timeout_s)
+            self.loop.call(self.reapy_host.activate_action, timeout_s)
             return ""
-        if len(parts) == 1 and (parts[0].isdigit() or parts[0] in self.api.named_commands):
+        if want.isdigit() or want in self.api.named_commands:
             # An action (render, the bounce script): run on the main thread, answered when done.
-            self.loop.call(lambda: self.api.run_named_action(parts[0]), RENDER_TIMEOUT_S)
+            self.loop.call(lambda: self.api.run_named_action(want), RENDER_TIMEOUT_S)
             return ""
-        raise UnmodelledCall(f"web interface command {'/'.join(parts)!r} is not modelled")
+        raise UnmodelledCall(f"web interface command {want!r} is not modelled")
 
     # -- control channel commands (called from the control thread) ----------
 
@@ -548,6 +673,12 @@ class Sim:
 
     def drop(self) -> int:
         return self.faults.request_drop(timeout_s=5.0)
+
+    def reapy_state(self) -> dict[str, Any]:
+        """reapy's server as REAPER holds it, and the published ``reapy/server_port`` (no main thread needed)."""
+        state = self.reapy_host.state()
+        state["server_port"] = self.api.ext_state.get(("reapy", "server_port"), "")
+        return state
 
     def bounce(self) -> dict[str, Any]:
         """Run the bounce script's model (render.py) on the main thread; its outcome."""

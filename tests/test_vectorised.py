@@ -1,0 +1,153 @@
+"""The whole-block clip-run and true-peak code gives exactly the numbers of the per-channel code it
+replaced (tests/reference_impl.py), on random and adversarial signals; both K-weighting kernels agree."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bridge.analyze import loudness as lu
+from bridge.analyze.features import FeatureExtractor
+from bridge.analyze.kweight import KERNELS
+from bridge.analyze.levels import ClipDetector
+from bridge.analyze.truepeak import TruePeakMeter
+
+from .reference_impl import OldClipDetector, OldTruePeakMeter
+
+FS = 48000
+
+
+def _runs_signal(draw, channels: int, frames: int) -> np.ndarray:
+    """Adversarial material for run detection: flat runs at full scale, near the floor, at the
+    stem's own peak, across block edges, in one channel only, and plain noise between them."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    x = (rng.standard_normal((frames, channels)) * draw(st.sampled_from([0.001, 0.05, 0.5]))).astype(np.float32)
+    for _ in range(draw(st.integers(0, 12))):
+        start = draw(st.integers(0, frames - 1))
+        length = draw(st.integers(1, 400))
+        channel = draw(st.integers(0, channels))  # == channels: every channel
+        level = np.float32(draw(st.sampled_from([1.0, -1.0, 0.999, 0.0101, 0.00999, 0.5, -0.5])))
+        cols = slice(None) if channel == channels else slice(channel, channel + 1)
+        x[start:start + length, cols] = level
+    return np.clip(x, -1.0, 1.0)
+
+
+def _blocks(draw, frames: int, shortest: int = 1) -> list[int]:
+    cuts = sorted(set(draw(st.lists(st.integers(1, frames - 1), max_size=6))))
+    edges = [0] + cuts + [frames]
+    sizes = [b - a for a, b in zip(edges, edges[1:])]
+    merged: list[int] = []
+    for size in sizes:  # blocks shorter than ``shortest`` join the one before
+        if merged and (size < shortest or merged[-1] < shortest):
+            merged[-1] += size
+        else:
+            merged.append(size)
+    return merged
+
+
+@st.composite
+def clip_case(draw):
+    channels = draw(st.integers(1, 3))
+    frames = draw(st.integers(1, 6000))
+    return _runs_signal(draw, channels, frames), _blocks(draw, frames) if frames > 1 else [frames]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(clip_case())
+def test_clip_runs_equal_the_per_channel_code(case):
+    audio, sizes = case
+    new, old = ClipDetector(audio.shape[1]), OldClipDetector(audio.shape[1])
+    position = 0
+    for size in sizes:
+        block = np.ascontiguousarray(audio[position:position + size].T)
+        position += size
+        magnitudes = np.abs(block)
+        peak = float(magnitudes.max())
+        new.feed(block, magnitudes, peak)
+        old.feed(block, magnitudes, peak)
+    sample_peak = float(np.abs(audio).max())
+    assert new.result(sample_peak) == old.result(sample_peak)
+    assert np.array_equal(new._runs, old._runs) and np.array_equal(new._worst, old._worst)
+
+
+@st.composite
+def peak_case(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    channels = draw(st.integers(1, 2))
+    frames = draw(st.integers(13, 20000))
+    kind = draw(st.sampled_from(["noise", "bursts", "nyquist", "silence-then-hot"]))
+    t = np.arange(frames)
+    if kind == "noise":
+        x = rng.standard_normal((frames, channels)) * 0.3
+    elif kind == "bursts":
+        x = np.zeros((frames, channels))
+        for _ in range(draw(st.integers(1, 6))):
+            at = draw(st.integers(0, frames - 1))
+            x[at:at + draw(st.integers(1, 300))] = rng.uniform(-1, 1, (1, channels))
+    elif kind == "nyquist":  # inter-sample peaks: a quarter-rate sine at 45 degrees
+        x = np.sin(2 * np.pi * t / 4 + np.pi / 4)[:, None].repeat(channels, axis=1) * 0.9
+    else:
+        x = np.zeros((frames, channels))
+        x[frames // 2:] = rng.standard_normal((frames - frames // 2, channels))
+    # Blocks of 24 samples and more: the old code raised on a block too short to complete one row
+    # of the interpolator (a stem whose last block held under 12 samples); the new one does not.
+    return x.astype(np.float32), _blocks(draw, frames, shortest=24)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(peak_case())
+def test_true_peak_equals_the_per_run_code(case):
+    audio, sizes = case
+    new, old = TruePeakMeter(FS, audio.shape[1]), OldTruePeakMeter(FS, audio.shape[1])
+    position = 0
+    for size in sizes:
+        block = np.ascontiguousarray(audio[position:position + size].T)
+        position += size
+        peak = float(np.abs(block).max(initial=0.0))
+        new.feed(block, peak)
+        old.feed(block, peak)
+    assert new.finish() == pytest.approx(old.finish(), rel=1e-6, abs=0)
+
+
+@pytest.mark.skipif(len(KERNELS) < 2, reason="numba is not installed: only the scipy kernel exists")
+@pytest.mark.parametrize("block", [441, 48000, 100003])
+def test_the_two_k_weighting_kernels_agree(block):
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((12 * FS, 2)) * 0.1).astype(np.float32)
+    x[3 * FS:7 * FS] = 0.0  # silence: the state decays towards subnormals
+    x[:, 1] *= 0.25
+    measured = {}
+    for kernel in KERNELS:
+        meter = lu.KWeightedEnergy(FS, 2, kernel=kernel)
+        for start in range(0, len(x), block):
+            meter.feed(np.ascontiguousarray(x[start:start + block].T))
+        measured[kernel] = meter.result()
+    a, b = measured["numba"], measured["scipy"]
+    assert a.shape == b.shape
+    loud = np.maximum(a, b) > 1e-6
+    np.testing.assert_allclose(a[loud], b[loud], rtol=2e-2)  # float32 state in scipy's sosfilt
+    w = lu.channel_weights(2)
+    assert lu.integrated_lufs(lu.gating_blocks(a), w) == pytest.approx(lu.integrated_lufs(lu.gating_blocks(b), w), abs=1e-3)
+
+
+def test_a_block_too_short_for_one_interpolator_row_is_fine():
+    meter = TruePeakMeter(FS, 1)
+    meter.feed(np.full((1, 1), 0.5, np.float32), 0.5)
+    assert meter.finish() >= 0.5
+
+
+def test_features_are_block_size_independent_with_the_default_kernel():
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((5 * FS, 2)) * 0.2).astype(np.float32)
+    x[FS:FS + 500] = 1.0  # a clipped run across a block edge
+    results = []
+    for block in (FS, 4801, 777):
+        ex = FeatureExtractor(FS, 2)
+        for start in range(0, len(x), block):
+            ex.feed(x[start:start + block])
+        results.append(ex.finish())
+    for other in results[1:]:
+        assert other.clip == results[0].clip
+        assert other.true_peak == pytest.approx(results[0].true_peak, rel=1e-6)
+        np.testing.assert_allclose(other.subhop_power, results[0].subhop_power, rtol=1e-5)
