@@ -242,16 +242,17 @@ def default_session(problems: bool = True) -> list[StemSpec]:
     """The demo's ten-stem session; with ``problems`` it carries every problem in :data:`PROBLEMS`."""
     p = (lambda *names: names) if problems else (lambda *names: ())
     return [
-        StemSpec("Kick", "kick", -18.0, seed=1, problems=p("kick_bass_masking")),
-        StemSpec("Snare", "snare", -13.5, seed=2),
-        StemSpec("Hats", "hats", -19.0, pan=0.3, seed=3),
-        StemSpec("Bass_DI", "bass", -19.0, seed=4, problems=p("kick_bass_masking")),
-        StemSpec("Pad_Strings", "pad", -28.0, seed=5, problems=p("rumble_dc")),
-        StemSpec("Guitar_Rhythm", "guitar", -16.5, pan=-0.4, seed=6, problems=p("polarity")),
-        StemSpec("Keys", "keys", -21.0, pan=0.35, seed=7, problems=p("too_hot")),
-        StemSpec("Lead_Vocal", "vocal", -17.0, stereo=False, seed=8, problems=p("vocal_chorus_dip")),
+        StemSpec("Kick", "kick", -19.7, seed=1, problems=p("kick_bass_masking")),
+        StemSpec("Snare", "snare", -15.5, seed=2),
+        StemSpec("Hats", "hats", -20.2, pan=0.3, seed=3),
+        StemSpec("Bass_DI", "bass", -17.6, seed=4, problems=p("kick_bass_masking")),
+        StemSpec("Pad_Strings", "pad", -30.0, seed=5, problems=p("rumble_dc")),
+        StemSpec("Guitar_Rhythm", "guitar", -19.4, pan=-0.4, seed=6, problems=p("polarity")),
+        StemSpec("Keys", "keys", -22.2, pan=0.35, seed=7, problems=p("too_hot")),
+        # Mono: it plays at unity on both sides of a stereo track, 3 dB above its file's own loudness.
+        StemSpec("Lead_Vocal", "vocal", -20.0, stereo=False, seed=8, problems=p("vocal_chorus_dip")),
         StemSpec("Synth_Lead", "synth", -22.0, pan=0.2, seed=9, problems=p("clipped")),
-        StemSpec("FX_Riser", "fx", -30.0, seed=10, problems=p("silent")),
+        StemSpec("FX_Riser", "fx", -34.0, seed=10, problems=p("silent")),
     ]
 
 

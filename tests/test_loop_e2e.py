@@ -9,8 +9,9 @@ the next starts from; each test asks the :class:`Loop` for the step it needs, an
 predecessors first if they have not run, so any single test also runs alone.
 
 The sources are the synthetic session (:func:`bridge.synth.default_session`, 8 s), whose planted
-problems have known findings: Keys is 9 dB too hot (a volume move on Keys), Bass_DI masks the kick
-(an AI EQ cut on Bass_DI), Guitar_Rhythm has one channel inverted (the AI polarity plug-in), ...
+problems have known findings: Keys is 9 dB too hot (a volume move on Keys), rumble and DC under
+Pad_Strings (an AI EQ high-pass on Pad_Strings), Guitar_Rhythm has one channel inverted (the AI
+polarity plug-in), ...
 Every wait is a condition with a deadline; nothing sleeps to synchronise.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.allow_leaks
 DURATION_S = 8.0
 PASS_TIMEOUT_S = 30.0
 KEYS_PRE_AI_VOL = 0.9  # not unity, so "back to pre-AI" is a value that could be missed
-MANUAL_EQ_NORMALIZED = 0.4  # the producer's Bass_DI band-1 gain (about -1.9 dB; the AI wrote a cut near -6 dB)
+MANUAL_EQ_NORMALIZED = 0.4  # the producer's Pad_Strings band-1 gain (about -1.9 dB; the AI wrote 0 dB on its high-pass)
 FAST = dict(settle_s=0.3, poll_s=0.05, stable_polls=2, jobs=1, incomplete_timeout_s=10.0,
             manifest_timeout_s=20.0, manifest_grace_s=5.0, retry_initial_s=0.1, retry_max_s=0.5,
             commands_poll_s=0.5, stop_timeout_s=15.0, timeout_s=10.0)
@@ -121,8 +122,8 @@ class Loop:
         if "second" not in self.steps:
             first = self.first()
             eq_gain = m.eq_param_name("Gain", 1)
-            written = fx_param(ai_fx(track_state(first["after"], "Bass_DI"), m.AI_EQ_NAME), eq_gain)
-            self.sim.control.set_fx_param("Bass_DI", m.AI_EQ_NAME, eq_gain, normalized=MANUAL_EQ_NORMALIZED)
+            written = fx_param(ai_fx(track_state(first["after"], "Pad_Strings"), m.AI_EQ_NAME), eq_gain)
+            self.sim.control.set_fx_param("Pad_Strings", m.AI_EQ_NAME, eq_gain, normalized=MANUAL_EQ_NORMALIZED)
             edited = self.dump()
             # A new take on Keys: same role and problem, different notes; every other source untouched.
             keys_spec = next(s for s in default_session() if s.name == "Keys")
@@ -178,14 +179,14 @@ def test_a_bounce_in_the_simulator_is_analysed_written_and_tagged(loop):
     assert "mixbridge/pre_ai" in keys["ext"] and f"D_VOL={KEYS_PRE_AI_VOL}" in keys["ext"]["mixbridge/pre_ai"]
 
     moved = {tp["name"] for tp in outcome.plan_doc["tracks"] if tp["changes"] or tp["automation"]}
-    assert {"Keys", "Bass_DI", "Guitar_Rhythm"} <= moved
+    assert {"Keys", "Pad_Strings", "Guitar_Rhythm"} <= moved
     for t in after["tracks"]:  # a track the pass leaves alone gets no tag: untouched
         assert t["ext"].get(PROVENANCE) == ("ai" if t["name"] in moved else None), t["name"]
     assert outcome.provenance == {t["name"]: ("ai" if t["name"] in moved else "untouched") for t in after["tracks"]}
-    bass_eq = ai_fx(track_state(after, "Bass_DI"), m.AI_EQ_NAME)
-    assert bass_eq is not None
-    assert float(fx_param(bass_eq, m.eq_param_name("Gain", 1))["formatted"]) == pytest.approx(
-        planned(outcome.plan_doc, "Bass_DI", "band1_gain_db"), abs=0.1)
+    pad_eq = ai_fx(track_state(after, "Pad_Strings"), m.AI_EQ_NAME)
+    assert pad_eq is not None
+    assert float(fx_param(pad_eq, m.eq_param_name("Gain", 1))["formatted"]) == pytest.approx(
+        planned(outcome.plan_doc, "Pad_Strings", "band1_gain_db"), abs=0.1)
     assert ai_fx(track_state(after, "Guitar_Rhythm"), m.AI_POLARITY_NAME) is not None
 
     history = [u["name"] for u in after["undo"]["history"]]
@@ -212,18 +213,18 @@ def test_a_rebounce_with_one_changed_stem_reanalyses_it_alone_and_keeps_the_manu
     assert "(1 re-analysed, 9 cached)" in outcome.line and "1 manual override kept" in outcome.line
 
     eq_gain = m.eq_param_name("Gain", 1)
-    manual = fx_param(ai_fx(track_state(edited, "Bass_DI"), m.AI_EQ_NAME), eq_gain)
+    manual = fx_param(ai_fx(track_state(edited, "Pad_Strings"), m.AI_EQ_NAME), eq_gain)
     assert manual["normalized"] == pytest.approx(MANUAL_EQ_NORMALIZED)
     assert manual["normalized"] != pytest.approx(step["written_eq"]["normalized"], abs=1e-3), "really an edit"
-    kept = fx_param(ai_fx(track_state(after, "Bass_DI"), m.AI_EQ_NAME), eq_gain)
+    kept = fx_param(ai_fx(track_state(after, "Pad_Strings"), m.AI_EQ_NAME), eq_gain)
     assert kept == manual, "the producer's value survives the pass"
 
-    bass = track_state(after, "Bass_DI")
-    assert bass["ext"][PROVENANCE] == "hybrid" and outcome.provenance["Bass_DI"] == "hybrid"
+    pad = track_state(after, "Pad_Strings")
+    assert pad["ext"][PROVENANCE] == "hybrid" and outcome.provenance["Pad_Strings"] == "hybrid"
     assert track_state(after, "Keys")["ext"][PROVENANCE] == "ai"
     (override,) = outcome.report.overrides
-    assert override.track == "Bass_DI" and override.key == "eq.band1_gain_db"
-    ai_db = planned(loop.first()["outcome"].plan_doc, "Bass_DI", "band1_gain_db")
+    assert override.track == "Pad_Strings" and override.key == "eq.band1_gain_db"
+    ai_db = planned(loop.first()["outcome"].plan_doc, "Pad_Strings", "band1_gain_db")
     assert override.from_value == pytest.approx(ai_db)
     producer_db = float(manual["formatted"].split()[0])
     assert override.to_value == pytest.approx(producer_db, abs=0.1)
@@ -236,11 +237,11 @@ def test_a_rebounce_with_one_changed_stem_reanalyses_it_alone_and_keeps_the_manu
 
     notes = Path(loop.watcher.files[outcome.number]["notes_md"]).read_text(encoding="utf-8")
     overrides = section(notes, "## Producer overrides")
-    (row,) = [line for line in overrides.splitlines() if line.startswith("| `Bass_DI`")]
-    assert row == f"| `Bass_DI` | EQ band 1 gain | {ai_db:.1f} dB | {producer_db:.1f} dB |", row
-    bass_notes = section(notes, "### `Bass_DI`")
-    assert bass_notes.startswith("### `Bass_DI` **hybrid**")
-    assert f"EQ band 1 gain: AI {ai_db:.1f} dB → producer {producer_db:.1f} dB" in bass_notes
+    (row,) = [line for line in overrides.splitlines() if line.startswith("| `Pad_Strings`")]
+    assert row == f"| `Pad_Strings` | EQ band 1 gain | {ai_db:+.1f} dB | {producer_db:+.1f} dB |", row
+    bass_notes = section(notes, "### `Pad_Strings`")
+    assert bass_notes.startswith("### `Pad_Strings` **hybrid**")
+    assert f"EQ band 1 gain: AI {ai_db:+.1f} dB → producer {producer_db:+.1f} dB" in bass_notes
     assert "**Re-analysed:** Keys\n" in section(notes, "## Changes since the previous bounce")
 
 
@@ -253,19 +254,19 @@ def test_revert_restores_pre_ai_removes_ai_fx_and_leaves_the_manual_edit(loop):
 
     keys = track_state(after, "Keys")
     assert keys["vol"] == pytest.approx(KEYS_PRE_AI_VOL, abs=1e-9), "the exact pre-AI fader"
-    for name in ("Guitar_Rhythm", "Pad_Strings", "Synth_Lead"):
+    for name in ("Guitar_Rhythm", "Keys", "Synth_Lead"):
         t = track_state(after, name)
         assert not [f for f in t["fx"] if f.get("renamed") in (m.AI_EQ_NAME, m.AI_COMP_NAME, m.AI_POLARITY_NAME)], name
-    for t in after["tracks"]:  # the producer's Bass_DI EQ edit makes it theirs; the rest has nothing of the AI
-        assert t["ext"].get(PROVENANCE) in (("manual",) if t["name"] == "Bass_DI" else (None, "untouched")), t["name"]
+    for t in after["tracks"]:  # the producer's Pad_Strings EQ edit makes it theirs; the rest has nothing of the AI
+        assert t["ext"].get(PROVENANCE) in (("manual",) if t["name"] == "Pad_Strings" else (None, "untouched")), t["name"]
         assert "mixbridge/pre_ai" not in t["ext"], f"{t['name']}: nothing of ours left for the bounce to undo"
 
-    # The producer tuned the Bass_DI EQ: it stays, with their value; only the bridge's own values go.
+    # The producer tuned the Pad_Strings EQ: it stays, with their value; only the bridge's own values go.
     eq_gain = m.eq_param_name("Gain", 1)
-    bass_eq = ai_fx(track_state(after, "Bass_DI"), m.AI_EQ_NAME)
-    assert bass_eq is not None
-    assert fx_param(bass_eq, eq_gain) == fx_param(ai_fx(track_state(manual, "Bass_DI"), m.AI_EQ_NAME), eq_gain)
-    freq = fx_param(bass_eq, m.eq_param_name("Freq", 1))
-    assert float(freq["formatted"]) == pytest.approx(100.0, abs=0.5), "the AI's 56 Hz back to the plug-in default"
+    pad_eq = ai_fx(track_state(after, "Pad_Strings"), m.AI_EQ_NAME)
+    assert pad_eq is not None
+    assert fx_param(pad_eq, eq_gain) == fx_param(ai_fx(track_state(manual, "Pad_Strings"), m.AI_EQ_NAME), eq_gain)
+    freq = fx_param(pad_eq, m.eq_param_name("Freq", 1))
+    assert float(freq["formatted"]) == pytest.approx(100.0, abs=0.5), "the AI's corner back to the plug-in default"
     assert after["undo"]["history"][-1]["name"] == "MixBridge: revert AI pass"
     assert [t["vol"] for t in after["tracks"] if t["name"] != "Keys"] == [1.0] * 9

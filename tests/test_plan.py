@@ -54,16 +54,19 @@ def test_stem_9_db_too_hot_is_turned_down(planted):
     assert -12.0 <= volume.value <= -7.0, volume
 
 
-def test_kick_and_bass_masking_gets_a_cut_in_their_shared_low_band(planted):
+def test_kick_and_bass_build_up_is_reported_where_it_peaks_and_never_cut_below_50_hz(planted):
+    # The synthetic bass plays its fundamentals right on the kick's (65-98 Hz against 62 Hz): carving
+    # either would take its own body (structural, a finding); tests/test_planner_golden.py covers the
+    # complementary carve where the two can share the low end.
     _, plan = planted
-    cuts = [(t.name, c) for t in plan.tracks if t.name in ("Kick", "Bass_DI")
-            for c in t.changes if c.target == "eq" and c.param.endswith("_freq_hz")
-            and any(f.code == "masking" and {"Kick", "Bass_DI"} <= set(f.evidence.values()) for f in t.findings)]
-    assert cuts, "no masking cut between kick and bass"
-    name, freq = cuts[0]
-    assert 50.0 <= freq.value <= 130.0, f"cut on {name} at {freq.value} Hz, expected in 60-120 Hz"
-    gains = [c for c in plan.track(name).changes if c.param == freq.param.replace("freq_hz", "gain_db")]
-    assert gains and gains[0].value < 0
+    found = [f for t in plan.tracks if t.name in ("Kick", "Bass_DI") for f in t.findings
+             if f.code == "masking" and {"Kick", "Bass_DI"} <= set(f.evidence.values())]
+    assert found, "the kick/bass conflict is reported"
+    assert all(44.0 <= f.evidence["band_low_hz"] and f.evidence["band_high_hz"] <= 180.0 for f in found), found
+    for t in plan.tracks:
+        for c in t.changes:
+            if t.name in ("Kick", "Bass_DI") and c.target == "eq" and c.param.endswith("_freq_hz"):
+                assert c.value > 50.0, (t.name, c)
 
 
 def test_rumble_and_dc_on_the_pad_get_a_high_pass(planted):
@@ -220,7 +223,7 @@ def test_mix_anchor_without_a_lead_vocal_is_stable(tmp_path):
 
 @pytest.mark.parametrize("name, role", [
     ("Lead_Vocal_Main", "lead_vocal"), ("Bass_DI_Clean", "bass"), ("Kick In", "kick"), ("Bass Drum", "kick"),
-    ("SnareTop", "snare"), ("HiHat", "hats"), ("OH_L", "drums"), ("BV_Harmony_2", "backing_vocal"),
+    ("SnareTop", "snare"), ("HiHat", "hats"), ("OH_L", "overheads"), ("BV_Harmony_2", "backing_vocal"),
     ("Vocal Double", "backing_vocal"), ("Gtr_Rhythm_L", "guitar"), ("Rhodes", "keys"), ("Pad_Strings", "pad"),
     ("Synth_Lead", "synth_lead"), ("FX_Riser", "fx"), ("Track 12", "neutral"), ("Audio-03", "neutral"),
 ])
@@ -259,7 +262,7 @@ def test_neutral_role_gets_findings_but_no_role_specific_moves(tmp_path):
 def test_plan_json_contract(planted):
     _, plan = planted
     doc = plan_dict(plan)
-    assert doc["schema_version"] == 1 and doc["id"] == plan.id and doc["analysis_id"]
+    assert doc["schema_version"] == 2 and doc["id"] == plan.id and doc["analysis_id"]
     codes = set()
     for t in doc["tracks"]:
         assert {"name", "role", "findings", "changes", "automation"} <= set(t)

@@ -73,7 +73,7 @@ def test_console_notes_and_journal_count_the_same_changes(tmp_path):
     renders.mkdir()
     w = Watcher(watch_settings(renders, **FAST), console=Console(io.StringIO(), tty=False)).start()
     try:
-        write_session(renders, default_session()[:4], duration_s=STEM_S)
+        write_session(renders, default_session()[4:8], duration_s=STEM_S)
         assert w.wait_for(lambda: w.passes, 60)
     finally:
         w.stop(15.0)

@@ -1,0 +1,108 @@
+"""Following the advice converges: plan -> render -> analyse -> plan again (issue 10).
+
+On the synthesised sessions and on recorded-material sessions (tools/material: FluidR3 and the
+csound GM bank through fluidsynth, two Hydrogen kits as simulated multi-mic recordings, two seeds
+and tempos, a split overhead pair), clean twins and planted problems:
+
+* the second pass is at most 15 % of the first pass's total dB (tests/closedloop.py defines it),
+  never reverses a move by more than 1 dB and never stacks a cut on a band already cut;
+* a clean twin gets at most 6 moves;
+* the planted problems the planner addresses are fixed within the ground truth's tolerance, and
+  nothing the ground truth says to avoid is done.
+
+Material is built once into the material cache ($MIXBRIDGE_MATERIAL_CACHE, else
+~/.cache/mixbridge-material) and reused; cold, this module takes about a minute on one core.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.synth import default_session, write_session
+from tests.closedloop import judge, run_loop
+
+FORM = (("intro", 1), ("verse", 2), ("chorus", 2), ("verse", 2), ("chorus", 2), ("bridge", 1), ("outro", 1))
+SECOND_PASS_SHARE = 0.15
+CLEAN_MAX_MOVES = 6
+#: Planted problems the planner must fix (the others are documented in docs/suggestions.md).
+MUST_FIX = {"level_hot", "level_quiet", "lead_chorus_dip", "pad_rumble", "inverted_channel", "dc_offset", "hard_pan"}
+
+
+def _check_loop(loop, label):
+    assert loop.second_db <= SECOND_PASS_SHARE * loop.first_db + 1e-9, (
+        f"{label}: second pass {loop.second_db} dB after {loop.first_db} dB: "
+        + "; ".join(m.finding.message for m in loop.second.moves))
+    assert not loop.reversals, f"{label}: {loop.reversals}"
+    assert not loop.stacked, f"{label}: {loop.stacked}"
+
+
+# --- synthesised sessions --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module", params=["planted", "clean"])
+def synth_loop(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"synth-{request.param}")
+    write_session(folder, default_session(problems=request.param == "planted"), duration_s=24.0)
+    return request.param, run_loop(folder, tmp_path_factory.mktemp("render"))
+
+
+def test_synthesised_sessions_converge(synth_loop):
+    kind, loop = synth_loop
+    _check_loop(loop, kind)
+    if kind == "clean":
+        assert len(loop.first.moves) <= CLEAN_MAX_MOVES
+    else:
+        moved = {t for m in loop.first.moves for t in m.tracks}
+        assert {"Keys", "Lead_Vocal", "Pad_Strings", "Guitar_Rhythm"} <= moved, moved
+
+
+# --- recorded material --------------------------------------------------------------------------------
+
+material = pytest.importorskip("tools.material")
+_MISSING = material.missing_tools()
+needs_material = pytest.mark.skipif(bool(_MISSING), reason="material builder needs: " + "; ".join(_MISSING))
+
+RECIPES = {
+    "fluidr3-colombo": dict(seed=11, tempo_bpm=132.0, key="E minor", form=FORM),
+    "gmbank-millo-split": dict(seed=12, tempo_bpm=100.0, key="Bb major", form=FORM, soundfont="sf_GMbank",
+                               kit="Millo-Drums_v.1", split=("overheads",)),
+}
+VARIANTS = [(name, v) for name in RECIPES for v in ("clean", "default")] + [("fluidr3-colombo", "other")]
+
+
+@pytest.fixture(scope="module", params=VARIANTS, ids=lambda p: f"{p[0]}-{p[1]}")
+def material_loop(request, tmp_path_factory):
+    name, variant = request.param
+    recipe = material.Recipe(**RECIPES[name])
+    if variant == "default":
+        recipe = recipe.with_problems(*material.DEFAULT_PROBLEMS)
+    elif variant == "other":
+        recipe = recipe.with_problems(*material.OTHER_PROBLEMS)
+    session = material.build_session(recipe)
+    loop = run_loop(Path(session.path), tmp_path_factory.mktemp("render"), markers=session.markers())
+    return name, variant, session, loop
+
+
+@needs_material
+def test_recorded_material_converges(material_loop):
+    name, variant, _, loop = material_loop
+    _check_loop(loop, f"{name}/{variant}")
+
+
+@needs_material
+def test_a_clean_twin_gets_few_moves(material_loop):
+    name, variant, _, loop = material_loop
+    if variant != "clean":
+        pytest.skip("problem variant")
+    assert len(loop.first.moves) <= CLEAN_MAX_MOVES, [m.finding.message for m in loop.first.moves]
+
+
+@needs_material
+def test_planted_problems_are_fixed_and_nothing_to_avoid_is_done(material_loop):
+    name, variant, session, loop = material_loop
+    verdict = judge(loop.first, Path(session.path))
+    for kind, v in verdict.items():
+        assert not any(v["avoided"]), f"{name}/{variant}: {kind}: a move the ground truth says to avoid"
+        if kind in MUST_FIX:
+            assert all(f is not False for f in v["fixed"]), (
+                f"{name}/{variant}: {kind} not fixed: " + "; ".join(m.finding.message for m in loop.first.moves))
