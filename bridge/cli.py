@@ -118,8 +118,8 @@ def _load_plan(path: str) -> dict:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputFileError(f"{path}: {exc}", code="E_PLAN") from exc
-    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("tracks"), list):
-        raise InputFileError(f"{path}: not a MixBridge plan (schema_version 1)", code="E_PLAN")
+    if not isinstance(doc, dict) or doc.get("schema_version") not in (1, 2) or not isinstance(doc.get("tracks"), list):
+        raise InputFileError(f"{path}: not a MixBridge plan (schema_version 1 or 2)", code="E_PLAN")
     return doc
 
 
@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="analyse stems and propose mix moves as a reviewable plan")
     plan.add_argument("paths", nargs="+", help="stem files and/or folders of stems")
-    plan.add_argument("--json", metavar="PLAN", required=True, help="write the plan here (schema_version 1)")
+    plan.add_argument("--json", metavar="PLAN", required=True, help="write the plan here (schema_version 2)")
     plan.add_argument("--notes", metavar="NOTES", help="write feedback notes (.html or .md; the twin is written too)")
     plan.add_argument("--reference", metavar="REF", help="a reference track to steer tonal balance towards")
     plan.add_argument("--amount", type=float, default=1.0, help="scale every move, 0..1 (0: findings only)")

@@ -2,6 +2,8 @@
 
 Roles file (TOML or JSON)::
 
+    manual = ["Drum_Bus"]   # tracks the producer mixes by hand: findings only
+
     [roles]                 # stem name -> role
     "Vox_Take3" = "lead_vocal"
     "Gtr_DI"    = "guitar"
@@ -9,7 +11,9 @@ Roles file (TOML or JSON)::
     [role_offsets]          # role -> target level against the lead vocal, LU
     pad = -12
 
-    manual = ["Drum_Bus"]   # tracks the producer mixes by hand: findings only
+    [groups]                # parts of one source: no masking moves between them, one level target
+    "Drums" = ["Kick In", "Kick Out", "Snare Top", "OH L", "OH R"]
+    "Tom 1" = ["Tom 1"]     # a group of one keeps a stem out of automatic grouping
 
 The same tables may live in ``pyproject.toml`` under ``[tool.mixbridge]`` or in ``mixbridge.toml``
 beside the stems ("config"); a roles file given on the command line overrides them.
@@ -30,23 +34,36 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_KNOWN_KEYS = {"roles", "role_offsets", "manual"}
+_KNOWN_KEYS = {"roles", "role_offsets", "manual", "groups"}
 
 
 @dataclass(frozen=True, slots=True)
 class RoleConfig:
-    """Role overrides, level offsets and manual tracks, with where each came from."""
+    """Role overrides, level offsets, manual tracks and source groups, with where each came from.
+
+    ``groups`` maps a group name to the stems that are parts of one source (the mics of a kit, a
+    double, an L/R pair).  Stems named in a group are taken out of automatic grouping; a group of
+    one keeps a stem on its own.
+    """
 
     roles: dict[str, str] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     role_offsets: dict[str, float] = field(default_factory=dict)
     manual: tuple[str, ...] = ()
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    groups_source: str = "roles file"
 
     def merged(self, other: "RoleConfig") -> "RoleConfig":
-        """``other`` wins where both say something."""
+        """``other`` wins where both say something (a stem it groups leaves ``self``'s groups)."""
+        taken = {m for members in other.groups.values() for m in members}
+        groups = {name: tuple(m for m in members if m not in taken) for name, members in self.groups.items()
+                  if name not in other.groups}
+        groups = {name: members for name, members in groups.items() if members}
+        groups.update(other.groups)
         return RoleConfig({**self.roles, **other.roles}, {**self.sources, **other.sources},
                           {**self.role_offsets, **other.role_offsets},
-                          tuple(sorted(set(self.manual) | set(other.manual))))
+                          tuple(sorted(set(self.manual) | set(other.manual))), groups,
+                          other.groups_source if other.groups else self.groups_source)
 
 
 def _parse(data: dict[str, Any], where: str, source: str) -> RoleConfig:
@@ -68,8 +85,20 @@ def _parse(data: dict[str, Any], where: str, source: str) -> RoleConfig:
     manual = data.get("manual", []) or []
     if not isinstance(manual, list) or not all(isinstance(m, str) for m in manual):
         raise InputFileError(f"{where}: manual must be a list of track names", code="E_ROLES")
+    groups = data.get("groups", {}) or {}
+    if not isinstance(groups, dict):
+        raise InputFileError(f"{where}: [groups] must map group names to lists of stem names", code="E_ROLES")
+    seen: dict[str, str] = {}
+    for name, members in groups.items():
+        if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+            raise InputFileError(f"{where}: groups.{name} must be a non-empty list of stem names", code="E_ROLES")
+        for member in members:
+            if member in seen:
+                raise InputFileError(f"{where}: stem {member!r} is in groups {seen[member]!r} and {name!r}; "
+                                     "a stem belongs to one source", code="E_ROLES")
+            seen[member] = name
     return RoleConfig(dict(roles), {n: source for n in roles}, {k: float(v) for k, v in offsets.items()},
-                      tuple(sorted(manual)))
+                      tuple(sorted(manual)), {str(k): tuple(v) for k, v in sorted(groups.items())}, source)
 
 
 def read_roles_file(path: str | Path) -> RoleConfig:

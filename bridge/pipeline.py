@@ -958,21 +958,29 @@ def analysis_id(result: SessionResult) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-
-def stem_views(result: SessionResult, roles: dict[str, str] | None = None, manual: Sequence[str] = ()):
-    """The rules' view of each stem: role (given, else inferred), analysis or error, section levels."""
+def stem_views(result: SessionResult, roles: dict[str, str] | None = None, manual: Sequence[str] = (),
+               sources: dict[str, str] | None = None):
+    """The planner's view of each stem: role (given, else inferred), analysis or error, section
+    levels, and the per-frame arrays the predicted mix works on (band energies, K-weighted energies)."""
+    from .suggest.model import StemView
     from .suggest.roles import infer_role
-    from .suggest.rules import StemView
 
     roles = roles or {}
+    sources = sources or {}
     views = []
     for stem in result.stems:
         section_lufs = tuple(
             (lev.section.name, lev.section.start_s, lev.section.end_s, dict(lev.stem_lufs).get(stem.name), lev.mix_lufs)
             for lev in result.mix.sections)
         error = (stem.error.code, stem.error.message) if stem.error is not None else None
-        views.append(StemView(stem.name, roles.get(stem.name) or infer_role(stem.name), stem.analysis, error,
-                              stem.name in manual, section_lufs))
+        feats = result.features.get(stem.name)
+        given = roles.get(stem.name)
+        views.append(StemView(
+            stem.name, given or infer_role(stem.name), stem.analysis, error, stem.name in manual, section_lufs,
+            role_source=sources.get(stem.name, "roles file") if given else "inferred",
+            band_power=feats.band_power if feats is not None else None,
+            subhop_power=feats.subhop_power if feats is not None else None,
+            sample_rate=feats.sample_rate if feats is not None else 48000))
     return views
 
 
@@ -990,16 +998,16 @@ def analyze_reference(path: str | os.PathLike):
 
 
 def plan_session(result: SessionResult, role_config=None, amount: float = 1.0, reference_path=None):
-    """Analysis -> MixPlan, with roles from the config and an optional reference track."""
+    """Analysis -> MixPlan, with roles and groups from the config and an optional reference track."""
     from .config import RoleConfig
     from .suggest.plan import PlanSettings, build_plan
     from .suggest.reference import compare
 
     role_config = role_config or RoleConfig()
-    views = stem_views(result, role_config.roles, role_config.manual)
-    sources = {v.name: role_config.sources.get(v.name, "inferred") for v in views}
+    views = stem_views(result, role_config.roles, role_config.manual, role_config.sources)
     comparison = None
     if reference_path is not None and result.mix.summed is not None:
         comparison = compare(result.mix.summed, analyze_reference(reference_path), Path(reference_path).stem)
-    settings = PlanSettings(amount=amount, role_offsets=dict(role_config.role_offsets), manual=role_config.manual)
-    return build_plan(views, result.mix, settings, sources, analysis_id(result), comparison)
+    settings = PlanSettings(amount=amount, role_offsets=dict(role_config.role_offsets), manual=role_config.manual,
+                            groups=dict(role_config.groups))
+    return build_plan(views, result.mix, settings, None, analysis_id(result), comparison, role_config.groups_source)

@@ -249,7 +249,8 @@ def default_session(problems: bool = True) -> list[StemSpec]:
         StemSpec("Pad_Strings", "pad", -28.0, seed=5, problems=p("rumble_dc")),
         StemSpec("Guitar_Rhythm", "guitar", -16.5, pan=-0.4, seed=6, problems=p("polarity")),
         StemSpec("Keys", "keys", -21.0, pan=0.35, seed=7, problems=p("too_hot")),
-        StemSpec("Lead_Vocal", "vocal", -17.0, stereo=False, seed=8, problems=p("vocal_chorus_dip")),
+        # Mono: it plays at unity on both sides of a stereo track, 3 dB above its file's own loudness.
+        StemSpec("Lead_Vocal", "vocal", -20.0, stereo=False, seed=8, problems=p("vocal_chorus_dip")),
         StemSpec("Synth_Lead", "synth", -22.0, pan=0.2, seed=9, problems=p("clipped")),
         StemSpec("FX_Riser", "fx", -30.0, seed=10, problems=p("silent")),
     ]

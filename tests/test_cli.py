@@ -165,7 +165,7 @@ def test_demo_runs_the_full_loop_and_re_analyses_only_the_fixed_stem(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     renders = tmp_path / "MixBridge stems"
     plan = json.loads((renders / "mixbridge-plan.json").read_text(encoding="utf-8"))
-    assert plan["schema_version"] == 1 and {t["name"] for t in plan["tracks"]} >= {"Keys", "Kick", "Bass_DI"}
+    assert plan["schema_version"] == 2 and {t["name"] for t in plan["tracks"]} >= {"Keys", "Kick", "Bass_DI"}
     assert (renders / "mixbridge-notes.html").stat().st_size > 1000
     assert "pass 2: 10 stems (1 re-analysed, 9 cached)" in proc.stdout
     assert "re-analysed: Keys;" in proc.stdout

@@ -156,7 +156,7 @@ def test_special_characters_in_stem_names_are_escaped(session, page):
 
 LATER = {
     "applied": {"applied": [AppliedChange("Kick", "volume_db", -6.4, 0.0)]},
-    "overrides": {"overrides": [Override("Kick", "band2_gain_db", -6.0, -3.0)]},
+    "overrides": {"overrides": [Override("Bass_DI", "band2_gain_db", -6.0, -3.0)]},
     "changes_since_previous": {"changes_since_previous": ChangesSincePrevious(
         "prev0001", level_changes=[LevelChange("Kick", -6.4)], findings_dropped=[PlanItem("Kick", "too_loud", "gone")],
         reanalysed=["Kick"])},
@@ -183,8 +183,8 @@ def test_later_stage_section_appears_only_when_filled(session, field):
 def test_override_makes_an_ai_track_hybrid_and_shows_both_values(session):
     filled = NotesInput(session.result, session.plan, **LATER["overrides"])
     page = render_html(filled)
-    assert session.plan.track("Kick").status == "ai"
-    assert heading("Kick", "hybrid") in page
+    assert session.plan.track("Bass_DI").status == "ai"
+    assert heading("Bass_DI", "hybrid") in page
     section = page.split(f"<h2>{SECTION_TITLES['overrides']}</h2>", 1)[1]
     assert "EQ band 2 gain" in section and "-6.0 dB" in section and "-3.0 dB" in section
 

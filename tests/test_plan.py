@@ -220,7 +220,7 @@ def test_mix_anchor_without_a_lead_vocal_is_stable(tmp_path):
 
 @pytest.mark.parametrize("name, role", [
     ("Lead_Vocal_Main", "lead_vocal"), ("Bass_DI_Clean", "bass"), ("Kick In", "kick"), ("Bass Drum", "kick"),
-    ("SnareTop", "snare"), ("HiHat", "hats"), ("OH_L", "drums"), ("BV_Harmony_2", "backing_vocal"),
+    ("SnareTop", "snare"), ("HiHat", "hats"), ("OH_L", "overheads"), ("BV_Harmony_2", "backing_vocal"),
     ("Vocal Double", "backing_vocal"), ("Gtr_Rhythm_L", "guitar"), ("Rhodes", "keys"), ("Pad_Strings", "pad"),
     ("Synth_Lead", "synth_lead"), ("FX_Riser", "fx"), ("Track 12", "neutral"), ("Audio-03", "neutral"),
 ])
@@ -259,7 +259,7 @@ def test_neutral_role_gets_findings_but_no_role_specific_moves(tmp_path):
 def test_plan_json_contract(planted):
     _, plan = planted
     doc = plan_dict(plan)
-    assert doc["schema_version"] == 1 and doc["id"] == plan.id and doc["analysis_id"]
+    assert doc["schema_version"] == 2 and doc["id"] == plan.id and doc["analysis_id"]
     codes = set()
     for t in doc["tracks"]:
         assert {"name", "role", "findings", "changes", "automation"} <= set(t)

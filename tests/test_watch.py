@@ -6,6 +6,8 @@ synchronise.  The only sleeps are inside writer threads, where they *are* the th
 """
 from __future__ import annotations
 
+import dataclasses
+
 import io
 import json
 import os
@@ -78,7 +80,11 @@ def watcher(renders):
 
 
 def _stems(folder: Path, n: int = 3, duration_s: float = STEM_S) -> list[Path]:
-    return write_session(folder, default_session()[:n], duration_s=duration_s)
+    """The first ``n`` stems of the synthetic session, the Snare 9 dB too hot and rumble under the Hats
+    (moves to plan)."""
+    planted = {"Snare": ("too_hot",), "Hats": ("rumble_dc",)}
+    specs = [dataclasses.replace(s, problems=s.problems + planted.get(s.name, ())) for s in default_session()[:n]]
+    return write_session(folder, specs, duration_s=duration_s)
 
 
 def _wav_header(frames: int, channels: int, rate: int, placeholder: bool) -> bytes:

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from ..analyze.session import SectionLevels
 from ..analyze.spectrum import BAND_CENTERS_HZ
-from ..suggest.roles import NEUTRAL
-from ..suggest.rules import GAIN_DEADBAND_LU, Context, RuleSettings, StemView, target_lufs
+from ..suggest.plan import LEVEL_TOLERANCE_LU as GAIN_DEADBAND_LU
 
 if TYPE_CHECKING:
     from ..pipeline import SessionResult
@@ -159,23 +158,13 @@ def _empty(kind: str, message: str) -> str:
 # --- (a) loudness per stem against its target ---------------------------------------------------
 
 def stem_targets_lufs(result: SessionResult, plan: MixPlan) -> dict[str, float | None]:
-    """Each stem's target integrated loudness, as the gain-staging rule computes it.
+    """Each stem's target integrated loudness, as the plan judged it (``TrackPlan.target_lufs``).
 
-    The targets come from the plan's anchor and role offsets through
-    :func:`bridge.suggest.rules.target_lufs`; stems that are silent or failed have none.
+    Stems judged as part of a source group, silent or failed stems have none.
     """
-    settings = RuleSettings(role_offsets=dict(plan.settings.role_offsets),
-                            max_gain_move_db=plan.settings.max_gain_move_db)
-    ctx = Context((), result.mix, plan.anchor, settings)
-    roles = {t.name: t.role for t in plan.tracks}
-    targets: dict[str, float | None] = {}
-    for stem in result.stems:
-        if stem.analysis is None or stem.analysis.loudness.integrated_lufs is None:
-            targets[stem.name] = None
-            continue
-        target = target_lufs(ctx, StemView(stem.name, roles.get(stem.name, NEUTRAL), None))
-        targets[stem.name] = round(target, 2) if target is not None else None
-    return targets
+    targets = {t.name: t.target_lufs for t in plan.tracks}
+    return {stem.name: targets.get(stem.name) if stem.analysis is not None
+            and stem.analysis.loudness.integrated_lufs is not None else None for stem in result.stems}
 
 
 def _lufs_axis(values: Sequence[float]) -> tuple[float, float]:

@@ -3,8 +3,9 @@
 After Matchering's idea (compare the target with a reference at matched level, smooth the
 difference, correct it) but as a handful of capped, explainable moves instead of a 4096-tap
 filter: both spectra are normalised to their integrated loudness, summed into six broad bands,
-and each difference beyond 1.5 dB becomes one broad EQ move of at most 3 dB, placed on the stems
-that carry most of that band (low-end deltas on bass-role stems, and so on).
+and the differences enter the planner's objective (:mod:`bridge.suggest.objective`): broad EQ moves of
+at most 3 dB on the two stems of fitting roles that carry most of a band (low-end deltas on bass-role
+stems, and so on) are proposed when they bring the mix closer than their cost.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import numpy as np
 
 from ..analyze.spectrum import BAND_HIGH_HZ, BAND_LOW_HZ
 from ..analyze.stem import StemAnalysis
-from .model import EqBand, Finding, Suggestion
 from .roles import (BACKING_VOCAL, BASS, DRUMS, GUITAR, HATS, KEYS, KICK, LEAD_VOCAL, PAD, SNARE,
                     SYNTH_LEAD)
 
@@ -106,36 +106,3 @@ def compare(mix: StemAnalysis, reference: StemAnalysis, name: str) -> ReferenceC
         mix_lra_lu=mix.loudness.lra_lu, reference_lra_lu=reference.loudness.lra_lu,
         mix_plr_db=mix.levels.plr_db, reference_plr_db=reference.levels.plr_db,
         reference_band_db=tuple(reference.spectrum.band_db))
-
-
-def reference_suggestions(ctx, comparison: ReferenceComparison) -> list[Suggestion]:
-    """Broad EQ moves towards the reference, on the stems that carry each band."""
-    out = []
-    stems = [s for s in ctx.analysed()]
-    for (band_name, lo, hi, kind, freq, q, roles), delta in zip(BROAD_BANDS, comparison.bands):
-        if delta.delta_db is None or abs(delta.delta_db) < REFERENCE_MIN_DB:
-            continue
-        gain = max(-REFERENCE_MAX_DB, min(REFERENCE_MAX_DB, delta.delta_db))
-        carriers = []
-        for s in stems:
-            if s.role not in roles:
-                continue
-            energy = sum(10 ** (v / 10) for v in s.analysis.spectrum.band_db[lo:hi + 1] if v is not None)
-            carriers.append((energy * s.analysis.faults.active_fraction, s.name))
-        carriers = [name for e, name in sorted(carriers, key=lambda c: (-c[0], c[1])) if e > 0][:STEMS_PER_MOVE]
-        evidence = {"band": band_name, "low_hz": delta.low_hz, "high_hz": delta.high_hz,
-                    "mix_db": delta.mix_db, "reference_db": delta.reference_db, "delta_db": delta.delta_db}
-        direction = "more" if delta.delta_db > 0 else "less"
-        if not carriers:
-            out.append(Suggestion("", "reference", Finding(
-                "reference", "info", f"the reference has {abs(delta.delta_db):.1f} dB {direction} {band_name} "
-                f"({delta.low_hz:.0f}-{delta.high_hz:.0f} Hz); no stem of a fitting role carries that band", evidence),
-                0.3))
-            continue
-        for name in carriers:
-            band = EqBand(kind, freq, round(gain, 1), q)
-            msg = (f"the reference has {abs(delta.delta_db):.1f} dB {direction} {band_name} "
-                   f"({delta.low_hz:.0f}-{delta.high_hz:.0f} Hz) at matched loudness: "
-                   f"{'boost' if gain > 0 else 'cut'} {name} {abs(gain):.1f} dB ({kind} at {freq:.0f} Hz)")
-            out.append(Suggestion(name, "reference", Finding("reference", "info", msg, evidence), 0.5, eq=(band,)))
-    return out
