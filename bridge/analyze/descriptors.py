@@ -42,6 +42,12 @@ ONSET_WITHIN_DB = 35.0
 FLUX_FLOOR_DB = 1.0
 #: A frame's lowest strong band is the lowest within this many dB of its loudest band (31.5 Hz up).
 STRONG_WITHIN_DB = 15.0
+#: Onsets within this many dB of the loudest onset are the stem's own hits (bleed lies further down).
+LOUD_ONSET_DB = 10.0
+#: Bands within this many dB of a frame's loudest count as strong (how many at once: polyphony, bandwidth).
+STRONG_COUNT_DB = 10.0
+#: Frames more than this below the loudest are silence, even inside an active stretch.
+SILENT_BELOW_DB = 80.0
 #: Frames more than this below the loudest frames are left out of per-frame spectral statistics.
 FRAME_RANGE_DB = 30.0
 #: Modulation band powers are floored here, dB re 1 dB^2.
@@ -94,11 +100,23 @@ DESCRIPTORS: tuple[tuple[str, str, str], ...] = (
       for lo, hi in zip(MOD_EDGES_HZ[:-1], MOD_EDGES_HZ[1:])),
     _d("mod_depth_db", "dB", "standard deviation of the clamped 10 ms energy in dB"),
     _d("periodicity", "0..1", "largest normalised autocorrelation of the onset function at 0.2-1.5 s lags"),
+    _d("onset_peak_p50_db", "dB", "median onset peak re the loudest onset (bleed pulls it down)"),
+    _d("onset_loud_share", "0..1", "share of onsets within 10 dB of the loudest"),
+    _d("onset_centroid_range_oct", "octaves", "P90 - P10 of the spectral centroid of the frames holding onsets "
+       "(several pieces: wide)"),
+    _d("onset_centroid_loud_oct", "octaves re 1 kHz", "median centroid of the frames holding the loud onsets"),
+    _d("comod_low_high", "-1..1", "correlation over active frames of the level (dB) below 160 Hz and above 2.5 kHz"),
+    _d("comod_low_mid", "-1..1", "the same, below 160 Hz against 400 Hz - 2.5 kHz"),
+    _d("comod_mid_high", "-1..1", "the same, 400 Hz - 2.5 kHz against above 2.5 kHz"),
+    _d("strong_bands_p50", "bands", "median count of bands within 10 dB of a frame's loudest (31.5 Hz up)"),
+    *(_d(f"skew_{g}", "", f"skewness of the {g} group's frame-to-frame level changes (+: sharp rises, slow falls)")
+      for g in GROUP_NAMES),
+    _d("env_skew", "", "skewness of the 10 ms energy's changes"),
     _d("active_fraction", "0..1", "share of 100 ms frames that are active (the analysis' activity)"),
     _d("crest_db", "dB", "sample peak over active RMS"),
     _d("plr_db", "dB", "true peak over integrated loudness"),
     _d("lra_lu", "LU", "loudness range (EBU Tech 3342)"),
-    _d("rms_spread_db", "dB", "P95 - P10 of the active 100 ms RMS"),
+    _d("rms_spread_db", "dB", "P95 - P10 of the active 100 ms RMS, at most 60"),
     _d("correlation", "-1..1", "inter-channel correlation (1 for a mono file, 0 for one-sided)"),
     _d("correlation_low", "-1..1", "the same below 150 Hz"),
     _d("width", "0..1", "side / (mid + side) energy"),
@@ -162,8 +180,15 @@ def _spectrum(bands: np.ndarray, active: np.ndarray) -> list[float]:
     return [*shares.tolist(), centroid, spread, edge05, edge95]
 
 
-def _over_time(bands: np.ndarray, active: np.ndarray) -> list[float]:
+def _playing(bands: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """The active frames that hold sound: digital silence inside an active stretch is left out."""
     frames = bands[active] if active.any() else bands
+    totals = frames.sum(axis=1)
+    return frames[totals > totals.max(initial=0.0) * 10.0 ** (-SILENT_BELOW_DB / 10.0)] if len(frames) else frames
+
+
+def _over_time(bands: np.ndarray, active: np.ndarray) -> list[float]:
+    frames = _playing(bands, active)
     totals = frames.sum(axis=1)
     loud = totals > (totals.max(initial=0.0) * 10.0 ** (-FRAME_RANGE_DB / 10.0)) if len(totals) else totals > 0
     ranges, medians = [], []
@@ -217,10 +242,12 @@ def _envelope(subhop_power: np.ndarray, channels: int, active: np.ndarray) -> tu
     return np.maximum(env, loud - ENVELOPE_RANGE_DB), mask
 
 
-def _onsets(env: np.ndarray, mask: np.ndarray) -> list[float]:
+def _onsets(env: np.ndarray, mask: np.ndarray) -> tuple[list[float], np.ndarray, np.ndarray]:
+    """The onset descriptors, and the onsets (sub-hop indices) with their peak levels (dB)."""
     n = len(env)
+    none = np.zeros(0, dtype=np.int64)
     if n < 8 or not mask.any():
-        return [0.0] * 8
+        return [0.0] * 8, none, np.zeros(0)
     loud = float(env[mask].max())
     padded = np.concatenate([np.full(3, env[0]), env])
     previous_min = np.min(np.stack([padded[k:k + n] for k in range(3)]), axis=0)
@@ -235,7 +262,7 @@ def _onsets(env: np.ndarray, mask: np.ndarray) -> list[float]:
     active_s = float(mask.sum()) * 0.01
     rate = len(onsets) / active_s if active_s > 0 else 0.0
     if len(onsets) == 0:
-        return [0.0] * 6 + _spread(env[mask])
+        return [0.0] * 6 + _spread(env[mask]), none, np.zeros(0)
     peaks = np.array([env[i:i + 4].max() for i in onsets])
     peak_at = np.array([i + int(np.argmax(env[i:i + 4])) for i in onsets])
     nxt = np.append(onsets[1:], n)
@@ -245,9 +272,36 @@ def _onsets(env: np.ndarray, mask: np.ndarray) -> list[float]:
         return peaks - env[np.maximum(at, peak_at)]
 
     valleys = np.array([peaks[k] - env[peak_at[k]:max(nxt[k], peak_at[k] + 1)].min() for k in range(len(onsets) - 1)])
-    return [float(rate), float(np.median(rise[onsets])), float(np.median(step[onsets])),
-            float(np.median(fall(10))), float(np.median(fall(30))),
-            float(np.median(valleys)) if len(valleys) else 0.0, *_spread(env[mask])]
+    values = [float(rate), float(np.median(rise[onsets])), float(np.median(step[onsets])),
+              float(np.median(fall(10))), float(np.median(fall(30))),
+              float(np.median(valleys)) if len(valleys) else 0.0, *_spread(env[mask])]
+    return values, onsets, peaks
+
+
+def _mixture(bands: np.ndarray, active: np.ndarray, onsets: np.ndarray, peaks: np.ndarray) -> list[float]:
+    """One source or several?  How loud the hits are against each other, what they sound like,
+    how the band groups move together, how many bands are strong at once."""
+    frames = _playing(bands, active)
+    values = []
+    if len(onsets):
+        loudest = float(peaks.max())
+        at = np.minimum(onsets // SUBHOPS_PER_FRAME, len(bands) - 1)
+        share = bands[at] / np.maximum(bands[at].sum(axis=1, keepdims=True), _TINY)
+        centroids = share @ _BAND_OCT
+        loud = peaks >= loudest - LOUD_ONSET_DB
+        values += [float(np.median(peaks) - loudest), float(loud.mean()),
+                   float(np.percentile(centroids, 90) - np.percentile(centroids, 10)), float(np.median(centroids[loud]))]
+    else:
+        values += [0.0, 0.0, 0.0, 0.0]
+    groups = [_db(frames[:, np.concatenate([_GROUPS[a] for a in idx])].sum(axis=1)) for idx in ((0, 1), (3, 4), (5, 6))]
+    for a, b in ((0, 2), (0, 1), (1, 2)):
+        x, y = groups[a], groups[b]
+        ok = len(x) > 2 and x.std() > 1e-6 and y.std() > 1e-6
+        values.append(float(np.corrcoef(x, y)[0, 1]) if ok else 1.0)
+    level = _db(frames[:, _LOWEST_FROM:])
+    strong = (level >= level.max(axis=1, keepdims=True) - STRONG_COUNT_DB).sum(axis=1) if len(level) else np.zeros(1)
+    values.append(float(np.median(strong)))
+    return values
 
 
 def _spread(values: np.ndarray) -> list[float]:
@@ -292,7 +346,7 @@ def _periodicity(env: np.ndarray, mask: np.ndarray) -> float:
 def _levels(analysis: StemAnalysis) -> list[float]:
     lv, ld = analysis.levels, analysis.loudness
     p = lv.rms_percentiles_dbfs
-    spread = (p[4] - p[0]) if p and p[0] is not None and p[4] is not None else 0.0
+    spread = min(p[4] - p[0], 60.0) if p and p[0] is not None and p[4] is not None else 0.0
     return [float(analysis.faults.active_fraction), float(lv.crest_db or 0.0), float(lv.plr_db or 0.0),
             float(ld.lra_lu or 0.0), float(spread)]
 
@@ -311,6 +365,27 @@ def _stereo(analysis: StemAnalysis, bands: np.ndarray, active: np.ndarray) -> li
         weight = energy[idx].sum() if idx else 0.0
         widths.append(float(sum(energy[b] * st.band_width[b] for b in idx) / weight) if weight > _TINY else 0.0)
     return [float(corr), float(corr_low), float(st.width or 0.0), float(abs(st.pan or 0.0)), *widths]
+
+
+def _skew(x: np.ndarray) -> float:
+    if len(x) < 3 or x.std() < 1e-9:
+        return 0.0
+    z = (x - x.mean()) / x.std()
+    return float(np.clip(np.mean(z ** 3), -10.0, 10.0))
+
+
+def _asymmetry(bands: np.ndarray, active: np.ndarray, env: np.ndarray, mask: np.ndarray) -> list[float]:
+    """Sharp rises and slow falls (percussive), or slow rises (swells): the skew of level changes."""
+    totals = bands.sum(axis=1)
+    playing = active & (totals > totals.max(initial=0.0) * 10.0 ** (-SILENT_BELOW_DB / 10.0))
+    pairs = playing[1:] & playing[:-1]
+    out = []
+    for idx in _GROUPS:
+        level = np.maximum(_db(bands[:, idx].sum(axis=1)), _db(np.array(totals.max(initial=0.0))) - 60.0)
+        out.append(_skew(np.clip(np.diff(level)[pairs], -30.0, 30.0)))
+    steps = np.diff(env)[mask[1:] & mask[:-1]]
+    out.append(_skew(np.clip(steps, -30.0, 30.0)))
+    return out
 
 
 def describe(features: StemFeatures, analysis: StemAnalysis) -> np.ndarray | None:
@@ -337,8 +412,10 @@ def describe(features: StemFeatures, analysis: StemAnalysis) -> np.ndarray | Non
     env, mask = _envelope(features.subhop_power, features.channels, active)
     useful = analysis.spectrum.useful_low_hz
     over_time = _over_time(bands, active)
+    onset_values, onsets, peaks = _onsets(env, mask)
     values = (_spectrum(bands, active) + over_time[:20] + [float(_oct(useful)) if useful else 0.0] + over_time[20:]
-              + _onsets(env, mask) + _modulation(env, mask) + [_periodicity(env, mask)]
+              + onset_values + _modulation(env, mask) + [_periodicity(env, mask)]
+              + _mixture(bands, active, onsets, peaks) + _asymmetry(bands, active, env, mask)
               + _levels(analysis) + _stereo(analysis, bands, active))
     out = np.asarray(values, dtype=np.float64)
     if out.shape != (N_DESCRIPTORS,):
