@@ -73,10 +73,11 @@ PITCHED: dict[str, dict] = {
                    "registers": ((55, 88), (60, 91), (48, 79)), "mono": 0.4, "double": 0.0},
     "horns": {"programs": tuple(range(56, 62)) + tuple(range(64, 80)), "patterns": (("melody", 0.7), ("stabs", 0.3)),
               "registers": (None, (52, 84), (60, 91)), "mono": 0.4, "double": 0.0},
-    "backing_vocal": {"programs": (52, 53, 54), "patterns": (("sustained", 0.6), ("melody", 0.4)),
-                      "registers": ((55, 79), (52, 76), (57, 81)), "mono": 0.1, "double": 0.6},
-    "lead_vocal": {"programs": (53, 54), "patterns": (("melody", 1.0),),
-                   "registers": ((55, 79), (50, 74), (60, 84)), "mono": 0.8, "double": 0.0},
+    # GM voices as the material builder uses them for BVs: a harmony line, sung twice, panned apart.
+    # (Sustained choir chords are pads by ear; a single GM voice melody is a synth lead by ear: neither
+    # is taught as a vocal.  The lead vocal class is the vocoded espeak-ng proxy alone.)
+    "backing_vocal": {"programs": (52, 53, 54), "patterns": (("melody", 1.0),),
+                      "registers": ((55, 79), (52, 76), (57, 81)), "mono": 0.0, "double": 1.0},
     "fx": {"programs": tuple(range(96, 104)) + tuple(range(119, 128)), "patterns": (("swell", 0.6), ("stabs", 0.4)),
            "registers": (None, (48, 84), (36, 72)), "mono": 0.2, "double": 0.0},
 }
@@ -98,10 +99,17 @@ DRUM_STYLES = {"kick": ("rock", "rock_open", "four", "half_time", "intro", "cras
 #: Hydrogen stems per drum class: simulated mics and dry pieces.
 KIT_STEMS = {"kick": ("kick_in", "kick_out", "kick"), "snare": ("snare_top", "snare_bottom", "snare"),
              "toms": ("tom1", "tom2", "floor_tom", "toms"), "hats": ("hats", "hats", "cymbals", "ride", "crash"),
-             "overheads": ("overheads",), "room": ("room",), "drums": ("kit", "bus")}
-DRY_STEMS = ("kick", "snare", "hats", "cymbals", "ride", "crash", "toms", "kit")
+             "overheads": ("overheads",), "room": ("room",), "drums": ("bus", "kit")}
+#: Electronic kits are never miked: dry pieces only (``hats_dry``: the hats alone, no mic).
+ELECTRONIC_STEMS = {"kick": ("kick",), "snare": ("snare",), "toms": ("toms",), "hats": ("hats_dry",), "drums": ("kit",)}
+#: The pieces a hats-class stem features.
+CYMBAL_PIECES = {"hats": ("hats",), "hats_dry": ("hats",), "cymbals": ("ride", "crash"), "ride": ("ride",),
+                 "crash": ("crash",)}
+#: A kit's hat or cymbal whose sample has its spectral centroid below this is not one (mislabelled in
+#: the kit: ElectricEmpireKit's "Hat Closed Bs" is 94 % below 200 Hz); its examples are left out.
+CYMBAL_CENTROID_HZ = 2000.0
 #: Stems whose piece only some styles play: those styles.
-STEM_STYLES = {"hats": ("rock", "rock_open", "four", "intro"), "ride": ("half_time",), "crash": ("crash_accents",),
+STEM_STYLES = {"hats": ("rock", "rock_open", "four", "intro"), "hats_dry": ("rock", "rock_open", "four", "intro"), "ride": ("half_time",), "crash": ("crash_accents",),
                "cymbals": ("half_time", "crash_accents")}
 
 
@@ -124,10 +132,10 @@ class CorpusRecipe:
     """
 
     seed: int = 14
-    pitched_per_font: int = 48
+    pitched_per_font: int = 80
     gm_drums_per_font: int = 20
     kit_per_class: int = 14
-    vocals_per_fold: int = 24
+    vocals_per_fold: int = 50
     length_s: tuple[float, float] = (8.0, 22.0)
     fonts: tuple[str, ...] = FONTS
     kit_folds: tuple[tuple[str, ...], ...] = KIT_FOLDS
@@ -200,7 +208,44 @@ def _common(rng: np.random.Generator, recipe: CorpusRecipe) -> dict:
     lo, hi = recipe.length_s
     return {"length_s": round(float(rng.uniform(lo, hi)), 2), "tempo_bpm": round(float(rng.uniform(70, 170)), 1),
             "seed": int(rng.integers(2 ** 31)), "loudness_lufs": round(float(rng.uniform(-30, -16)), 1),
-            "gaps": int(rng.integers(1, 4)) if rng.random() < 0.3 else 0}
+            "gaps": int(rng.integers(1, 4)) if rng.random() < 0.3 else 0, "augment": _augmentation(rng)}
+
+
+def _augmentation(rng: np.random.Generator) -> dict:
+    """Mixing moves beyond :class:`~tools.material.labelled.Processing`: EQ bells, width, an echo.
+
+    They vary what a source's own timbre would otherwise teach (one soundfont's bright piano), so
+    the ear leans on what stays: envelope, register, polyphony, rhythm.
+    """
+    out: dict = {}
+    if rng.random() < 0.5:
+        out["bells"] = [[round(float(np.exp(rng.uniform(np.log(80), np.log(10000)))), 1),
+                         round(float(rng.uniform(-8, 8)), 2), round(float(rng.uniform(0.5, 3.0)), 2)]
+                        for _ in range(int(rng.integers(1, 3)))]
+    if rng.random() < 0.2:
+        out["width"] = round(float(rng.uniform(0.3, 1.6)), 2)
+    if rng.random() < 0.12:
+        out["echo"] = [round(float(rng.uniform(80, 450)), 1), round(float(rng.uniform(0.1, 0.35)), 2)]
+    return out
+
+
+def _augment(audio: np.ndarray, augment: dict) -> np.ndarray:
+    from tools.material import dsp
+
+    if augment.get("bells"):
+        audio = dsp.apply_eq(audio, [dsp.Band("peak", f, g, q) for f, g, q in augment["bells"]], SAMPLE_RATE)
+    if "width" in augment and audio.shape[1] == 2:
+        audio = dsp.set_width(audio, augment["width"])
+    if "echo" in augment:
+        ms, mix = augment["echo"]
+        lag = int(ms * SAMPLE_RATE / 1000)
+        wet = np.zeros_like(audio)
+        wet[lag:] = audio[:-lag] * np.float32(mix)
+        wet[2 * lag:] += audio[:-2 * lag] * np.float32(mix * mix)
+        if audio.shape[1] == 2:
+            wet = wet[:, ::-1]  # a ping-pong echo
+        audio = (audio + wet).astype(np.float32)
+    return audio
 
 
 def _keys() -> tuple[str, ...]:
@@ -217,6 +262,20 @@ def espeak_voices() -> tuple[str, ...]:
         return ()
     names = sorted({line.split()[4].split("/")[-1] for line in out.splitlines()[1:] if len(line.split()) >= 5})
     return tuple(f"en-us+{n}" for n in names)
+
+
+@lru_cache(maxsize=None)
+def sounds_like_cymbal(kit_name: str, piece: str) -> bool:
+    """Does the kit's sample for a hat/cymbal piece sound like one (centroid of its first layer)?"""
+    from tools.material.drumkits import load_kit, load_sample
+
+    inst = load_kit(kit_name).find(piece, {"hats": "closed", "ride": "bow"}.get(piece, "hit"))
+    if inst is None or not inst.layers:
+        return False
+    x = load_sample(inst.layers[0].path, SAMPLE_RATE).astype(np.float64).ravel()
+    power = np.abs(np.fft.rfft(x)) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1.0 / SAMPLE_RATE)
+    return bool(power.sum() > 0 and (power * freqs).sum() / power.sum() >= CYMBAL_CENTROID_HZ)
 
 
 def voice_fold(voice: str) -> int:
@@ -253,11 +312,13 @@ def plan_corpus(recipe: CorpusRecipe) -> list[Example]:
             for cls in recipe.classes:
                 stems = KIT_STEMS.get(cls, ())
                 if kit in ELECTRONIC_KITS:
-                    stems = tuple(s for s in stems if s in DRY_STEMS)
+                    stems = ELECTRONIC_STEMS.get(cls, ())
                 for k in range(recipe.kit_per_class if stems else 0):
                     rng = _rng(recipe.seed, "kit", kit, cls, k)
                     params = _common(rng, recipe)
                     stem = stems[k % len(stems)]
+                    if cls == "hats" and not all(sounds_like_cymbal(kit, piece) for piece in CYMBAL_PIECES[stem]):
+                        continue
                     styles = STEM_STYLES.get(stem) or DRUM_STYLES.get(cls, DRUM_STYLES["drums"])
                     params.update(stem=stem, style=str(styles[int(rng.integers(len(styles)))]),
                                   velocity_scale=round(float(rng.uniform(0.6, 1.1)), 3),
@@ -320,13 +381,19 @@ def _gm_drums(recipe, font, fold, cls, have, count) -> list[Example]:
         params.update(kit=int(kits[int(rng.integers(len(kits)))]), pieces=list(pieces),
                       style=str(styles[int(rng.integers(len(styles)))]), fills=bool(rng.random() < 0.7),
                       velocity_scale=round(float(rng.uniform(0.6, 1.1)), 3), fluid_reverb=bool(rng.random() < 0.25),
-                      reverb_send=int(rng.integers(10, 60)), channels=1 if rng.random() < 0.7 else 2,
+                      reverb_send=int(rng.integers(10, 60)),
+                      channels=1 if rng.random() < (0.2 if cls == "drums" else 0.7) else 2,
                       processing=_processing(rng, cls))
         out.append(Example(f"gm_drums/{font}/{cls}/{k}", cls, "gm_drums", font, fold, params))
     return out
 
 
 # --------------------------------------------------------------------------------------- rendering
+
+def _final(audio: np.ndarray, params: dict) -> np.ndarray:
+    """The last steps of every example: the mixing moves, then the gaps."""
+    return _gaps(_augment(audio, params.get("augment", {})), params["gaps"], params["seed"])
+
 
 def _gaps(audio: np.ndarray, count: int, seed: int) -> np.ndarray:
     """Silence ``count`` stretches of 1-4 s (10 ms fades): a part that plays only in some sections."""
@@ -496,33 +563,61 @@ def _render_fluid_batch(examples: list[Example]) -> list[np.ndarray]:
             finishers.append(lambda a, ex=ex: _finish(a, ex))
         lengths.append(p["length_s"])
     rendered = render_part_batch(examples[0].source, examples[0].params["fluid_reverb"], items, lengths)
-    return [_gaps(f(a), ex.params["gaps"], ex.params["seed"]) for f, a, ex in zip(finishers, rendered, examples)]
+    return [_final(f(a), ex.params) for f, a, ex in zip(finishers, rendered, examples)]
 
 
-def _render_kit(ex: Example) -> np.ndarray:
+#: Where each piece or mic sits in a drum mix (-1 left .. +1 right, drummer's view) and its level
+#: against the others (dB, before a seeded +/-3 dB): a drum bus as an engineer would balance it.
+KIT_MIX = {"kick": (0.0, 0.0), "snare": (0.0, 0.0), "hats": (-0.5, -6.0), "tom1": (-0.3, -3.0), "tom2": (0.1, -3.0),
+           "floor": (0.5, -3.0), "ride": (0.5, -6.0), "crash": (-0.4, -6.0),
+           "kick_in": (0.0, 0.0), "kick_out": (0.0, -3.0), "snare_top": (0.0, 0.0), "snare_bottom": (0.0, -10.0),
+           "floor_tom": (0.5, -3.0), "overheads": (0.0, -3.0), "room": (0.0, -8.0)}
+
+
+def _kit_mix(ex: Example) -> np.ndarray:
+    """A drum bus, stereo: ``bus`` mixes every simulated mic, ``kit`` the dry pieces (electronic kits too),
+    each piece panned and levelled by its hits' loudness (:data:`KIT_MIX`), as an engineer balances a kit."""
     from tools.material import dsp
     from tools.material.drumkits import load_kit
-    from tools.material.drums import MIC_STEMS, record
-    from tools.material.labelled import DrumSpec, Processing, _normalise, _process, render_drum_stem
+    from tools.material.drums import MIC_STEMS, dry_pieces, record
     from tools.material.song import make_song
 
     p = ex.params
-    proc = Processing(**p["processing"])
+    kit = load_kit(ex.source)
+    bars = max(1, math.ceil(p["length_s"] / (240.0 / p["tempo_bpm"])))
+    form = (("verse", bars - 1), ("verse", 1)) if p["fills"] and bars >= 3 else (("verse", bars),)
+    song = make_song(p["seed"], p["tempo_bpm"], "C major", form, (), drum_styles={"verse": p["style"]})
+    hits = tuple(h for h in song.drum_hits if h.time_s < p["length_s"])
+    frames = int(round(p["length_s"] * SAMPLE_RATE))
     if p["stem"] == "bus":
-        # A drum bus: every mic of the simulated session, panned as an engineer would, summed.
-        kit = load_kit(ex.source)
-        bars = max(1, math.ceil(p["length_s"] / (240.0 / p["tempo_bpm"])))
-        song = make_song(p["seed"], p["tempo_bpm"], "C major", (("verse", bars),), (), drum_styles={"verse": p["style"]})
-        hits = tuple(h for h in song.drum_hits if h.time_s < p["length_s"])
-        rec = record(kit, hits, p["length_s"], tuple(MIC_STEMS), p["seed"], SAMPLE_RATE)
-        pans = {"tom1": -0.3, "tom2": 0.1, "floor_tom": 0.5, "hats": -0.5}
-        bus = np.zeros((int(round(p["length_s"] * SAMPLE_RATE)), 2), dtype=np.float32)
-        for name, sig in rec.stems.items():
-            level = float(np.sqrt(np.mean(sig.astype(np.float64) ** 2))) or 1.0
-            gain = {"overheads": 0.5, "room": 0.3, "snare_bottom": 0.15, "hats": 0.1}.get(name, 0.25) / level
-            stereo = sig if sig.shape[1] == 2 else dsp.pan_mono(sig, pans.get(name, 0.0))
-            bus[: len(stereo)] += stereo[: len(bus)] * np.float32(gain)
-        audio = _process(_normalise(bus, SAMPLE_RATE, p["loudness_lufs"]), SAMPLE_RATE, proc, p["seed"])
+        parts = record(kit, hits, p["length_s"], tuple(MIC_STEMS), p["seed"], SAMPLE_RATE).stems
+    else:
+        parts = {k: v[:, None] for k, v in dry_pieces(kit, hits, frames, SAMPLE_RATE, p["seed"]).items()
+                 if p["stem"] == "kit" or k == "hats"}
+        if not parts:
+            raise ValueError(f"{ex.source} plays none of the pieces of {p['stem']}")
+        if p["stem"] == "hats_dry":
+            return parts["hats"].astype(np.float32)
+    rng = _rng(p["seed"], "kit-mix")
+    out = np.zeros((frames, 2), dtype=np.float32)
+    for name in sorted(parts):
+        sig = parts[name][:frames]
+        loud = np.sort(np.abs(sig).max(axis=1))[-max(1, len(sig) // 200):]  # its hits, not its silences
+        level = float(np.sqrt(np.mean(loud.astype(np.float64) ** 2))) or 1.0
+        pan, gain_db = KIT_MIX.get(name, (0.0, -6.0))
+        gain = np.float32(10 ** ((gain_db + rng.uniform(-3, 3)) / 20) / level)
+        stereo = sig if sig.shape[1] == 2 else dsp.pan_mono(sig, pan + rng.uniform(-0.1, 0.1))
+        out[: len(stereo)] += stereo * gain
+    return out
+
+
+def _render_kit(ex: Example) -> np.ndarray:
+    from tools.material.labelled import DrumSpec, Processing, _normalise, _process, render_drum_stem
+
+    p = ex.params
+    proc = Processing(**p["processing"])
+    if p["stem"] in ("bus", "kit", "hats_dry"):
+        audio = _process(_normalise(_kit_mix(ex), SAMPLE_RATE, p["loudness_lufs"]), SAMPLE_RATE, proc, p["seed"])
     else:
         spec = DrumSpec(kit=ex.source, stem=p["stem"], style=p["style"], tempo_bpm=p["tempo_bpm"],
                         length_s=p["length_s"], seed=p["seed"], fills=p["fills"], velocity_scale=p["velocity_scale"],
@@ -530,7 +625,7 @@ def _render_kit(ex: Example) -> np.ndarray:
         audio = render_drum_stem(spec, SAMPLE_RATE, cache=False).audio
         if p.get("split") and audio.shape[1] == 2:
             audio = audio[:, [int(_rng(p["seed"], "side").integers(2))]]  # "OH L": one half as a mono file
-    return _gaps(audio, p["gaps"], p["seed"])
+    return _final(audio, p)
 
 
 def _render_vocal(ex: Example) -> np.ndarray:
@@ -558,7 +653,7 @@ def _render_vocal(ex: Example) -> np.ndarray:
         audio = dsp.pan_mono(takes[0], -0.6) + dsp.pan_mono(takes[1], 0.6)
     audio = _process(_normalise(audio, SAMPLE_RATE, p["loudness_lufs"]), SAMPLE_RATE, Processing(**p["processing"]),
                      p["seed"])
-    return _gaps(audio, p["gaps"], p["seed"])
+    return _final(audio, p)
 
 
 def features_of(audio: np.ndarray):
@@ -662,11 +757,23 @@ def batches(examples: list[Example]) -> list[list[Example]]:
     return out
 
 
+def _render_code(kind: str) -> str:
+    """The code that renders a kind of example (so a change elsewhere in this module keeps the cache)."""
+    import inspect
+
+    shared = [features_of, _final, _gaps, _augment, _rng]
+    own = {"part": [render_part_batch, _render_fluid_batch, _part_spec, _double_take],
+           "gm_drums": [render_part_batch, _render_fluid_batch, _drum_notes, _finish],
+           "kit": [_render_kit, _kit_mix], "vocal": [_render_vocal]}[kind]
+    text = "".join(inspect.getsource(f) for f in shared + own)
+    return text + repr((SAMPLE_RATE, BATCH_GAP_S, GM_DRUM_NOTES, KIT_MIX))
+
+
 def _batch_key(batch: list[Example]) -> str:
     from tools.material.cache import code_version
 
     text = json.dumps([[e.id, e.cls, e.kind, e.source, e.params] for e in batch], sort_keys=True)
-    return hashlib.sha256((text + _own_code() + code_version()).encode()).hexdigest()[:20]
+    return hashlib.sha256((text + _render_code(batch[0].kind) + code_version()).encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)
