@@ -2,7 +2,8 @@
 
 :class:`RoleModel` reads ``roles_model.json`` (written by ``tools/train_roles.py``; see
 ``docs/roles.md``) and turns descriptor vectors (:mod:`bridge.analyze.descriptors`) into class
-probabilities with numpy alone: a softmax layer, a small multi-layer perceptron, or boosted trees.
+probabilities with numpy alone: a softmax layer, a small multi-layer perceptron, boosted trees, or
+an ensemble averaging several of them.
 
 :func:`decide_role` is the one place where a stem's role is decided from what is known about it:
 
@@ -19,6 +20,7 @@ Pure: descriptors and analyses in, frozen dataclasses out.
 """
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -88,16 +90,31 @@ _ACTIVATIONS = {
 }
 
 
-@dataclass(frozen=True)
+#: Packed tree nodes (base64 in the JSON): split feature, threshold, children, leaf value.
+NODE_DTYPE = np.dtype([("feature", "<i2"), ("threshold", "<f8"), ("left", "<u2"), ("right", "<u2"),
+                       ("leaf", "u1"), ("value", "<f8")])
+
+
+def pack_nodes(feature, threshold, left, right, leaf, value) -> str:
+    """One tree's nodes as base64 text (:data:`NODE_DTYPE`), float64 kept exact."""
+    nodes = np.zeros(len(feature), dtype=NODE_DTYPE)
+    nodes["feature"], nodes["threshold"], nodes["left"] = feature, threshold, left
+    nodes["right"], nodes["leaf"], nodes["value"] = right, leaf, value
+    return base64.b64encode(nodes.tobytes()).decode("ascii")
+
+
 class _Tree:
-    feature: np.ndarray
-    threshold: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    leaf: np.ndarray
-    value: np.ndarray
+    def __init__(self, packed: str):
+        nodes = np.frombuffer(base64.b64decode(packed), dtype=NODE_DTYPE)
+        self.feature = nodes["feature"].astype(np.int64)
+        self.threshold = nodes["threshold"].astype(np.float64)
+        self.left = nodes["left"].astype(np.int64)
+        self.right = nodes["right"].astype(np.int64)
+        self.leaf = nodes["leaf"].astype(bool)
+        self.value = nodes["value"].astype(np.float64)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """Each row down the tree (``x <= threshold`` goes left, as scikit-learn's trees do)."""
         node = np.zeros(len(X), dtype=np.int64)
         rows = np.arange(len(X))
         while True:
@@ -107,6 +124,41 @@ class _Tree:
             n = node[inner]
             go_left = X[rows[inner], self.feature[n]] <= self.threshold[n]
             node[inner] = np.where(go_left, self.left[n], self.right[n])
+
+
+class _Predictor:
+    """One model of the document: standardisation, then softmax layers / a perceptron / boosted trees,
+    or an ``ensemble`` averaging its members' probabilities."""
+
+    def __init__(self, m: dict[str, Any]):
+        self.kind = m["kind"]
+        if self.kind == "ensemble":
+            self._members = [_Predictor(member) for member in m["members"]]
+            return
+        self._mean = np.asarray(m["mean"], dtype=np.float64)
+        self._scale = np.asarray(m["scale"], dtype=np.float64)
+        if self.kind in ("logistic", "mlp"):
+            self._layers = [(np.asarray(layer["W"], dtype=np.float64), np.asarray(layer["b"], dtype=np.float64),
+                             _ACTIVATIONS[layer["activation"]]) for layer in m["layers"]]
+        elif self.kind == "trees":
+            self._baseline = np.asarray(m["baseline"], dtype=np.float64)
+            self._trees = [[_Tree(t) for t in stage] for stage in m["trees"]]
+        else:
+            raise ValueError(f"unknown model kind {self.kind!r}")
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.kind == "ensemble":
+            return np.mean([member.predict_proba(X) for member in self._members], axis=0)
+        z = (X - self._mean) / self._scale
+        if self.kind == "trees":
+            raw = np.tile(self._baseline, (len(z), 1))
+            for stage in self._trees:
+                for k, tree in enumerate(stage):
+                    raw[:, k] += tree.predict(z)
+            return _softmax(raw)
+        for W, b, act in self._layers:
+            z = act(z @ W + b)
+        return z
 
 
 class RoleModel:
@@ -137,21 +189,8 @@ class RoleModel:
         self.recipe_hash = doc["recipe_hash"]
         self.accept_probability = float(doc["accept_probability"])
         self.conflict_probability = float(doc["conflict_probability"])
-        m = doc["model"]
-        self.kind = m["kind"]
-        self._mean = np.asarray(m["mean"], dtype=np.float64)
-        self._scale = np.asarray(m["scale"], dtype=np.float64)
-        if self.kind in ("logistic", "mlp"):
-            self._layers = [(np.asarray(layer["W"], dtype=np.float64), np.asarray(layer["b"], dtype=np.float64),
-                             _ACTIVATIONS[layer["activation"]]) for layer in m["layers"]]
-        elif self.kind == "trees":
-            self._baseline = np.asarray(m["baseline"], dtype=np.float64)
-            self._trees = [[_Tree(np.asarray(t["feature"], dtype=np.int64), np.asarray(t["threshold"], dtype=np.float64),
-                                  np.asarray(t["left"], dtype=np.int64), np.asarray(t["right"], dtype=np.int64),
-                                  np.asarray(t["leaf"], dtype=bool), np.asarray(t["value"], dtype=np.float64))
-                            for t in stage] for stage in m["trees"]]
-        else:
-            raise ValueError(f"unknown model kind {self.kind!r}")
+        self.kind = doc["model"]["kind"]
+        self._predictor = _Predictor(doc["model"])
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "RoleModel":
@@ -166,17 +205,7 @@ class RoleModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, shape ``(n, classes)``, for descriptor vectors ``(n, descriptors)``."""
-        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
-        z = (X - self._mean) / self._scale
-        if self.kind == "trees":
-            raw = np.tile(self._baseline, (len(z), 1))
-            for stage in self._trees:
-                for k, tree in enumerate(stage):
-                    raw[:, k] += tree.predict(z)
-            return _softmax(raw)
-        for W, b, act in self._layers:
-            z = act(z @ W + b)
-        return z
+        return self._predictor.predict_proba(np.atleast_2d(np.asarray(X, dtype=np.float64)))
 
 
 @lru_cache(maxsize=1)
