@@ -134,9 +134,19 @@ def export(pipe, candidate: Candidate, classes: tuple[str, ...]) -> dict:
         doc["layers"] = layers
     else:
         doc["baseline"] = np.asarray(model._baseline_prediction).ravel().tolist()
-        doc["trees"] = [[pack_nodes(t.nodes["feature_idx"], t.nodes["num_threshold"], t.nodes["left"],
-                                    t.nodes["right"], t.nodes["is_leaf"], t.nodes["value"]) for t in stage]
-                        for stage in model._predictors]
+        tables, roots, offset = [], [], 0
+        for stage in model._predictors:  # stage by stage, one tree per class
+            for tree in stage:
+                nodes = tree.nodes
+                inner = ~nodes["is_leaf"].astype(bool)
+                tables.append((nodes["feature_idx"], nodes["num_threshold"],
+                               np.where(inner, nodes["left"].astype(np.int64) + offset, 0),
+                               np.where(inner, nodes["right"].astype(np.int64) + offset, 0),
+                               nodes["is_leaf"], nodes["value"]))
+                roots.append(offset)
+                offset += len(nodes)
+        doc["nodes"] = pack_nodes(*(np.concatenate([t[i] for t in tables]) for i in range(6)))
+        doc["roots"] = roots
     return doc
 
 

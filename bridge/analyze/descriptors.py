@@ -150,14 +150,37 @@ def _oct(hz: np.ndarray | float) -> np.ndarray | float:
 _BAND_OCT = _oct(BAND_CENTERS_HZ)
 _GROUPS = [np.flatnonzero((BAND_CENTERS_HZ >= lo) & (BAND_CENTERS_HZ < hi))
            for lo, hi in zip(GROUP_EDGES_HZ[:-1], GROUP_EDGES_HZ[1:])]
+_GROUP_MATRIX = np.zeros((N_BANDS, len(_GROUPS)))
+for _g, _idx in enumerate(_GROUPS):
+    _GROUP_MATRIX[_idx, _g] = 1.0
+#: Co-modulation groups: below 160 Hz, 400 Hz - 2.5 kHz, above 2.5 kHz.
+_COMOD_MATRIX = np.stack([_GROUP_MATRIX[:, list(idx)].sum(axis=1) for idx in ((0, 1), (3, 4), (5, 6))], axis=1)
 _FLAT_BANDS = np.flatnonzero((BAND_CENTERS_HZ >= 50.0) & (BAND_CENTERS_HZ <= 12500.0))
 _LOWEST_FROM = int(np.searchsorted(BAND_CENTERS_HZ, 31.5))
 
 
 def _pct(values: np.ndarray, q, default: float = 0.0):
+    """Percentiles (numpy's default linear interpolation) from one sort: many small calls to
+    ``np.percentile`` would cost more than everything else here."""
+    qs = np.atleast_1d(np.asarray(q, dtype=np.float64))
     if len(values) == 0:
-        return np.full(np.shape(q), default) if np.ndim(q) else default
-    return np.percentile(values, q)
+        out = np.full(len(qs), float(default))
+    else:
+        ordered = np.sort(np.asarray(values, dtype=np.float64).ravel())
+        pos = qs / 100.0 * (len(ordered) - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, len(ordered) - 1)
+        out = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return out if np.ndim(q) else float(out[0])
+
+
+def _pct_columns(values: np.ndarray, qs) -> np.ndarray:
+    """:func:`_pct` of every column at once, shape ``(len(qs), columns)``."""
+    ordered = np.sort(values, axis=0)
+    pos = np.asarray(qs, dtype=np.float64) / 100.0 * (len(ordered) - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)[:, None]
 
 
 def _db(power: np.ndarray) -> np.ndarray:
@@ -191,17 +214,13 @@ def _over_time(bands: np.ndarray, active: np.ndarray) -> list[float]:
     frames = _playing(bands, active)
     totals = frames.sum(axis=1)
     loud = totals > (totals.max(initial=0.0) * 10.0 ** (-FRAME_RANGE_DB / 10.0)) if len(totals) else totals > 0
-    ranges, medians = [], []
-    for idx in _GROUPS:
-        level = _db(frames[:, idx].sum(axis=1))
-        if len(level) == 0:
-            ranges.append(0.0)
-            medians.append(0.0)
-            continue
-        mean_db = float(_db(np.array(frames[:, idx].sum(axis=1).mean())))
-        p10, p50, p90 = _pct(level, [10, 50, 90])
-        ranges.append(float(min(p90 - p10, 60.0)))
-        medians.append(float(max(p50 - mean_db, -60.0)))
+    if len(frames):
+        power = frames @ _GROUP_MATRIX
+        p10, p50, p90 = _pct_columns(_db(power), [10, 50, 90])
+        ranges = np.minimum(p90 - p10, 60.0).tolist()
+        medians = np.maximum(p50 - _db(power.mean(axis=0)), -60.0).tolist()
+    else:
+        ranges, medians = [0.0] * len(_GROUPS), [0.0] * len(_GROUPS)
     sel = frames[loud]
     if len(sel) == 0:
         return ranges + medians + [0.0] * 3 + [0.0] * 3 + [0.0] * 4
@@ -218,7 +237,7 @@ def _over_time(bands: np.ndarray, active: np.ndarray) -> list[float]:
     flux = np.abs(np.diff(clamped, axis=0)).mean(axis=1) if len(clamped) > 1 else np.zeros(0)
     return (ranges + medians + [float(v) for v in _pct(centroids, [10, 50, 90])]
             + [float(v) for v in _pct(lowest, [10, 50, 90])]
-            + [float(np.median(flatness)), float(_pct(flatness, 10))]
+            + [float(_pct(flatness, 50)), float(_pct(flatness, 10))]
             + [float(v) for v in _pct(flux, [50, 90])])
 
 
@@ -263,18 +282,26 @@ def _onsets(env: np.ndarray, mask: np.ndarray) -> tuple[list[float], np.ndarray,
     rate = len(onsets) / active_s if active_s > 0 else 0.0
     if len(onsets) == 0:
         return [0.0] * 6 + _spread(env[mask]), none, np.zeros(0)
-    peaks = np.array([env[i:i + 4].max() for i in onsets])
-    peak_at = np.array([i + int(np.argmax(env[i:i + 4])) for i in onsets])
+    ahead = np.concatenate([env, np.full(3, -np.inf)])
+    window = np.stack([ahead[onsets + k] for k in range(4)])
+    peaks = window.max(axis=0)
+    peak_at = onsets + window.argmax(axis=0)
     nxt = np.append(onsets[1:], n)
 
     def fall(after: int) -> np.ndarray:
         at = np.minimum(np.minimum(peak_at + after, nxt - 1), n - 1)
         return peaks - env[np.maximum(at, peak_at)]
 
-    valleys = np.array([peaks[k] - env[peak_at[k]:max(nxt[k], peak_at[k] + 1)].min() for k in range(len(onsets) - 1)])
-    values = [float(rate), float(np.median(rise[onsets])), float(np.median(step[onsets])),
-              float(np.median(fall(10))), float(np.median(fall(30))),
-              float(np.median(valleys)) if len(valleys) else 0.0, *_spread(env[mask])]
+    # The lowest energy from each peak up to the next onset: one reduceat over (peak, next onset)
+    # pairs, of which every other result is wanted (an empty pair gives the peak itself: no valley).
+    if len(onsets) > 1:
+        bounds = np.stack([peak_at[:-1], np.maximum(nxt[:-1], peak_at[:-1])], axis=1).ravel()
+        lows = np.minimum.reduceat(np.append(env, np.inf), bounds)[::2]
+        valleys = peaks[:-1] - np.minimum(lows, env[peak_at[:-1]])
+    else:
+        valleys = np.zeros(0)
+    values = [float(rate), _pct(rise[onsets], 50), _pct(step[onsets], 50), _pct(fall(10), 50), _pct(fall(30), 50),
+              _pct(valleys, 50), *_spread(env[mask])]
     return values, onsets, peaks
 
 
@@ -289,23 +316,24 @@ def _mixture(bands: np.ndarray, active: np.ndarray, onsets: np.ndarray, peaks: n
         share = bands[at] / np.maximum(bands[at].sum(axis=1, keepdims=True), _TINY)
         centroids = share @ _BAND_OCT
         loud = peaks >= loudest - LOUD_ONSET_DB
-        values += [float(np.median(peaks) - loudest), float(loud.mean()),
-                   float(np.percentile(centroids, 90) - np.percentile(centroids, 10)), float(np.median(centroids[loud]))]
+        c10, c90 = _pct(centroids, [10, 90])
+        values += [_pct(peaks, 50) - loudest, float(loud.mean()), float(c90 - c10), _pct(centroids[loud], 50)]
     else:
         values += [0.0, 0.0, 0.0, 0.0]
-    groups = [_db(frames[:, np.concatenate([_GROUPS[a] for a in idx])].sum(axis=1)) for idx in ((0, 1), (3, 4), (5, 6))]
+    groups = _db(frames @ _COMOD_MATRIX)
+    centred = groups - groups.mean(axis=0) if len(groups) else groups
+    sd = np.sqrt(np.mean(centred ** 2, axis=0)) if len(groups) else np.zeros(3)
     for a, b in ((0, 2), (0, 1), (1, 2)):
-        x, y = groups[a], groups[b]
-        ok = len(x) > 2 and x.std() > 1e-6 and y.std() > 1e-6
-        values.append(float(np.corrcoef(x, y)[0, 1]) if ok else 1.0)
+        ok = len(groups) > 2 and sd[a] > 1e-6 and sd[b] > 1e-6
+        values.append(float(np.clip(np.mean(centred[:, a] * centred[:, b]) / (sd[a] * sd[b]), -1.0, 1.0)) if ok else 1.0)
     level = _db(frames[:, _LOWEST_FROM:])
     strong = (level >= level.max(axis=1, keepdims=True) - STRONG_COUNT_DB).sum(axis=1) if len(level) else np.zeros(1)
-    values.append(float(np.median(strong)))
+    values.append(_pct(strong, 50))
     return values
 
 
 def _spread(values: np.ndarray) -> list[float]:
-    p10, p50, p95 = np.percentile(values, [10, 50, 95])
+    p10, p50, p95 = _pct(values, [10, 50, 95])
     return [float(p95 - p10), float(p50 - p95)]
 
 
@@ -319,7 +347,8 @@ def _modulation(env: np.ndarray, mask: np.ndarray) -> list[float]:
     hop = seg // 2
     starts = range(0, len(x) - seg + 1, hop)
     window = np.hanning(seg)
-    spectrum = np.mean([np.abs(np.fft.rfft(x[s:s + seg] * window)) ** 2 for s in starts], axis=0)
+    segments = np.stack([x[s:s + seg] for s in starts]) * window
+    spectrum = np.mean(np.abs(np.fft.rfft(segments, axis=1)) ** 2, axis=0)
     freqs = np.fft.rfftfreq(seg, d=0.01)
     bands = np.array([spectrum[(freqs >= lo) & (freqs < hi)].sum()
                       for lo, hi in zip(MOD_EDGES_HZ[:-1], MOD_EDGES_HZ[1:])])
@@ -367,25 +396,25 @@ def _stereo(analysis: StemAnalysis, bands: np.ndarray, active: np.ndarray) -> li
     return [float(corr), float(corr_low), float(st.width or 0.0), float(abs(st.pan or 0.0)), *widths]
 
 
-def _skew(x: np.ndarray) -> float:
-    if len(x) < 3 or x.std() < 1e-9:
-        return 0.0
-    z = (x - x.mean()) / x.std()
-    return float(np.clip(np.mean(z ** 3), -10.0, 10.0))
+def _skew(x: np.ndarray) -> np.ndarray:
+    """Skewness of each column of ``x`` (0 for fewer than 3 rows or a constant column), in -10..10."""
+    if len(x) < 3:
+        return np.zeros(x.shape[1])
+    sd = x.std(axis=0)
+    z = (x - x.mean(axis=0)) / np.where(sd < 1e-9, 1.0, sd)
+    return np.where(sd < 1e-9, 0.0, np.clip(np.mean(z ** 3, axis=0), -10.0, 10.0))
 
 
 def _asymmetry(bands: np.ndarray, active: np.ndarray, env: np.ndarray, mask: np.ndarray) -> list[float]:
     """Sharp rises and slow falls (percussive), or slow rises (swells): the skew of level changes."""
     totals = bands.sum(axis=1)
-    playing = active & (totals > totals.max(initial=0.0) * 10.0 ** (-SILENT_BELOW_DB / 10.0))
+    loudest = totals.max(initial=0.0)
+    playing = active & (totals > loudest * 10.0 ** (-SILENT_BELOW_DB / 10.0))
     pairs = playing[1:] & playing[:-1]
-    out = []
-    for idx in _GROUPS:
-        level = np.maximum(_db(bands[:, idx].sum(axis=1)), _db(np.array(totals.max(initial=0.0))) - 60.0)
-        out.append(_skew(np.clip(np.diff(level)[pairs], -30.0, 30.0)))
-    steps = np.diff(env)[mask[1:] & mask[:-1]]
-    out.append(_skew(np.clip(steps, -30.0, 30.0)))
-    return out
+    levels = np.maximum(_db(bands @ _GROUP_MATRIX), float(_db(np.array(loudest))) - 60.0)
+    groups = _skew(np.clip(np.diff(levels, axis=0)[pairs], -30.0, 30.0))
+    steps = np.clip(np.diff(env)[mask[1:] & mask[:-1]], -30.0, 30.0)
+    return [float(v) for v in groups] + [float(_skew(steps[:, None])[0])]
 
 
 def describe(features: StemFeatures, analysis: StemAnalysis) -> np.ndarray | None:

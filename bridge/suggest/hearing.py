@@ -90,21 +90,25 @@ _ACTIVATIONS = {
 }
 
 
-#: Packed tree nodes (base64 in the JSON): split feature, threshold, children, leaf value.
-NODE_DTYPE = np.dtype([("feature", "<i2"), ("threshold", "<f8"), ("left", "<u2"), ("right", "<u2"),
+#: Packed tree nodes (base64 in the JSON): split feature, threshold, children (indices into the
+#: whole table), leaf value.
+NODE_DTYPE = np.dtype([("feature", "<i2"), ("threshold", "<f8"), ("left", "<u4"), ("right", "<u4"),
                        ("leaf", "u1"), ("value", "<f8")])
 
 
 def pack_nodes(feature, threshold, left, right, leaf, value) -> str:
-    """One tree's nodes as base64 text (:data:`NODE_DTYPE`), float64 kept exact."""
+    """Tree nodes as base64 text (:data:`NODE_DTYPE`), float64 kept exact."""
     nodes = np.zeros(len(feature), dtype=NODE_DTYPE)
     nodes["feature"], nodes["threshold"], nodes["left"] = feature, threshold, left
     nodes["right"], nodes["leaf"], nodes["value"] = right, leaf, value
     return base64.b64encode(nodes.tobytes()).decode("ascii")
 
 
-class _Tree:
-    def __init__(self, packed: str):
+class _Forest:
+    """Every tree of a boosted model in one node table, walked together: one numpy step per depth
+    for all trees and rows (a Python loop per tree would cost a hundred times more)."""
+
+    def __init__(self, packed: str, roots: list[int], n_classes: int):
         nodes = np.frombuffer(base64.b64decode(packed), dtype=NODE_DTYPE)
         self.feature = nodes["feature"].astype(np.int64)
         self.threshold = nodes["threshold"].astype(np.float64)
@@ -112,18 +116,22 @@ class _Tree:
         self.right = nodes["right"].astype(np.int64)
         self.leaf = nodes["leaf"].astype(bool)
         self.value = nodes["value"].astype(np.float64)
+        self.roots = np.asarray(roots, dtype=np.int64)
+        # Trees are stored stage by stage, one per class: tree t adds to class t % n_classes.
+        self.onehot = np.zeros((len(self.roots), n_classes))
+        self.onehot[np.arange(len(self.roots)), np.arange(len(self.roots)) % n_classes] = 1.0
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Each row down the tree (``x <= threshold`` goes left, as scikit-learn's trees do)."""
-        node = np.zeros(len(X), dtype=np.int64)
-        rows = np.arange(len(X))
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """Summed leaf values per class, shape ``(rows, classes)`` (``x <= threshold`` goes left,
+        as in scikit-learn)."""
+        node = np.tile(self.roots, (len(X), 1))
+        rows = np.arange(len(X))[:, None]
         while True:
             inner = ~self.leaf[node]
             if not inner.any():
-                return self.value[node]
-            n = node[inner]
-            go_left = X[rows[inner], self.feature[n]] <= self.threshold[n]
-            node[inner] = np.where(go_left, self.left[n], self.right[n])
+                return self.value[node] @ self.onehot
+            go_left = X[rows, self.feature[node]] <= self.threshold[node]
+            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
 
 
 class _Predictor:
@@ -142,7 +150,7 @@ class _Predictor:
                              _ACTIVATIONS[layer["activation"]]) for layer in m["layers"]]
         elif self.kind == "trees":
             self._baseline = np.asarray(m["baseline"], dtype=np.float64)
-            self._trees = [[_Tree(t) for t in stage] for stage in m["trees"]]
+            self._forest = _Forest(m["nodes"], m["roots"], len(self._baseline))
         else:
             raise ValueError(f"unknown model kind {self.kind!r}")
 
@@ -151,11 +159,7 @@ class _Predictor:
             return np.mean([member.predict_proba(X) for member in self._members], axis=0)
         z = (X - self._mean) / self._scale
         if self.kind == "trees":
-            raw = np.tile(self._baseline, (len(z), 1))
-            for stage in self._trees:
-                for k, tree in enumerate(stage):
-                    raw[:, k] += tree.predict(z)
-            return _softmax(raw)
+            return _softmax(self._baseline + self._forest.raw(z))
         for W, b, act in self._layers:
             z = act(z @ W + b)
         return z
@@ -235,14 +239,23 @@ class Heard:
 
 def hear(descriptors: np.ndarray | None, model: RoleModel | None) -> Heard | None:
     """The ear's verdict on one descriptor vector (``None`` without a vector or a model)."""
-    if descriptors is None or model is None:
-        return None
-    proba = model.predict_proba(descriptors[None, :])[0]
-    by_role: dict[str, float] = {}
-    for role, p in zip(model.roles, proba):
-        by_role[role] = by_role.get(role, 0.0) + float(p)
-    ranking = sorted(by_role.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-    return Heard(ranking[0][0], ranking[0][1], tuple(ranking))
+    return hear_all([descriptors], model)[0]
+
+
+def hear_all(vectors: list[np.ndarray | None], model: RoleModel | None) -> list[Heard | None]:
+    """The ear's verdicts on several stems, in one inference (``None`` where there is no vector)."""
+    out: list[Heard | None] = [None] * len(vectors)
+    rows = [k for k, v in enumerate(vectors) if v is not None]
+    if model is None or not rows:
+        return out
+    proba = model.predict_proba(np.stack([vectors[k] for k in rows]))
+    for k, p_row in zip(rows, proba):
+        by_role: dict[str, float] = {}
+        for role, p in zip(model.roles, p_row):
+            by_role[role] = by_role.get(role, 0.0) + float(p)
+        ranking = sorted(by_role.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        out[k] = Heard(ranking[0][0], ranking[0][1], tuple(ranking))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,9 +338,7 @@ def decide_roles(stems, roles: dict[str, str] | None = None, sources: dict[str, 
     roles, sources = roles or {}, sources or {}
     accept = model.accept_probability if model is not None else 1.0
     conflict = model.conflict_probability if model is not None else 1.0
-    out = {}
-    for name, vector in stems:
-        given = roles.get(name)
-        heard = hear(vector, model) if given is None else None
-        out[name] = decide_role(name, heard, given, sources.get(name, "roles file"), accept, conflict)
-    return out
+    stems = list(stems)
+    heard = hear_all([vector if name not in roles else None for name, vector in stems], model)
+    return {name: decide_role(name, h, roles.get(name), sources.get(name, "roles file"), accept, conflict)
+            for (name, _), h in zip(stems, heard)}
