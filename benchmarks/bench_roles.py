@@ -14,7 +14,9 @@ The ratio, not the seconds, is the result (the machine is shared).  Target: hear
 
 Accuracy (``--eval``, needs scikit-learn and the training corpus, built or read from the cache):
 the shipped model's candidate re-evaluated by leaving whole sound sources out, both splits, with the
-per-class recall/precision and the confusion matrix (rows: true class; columns: heard class).
+per-class recall/precision and the confusion matrix (rows: true class; columns: heard class), and the
+name-vs-ear decision on those held-out ears (nameless stems heard or left neutral, false conflicts
+under right names, misleading names caught).
 
 Usage: python benchmarks/bench_roles.py [--repeat 3] [--synth [--stems 24 --minutes 4]] [--eval] [--jobs 2]
 """
@@ -94,7 +96,8 @@ def cost(files: list[Path], repeat: int, jobs: int) -> None:
 
 def evaluate(jobs: int) -> None:
     from tools.roles_corpus import CorpusRecipe, build_corpus
-    from tools.train_roles import CANDIDATES, accept_threshold, confusion_table, cross_validate, fold_map, report
+    from tools.train_roles import (CANDIDATES, accept_threshold, confusion_table, cross_validate, fold_map,
+                                   name_checks, names_table, report)
 
     model = RoleModel.load()
     doc = model.doc
@@ -113,6 +116,11 @@ def evaluate(jobs: int) -> None:
             t = accept_threshold(corpus, proba)
             print(f"\naccept from p >= {t['accept_probability']:.2f}: {100 * t['accepted_share']:.1f}% of held-out "
                   f"stems, {100 * t['accepted_precision']:.1f}% of them right")
+            # The decision as the pipeline makes it, with the shipped thresholds, on these held-out ears.
+            checks = name_checks(corpus, proba, model.accept_probability, model.conflict_probability)
+            print(f"\n### names against the ear (held out by sources; accept {model.accept_probability:.2f}, "
+                  f"conflict {model.conflict_probability:.2f})\n")
+            print(names_table(checks))
 
 
 def main() -> None:

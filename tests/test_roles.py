@@ -141,6 +141,33 @@ def test_the_roles_file_overrides_name_and_ear():
     assert free["Bass"].role == "bass" and free["Bass"].finding.code == "role_conflict"
 
 
+def test_the_name_checks_run_the_decision_on_held_out_ears():
+    from tools.roles_corpus import Corpus
+    from tools.train_roles import name_checks
+
+    classes = ("kick", "snare", "bass", "keys", "lead_vocal")
+
+    def row(**p):
+        rest = (1.0 - sum(p.values())) / (len(classes) - len(p))
+        return [p.get(c, rest) for c in classes]
+
+    # A sure, right bass; a keys part the ear is sure is bass; an unsure kick; a vocal heard as keys.
+    y = np.array([2, 3, 0, 4])
+    proba = np.array([row(bass=0.97), row(bass=0.95), row(kick=0.6), row(keys=0.99)])
+    corpus = Corpus(np.zeros((4, N_DESCRIPTORS)), y, classes, ("s",) * 4, np.zeros(4, int), ("a", "b", "c", "d"), "h")
+    checks = name_checks(corpus, proba, accept=0.85, conflict=0.9)
+    nameless, right, misleading = checks["nameless"], checks["right_name"], checks["misleading_name"]
+    assert (nameless["heard_share"], nameless["heard_right"], nameless["neutral_share"]) == (0.75, 0.3333, 0.25)
+    assert nameless["per_role"]["kick"] == {"heard_right": 0.0, "heard_wrong": 0.0, "neutral": 1.0}
+    # Only "Keys" heard as bass is a false alarm: "Lead Vox" is never questioned, the kick is unsure.
+    assert right["false_conflicts"] == 0.25 and right["per_role"]["keys"] == 1.0
+    assert right["per_role"]["lead_vocal"] == 0.0
+    # The sure bass is caught under every name it does not fit; the keys part (heard as bass) is
+    # missed only under "Bass DI", of the ten names that do not fit keys; an unsure ear catches nothing.
+    assert misleading["per_role"]["bass"] == 1.0 and misleading["per_role"]["keys"] == 0.9
+    assert misleading["per_role"]["kick"] == 0.0
+
+
 # --- numpy inference == scikit-learn --------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["logistic", "mlp", "trees", "ensemble"])

@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from bridge.analyze.descriptors import NAMES, code_hash
-from bridge.suggest.hearing import MODEL_PATH, SCHEMA, RoleModel, pack_nodes, role_of_class
+from bridge.suggest import roles as R
+from bridge.suggest.hearing import (MODEL_PATH, SCHEMA, RoleModel, decide_role, fits, heard_from, pack_nodes,
+                                     role_of_class)
 from tools.roles_corpus import FONTS, FX_FONT, N_FOLDS, Corpus, CorpusRecipe, build_corpus
 
 SEED = 14
@@ -218,6 +220,86 @@ def accept_threshold(corpus: Corpus, proba: np.ndarray, precision: float = ACCEP
             "accepted_precision": round(float(right[kept].mean()) if kept.any() else 1.0, 4)}
 
 
+#: A name that clearly says each role (checked against ``infer_role``), and one that says nothing.
+ROLE_NAMES = {R.KICK: "Kick In", R.SNARE: "Snare Top", R.TOMS: "Tom 1", R.HATS: "Hi-Hat", R.OVERHEADS: "OH L",
+              R.ROOM: "Room", R.DRUMS: "Drum Bus", R.BASS: "Bass DI", R.LEAD_VOCAL: "Lead Vox",
+              R.BACKING_VOCAL: "BVs", R.GUITAR: "Guitar", R.KEYS: "Keys", R.PAD: "Pad", R.SYNTH: "Synth Arp",
+              R.HORNS: "Horns", R.SYNTH_LEAD: "Synth Lead", R.LEAD_INSTRUMENT: "Gtr Solo", R.FX: "FX"}
+NAMELESS = "Audio 03"
+
+
+def name_checks(corpus: Corpus, proba: np.ndarray, accept: float, conflict: float) -> dict:
+    """The decision (:func:`bridge.suggest.hearing.decide_role`, the code the pipeline runs) on held-out ears.
+
+    Every held-out example is decided three ways, as if it were named:
+
+    - ``nameless`` ("Audio 03"): how often the ear's role is taken, how often that role is right, and
+      how often the stem stays neutral;
+    - ``right_name`` (a clear name for its true role): how often a ``role_conflict`` finding is raised
+      wrongly (a false alarm);
+    - ``misleading_name`` (each clear name whose role does not fit its true role, vocal and fx names
+      left out: those are never questioned): how often the conflict is caught.
+    """
+    for role, name in ROLE_NAMES.items():
+        if R.infer_role(name) != role:
+            raise AssertionError(f"{name!r} does not say {role}")
+    roles = tuple(role_of_class(c) for c in corpus.classes)
+    truth = [roles[i] for i in corpus.y]
+    heard = [heard_from(roles, row) for row in proba]
+    questioned = [r for r in ROLE_NAMES if r not in (R.LEAD_VOCAL, R.BACKING_VOCAL, R.FX)]
+
+    def decide(name, h):
+        return decide_role(name, h, accept_probability=accept, conflict_probability=conflict)
+
+    per: dict[str, dict[str, list[int]]] = {r: {"right": [], "wrong": [], "neutral": [], "alarm": [], "caught": []}
+                                            for r in dict.fromkeys(truth)}
+    for true, h in zip(truth, heard):
+        d = decide(NAMELESS, h)
+        per[true]["right" if d.source == "heard" and d.role == true else "wrong" if d.source == "heard"
+                  else "neutral"].append(1)
+        per[true]["alarm"].append(int(decide(ROLE_NAMES[true], h).finding is not None))
+        for wrong in questioned:
+            if not fits(wrong, true):
+                d = decide(ROLE_NAMES[wrong], h)
+                per[true]["caught"].append(int(d.finding is not None and d.finding.code == "role_conflict"))
+
+    def share(values: list[int], total: int) -> float | None:
+        return round(sum(values) / total, 4) if total else None
+
+    n = len(truth)
+    right = sum(len(v["right"]) for v in per.values())
+    wrong = sum(len(v["wrong"]) for v in per.values())
+    alarms = [a for v in per.values() for a in v["alarm"]]
+    caught = [c for v in per.values() for c in v["caught"]]
+    return {
+        "accept_probability": accept, "conflict_probability": conflict,
+        "nameless": {"name": NAMELESS, "heard_share": share([1] * (right + wrong), n),
+                     "heard_right": share([1] * right, right + wrong), "neutral_share": share([1] * (n - right - wrong), n),
+                     "per_role": {r: {"heard_right": share(v["right"], len(v["alarm"])),
+                                      "heard_wrong": share(v["wrong"], len(v["alarm"])),
+                                      "neutral": share(v["neutral"], len(v["alarm"]))} for r, v in per.items()}},
+        "right_name": {"names": dict(ROLE_NAMES), "false_conflicts": share(alarms, len(alarms)),
+                       "per_role": {r: share(v["alarm"], len(v["alarm"])) for r, v in per.items()}},
+        "misleading_name": {"pairs": len(caught), "caught": share(caught, len(caught)),
+                            "per_role": {r: share(v["caught"], len(v["caught"])) for r, v in per.items()}},
+    }
+
+
+def names_table(checks: dict) -> str:
+    """:func:`name_checks` per true role as a Markdown table."""
+    lines = ["| true role | nameless: heard right | heard wrong | left neutral | right name: false conflict "
+             "| misleading name: caught |", "|---|---|---|---|---|---|"]
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    nl, rn, mn = checks["nameless"], checks["right_name"], checks["misleading_name"]
+    for role, v in nl["per_role"].items():
+        lines.append(f"| {role} | {pct(v['heard_right'])} | {pct(v['heard_wrong'])} | {pct(v['neutral'])} | "
+                     f"{pct(rn['per_role'][role])} | {pct(mn['per_role'][role])} |")
+    lines.append(f"| **all** | {pct(nl['heard_share'] * nl['heard_right'])} | "
+                 f"{pct(nl['heard_share'] * (1 - nl['heard_right']))} | {pct(nl['neutral_share'])} | "
+                 f"{pct(rn['false_conflicts'])} | {pct(mn['caught'])} ({mn['pairs']} pairs) |")
+    return "\n".join(lines)
+
+
 def confusion_table(rep: dict, classes: tuple[str, ...]) -> str:
     """The confusion matrix and per-class figures as a Markdown table."""
     abbrev = [c[:5] for c in classes]
@@ -266,6 +348,8 @@ def train(recipe: CorpusRecipe, jobs: int = 2, candidates=CANDIDATES, log=print)
         "sources": rep,
         "families": results[best.name]["families"][0],
         "threshold": threshold,
+        "names": name_checks(corpus, proba, threshold["accept_probability"],
+                             max(CONFLICT_PROBABILITY, threshold["accept_probability"])),
     }
     sklearn_version = __import__("sklearn").__version__
     doc = {
@@ -323,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     args.evaluation.parent.mkdir(parents=True, exist_ok=True)
     args.evaluation.write_text(json.dumps(evaluation, indent=1) + "\n")
     print(confusion_table(evaluation["sources"], tuple(doc["classes"])))
+    print()
+    print(names_table(evaluation["names"]))
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB) and {args.evaluation}")
     return 0
 

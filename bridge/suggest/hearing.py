@@ -250,12 +250,17 @@ def hear_all(vectors: list[np.ndarray | None], model: RoleModel | None) -> list[
         return out
     proba = model.predict_proba(np.stack([vectors[k] for k in rows]))
     for k, p_row in zip(rows, proba):
-        by_role: dict[str, float] = {}
-        for role, p in zip(model.roles, p_row):
-            by_role[role] = by_role.get(role, 0.0) + float(p)
-        ranking = sorted(by_role.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-        out[k] = Heard(ranking[0][0], ranking[0][1], tuple(ranking))
+        out[k] = heard_from(model.roles, p_row)
     return out
+
+
+def heard_from(roles: tuple[str, ...], proba: np.ndarray) -> Heard:
+    """The verdict one row of class probabilities gives (classes standing for one role summed)."""
+    by_role: dict[str, float] = {}
+    for role, p in zip(roles, proba):
+        by_role[role] = by_role.get(role, 0.0) + float(p)
+    ranking = sorted(by_role.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    return Heard(ranking[0][0], ranking[0][1], tuple(ranking))
 
 
 @dataclass(frozen=True, slots=True)
