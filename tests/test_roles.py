@@ -252,6 +252,7 @@ def test_a_tiny_retrain_renders_describes_trains_exports_and_infers_like_scikit_
 @needs_material
 def test_badly_named_recorded_stems_get_heard_roles_through_plan_session(tmp_path, monkeypatch):
     monkeypatch.setenv("MIXBRIDGE_MATERIAL_CACHE", str(tmp_path / "cache"))
+    from bridge.notes import NotesInput, render_markdown
     from bridge.pipeline import analyze_session, plan_session
     from bridge.suggest.plan import plan_dict
     from tools.material import Recipe, build_session
@@ -262,8 +263,10 @@ def test_badly_named_recorded_stems_get_heard_roles_through_plan_session(tmp_pat
                     drum_stems=("kick_in", "snare_top", "hats", "overheads"))
     session = build_session(recipe.with_problems("bad_names"))
     renamed = session.problem("bad_names")["fix"]
-    plan = plan_session(analyze_session([session.path], jobs=2))
+    result = analyze_session([session.path], jobs=2)
+    plan = plan_session(result)
     doc = {t["name"]: t for t in plan_dict(plan)["tracks"]}
+    notes = render_markdown(NotesInput(result, plan))
     heard = 0
     for fix in renamed:
         track = doc[fix["stem"]]
@@ -276,8 +279,12 @@ def test_badly_named_recorded_stems_get_heard_roles_through_plan_session(tmp_pat
             heard += 1
             assert track["role"] == fix["role"], (fix, track["role"], track["role_probability"])
             assert track["role_probability"] >= shipped_model().accept_probability and "role_heard" in codes
+            # The notes say what was heard, and why.
+            assert f"role: {track['role'].replace('_', ' ')}, heard {track['role_probability']:.2f}" in notes
+            assert f"sounds like {track['role'].replace('_', ' ')} ({track['role_probability']:.2f})" in notes
         else:
             assert track["role"] == "neutral" and "role_unknown" in codes
+            assert "role: neutral (name)" in notes and "the ear is not sure" in notes
     assert heard >= 2, renamed
     # Stems with clear names keep their names' roles.
     for st in session.stems:
