@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench index clean
+.PHONY: demo test bench index train-roles clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ index:  # the ReaPack repository index of reaper_scripts/ (docs/scripts.md)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_analyze.py
+
+# The role recogniser: render the labelled corpus (fluidsynth, Hydrogen kits, espeak-ng), evaluate
+# by held-out sound sources, write bridge/suggest/roles_model.json (docs/roles.md).
+train-roles: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[train]'
+	$(PY) -m tools.train_roles --jobs 2
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

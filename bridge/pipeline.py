@@ -1260,14 +1260,24 @@ def _report(progress, path: Path, outcome: tuple) -> None:
 
 
 def stem_views(result: SessionResult, roles: dict[str, str] | None = None, manual: Sequence[str] = (),
-               sources: dict[str, str] | None = None):
-    """The planner's view of each stem: role (given, else inferred), analysis or error, section
-    levels, and the per-frame arrays the predicted mix works on (band energies, K-weighted energies)."""
-    from .suggest.model import StemView
-    from .suggest.roles import infer_role
+               sources: dict[str, str] | None = None, hear: bool = True):
+    """The planner's view of each stem: role (given, named or heard), analysis or error, section
+    levels, and the per-frame arrays the predicted mix works on (band energies, K-weighted energies).
 
-    roles = roles or {}
-    sources = sources or {}
+    Roles are decided by :func:`bridge.suggest.hearing.decide_roles` (the roles file, then a clear
+    name, then the ear for names that say nothing); ``hear=False`` decides by names alone.
+    """
+    from .analyze.descriptors import describe
+    from .suggest.hearing import decide_roles, shipped_model
+    from .suggest.model import StemView
+
+    model = shipped_model() if hear else None
+    vectors = []
+    for stem in result.stems:
+        feats = result.features.get(stem.name)
+        usable = model is not None and stem.analysis is not None and feats is not None
+        vectors.append((stem.name, describe(feats, stem.analysis) if usable else None))
+    decisions = decide_roles(vectors, roles, sources, model)
     views = []
     for stem in result.stems:
         section_lufs = tuple(
@@ -1275,10 +1285,11 @@ def stem_views(result: SessionResult, roles: dict[str, str] | None = None, manua
             for lev in result.mix.sections)
         error = (stem.error.code, stem.error.message) if stem.error is not None else None
         feats = result.features.get(stem.name)
-        given = roles.get(stem.name)
+        decision = decisions[stem.name]
         views.append(StemView(
-            stem.name, given or infer_role(stem.name), stem.analysis, error, stem.name in manual, section_lufs,
-            role_source=sources.get(stem.name, "roles file") if given else "inferred",
+            stem.name, decision.role, stem.analysis, error, stem.name in manual, section_lufs,
+            role_source=decision.source, role_probability=decision.probability,
+            role_findings=(decision.finding,) if decision.finding is not None else (),
             band_power=feats.band_power if feats is not None else None,
             subhop_power=feats.subhop_power if feats is not None else None,
             sample_rate=feats.sample_rate if feats is not None else 48000))
@@ -1298,14 +1309,18 @@ def analyze_reference(path: str | os.PathLike):
     return analysis
 
 
-def plan_session(result: SessionResult, role_config=None, amount: float = 1.0, reference_path=None):
-    """Analysis -> MixPlan, with roles and groups from the config and an optional reference track."""
+def plan_session(result: SessionResult, role_config=None, amount: float = 1.0, reference_path=None,
+                 hear: bool = True):
+    """Analysis -> MixPlan, with roles and groups from the config and an optional reference track.
+
+    ``hear=False`` leaves stems whose names say nothing neutral instead of asking the role recogniser.
+    """
     from .config import RoleConfig
     from .suggest.plan import PlanSettings, build_plan
     from .suggest.reference import compare
 
     role_config = role_config or RoleConfig()
-    views = stem_views(result, role_config.roles, role_config.manual, role_config.sources)
+    views = stem_views(result, role_config.roles, role_config.manual, role_config.sources, hear)
     comparison = None
     if reference_path is not None and result.mix.summed is not None:
         comparison = compare(result.mix.summed, analyze_reference(reference_path), Path(reference_path).stem)

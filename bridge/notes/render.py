@@ -154,7 +154,9 @@ def _summary(notes: NotesInput) -> list[Block]:
 def _facts(notes: NotesInput, track: TrackPlan, targets: dict[str, float | None]) -> tuple[Span, ...]:
     """Role and levels, or why the stem was not measured."""
     stem = next((s for s in notes.result.stems if s.name == track.name), None)
-    role = f"{track.role.replace('_', ' ')} ({track.role_source})"
+    role = track.role.replace('_', ' ')
+    role += (f", heard {track.role_probability:.2f}" if track.role_source == "heard" and track.role_probability is not None
+             else f" ({track.role_source})")
     if stem is None:
         return text(f"role: {role} · not in this analysis")
     if stem.error is not None:

@@ -105,10 +105,12 @@ class StemView:
     section_lufs : tuple
         ``(section name, start_s, end_s, stem LUFS, mix LUFS)`` per section (for reports).
     role_source : str
-        ``"inferred"`` (from the name), ``"roles file"``, ``"config"``; a learned role would bring
-        its own source and ``role_probability``.
+        ``"name"`` (or ``"inferred"``: from the name), ``"roles file"``, ``"config"``, or ``"heard"``
+        (the role recogniser, :mod:`bridge.suggest.hearing`, with ``role_probability``).
     role_probability : float or None
-        Reserved for a heard (learned) role; ``None`` when the role comes from a name or a file.
+        The heard role's probability; ``None`` when the role comes from a name or a file.
+    role_findings : tuple of Finding
+        What the role decision found (a heard role, an unsure ear, a name the ear contradicts).
     band_power : ndarray [shape=(frames, bands)] or None
         Mean over channels of the 1/3-octave band mean squares, 100 ms grid.
     subhop_power : ndarray [shape=(subhops, channels)] or None
@@ -125,6 +127,7 @@ class StemView:
     section_lufs: tuple[tuple[str, float, float, float | None, float | None], ...] = ()
     role_source: str = "inferred"
     role_probability: float | None = None
+    role_findings: tuple[Finding, ...] = ()
     band_power: np.ndarray | None = field(default=None, compare=False, repr=False)
     subhop_power: np.ndarray | None = field(default=None, compare=False, repr=False)
     sample_rate: int = 48000

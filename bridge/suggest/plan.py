@@ -538,7 +538,7 @@ def _comp_move(ctx: _Context, k: int, fx: TrackFx) -> Move:
 
 def _findings(ctx: _Context, moves: list[Move]) -> dict[str, list[Finding]]:
     """Per track: every move's finding, then what was seen without a move."""
-    out: dict[str, list[Finding]] = {v.name: [] for v in ctx.views}
+    out: dict[str, list[Finding]] = {v.name: list(v.role_findings) for v in ctx.views}
     for move in moves:
         for t in move.tracks[:1] if move.kind in ("fader", "automation") and len(move.tracks) > 1 else move.tracks:
             out[t].append(move.finding)

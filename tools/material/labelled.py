@@ -152,17 +152,14 @@ def _normalise(audio: np.ndarray, fs: int, lufs: float) -> np.ndarray:
     return (audio * np.float32(dsp.undb(lufs - measured))).astype(np.float32)
 
 
-def render_labelled_part(spec: PartSpec, sample_rate: int = 48000) -> LabelledStem:
-    """Render one labelled part (see module docs).  Role and label come from the GM family (:mod:`.gm`).
+def part_notes(spec: PartSpec) -> tuple[tuple[Note, ...], str, int, int]:
+    """The notes a :class:`PartSpec` plays, with its pattern and register ``(notes, pattern, low, high)``.
 
     Raises
     ------
     ValueError
-        The soundfont has no such preset, or the pattern is unknown.
+        The pattern is unknown.
     """
-    font = soundfont(spec.soundfont)
-    if not has_preset(font, spec.program, spec.bank):
-        raise ValueError(f"{font.name} has no preset bank {spec.bank} program {spec.program}")
     default_pattern, low, high = family_defaults(spec.program)
     pattern = spec.pattern or default_pattern
     if pattern not in PATTERN_PARTS:
@@ -180,11 +177,12 @@ def render_labelled_part(spec: PartSpec, sample_rate: int = 48000) -> LabelledSt
             continue
         notes.append(Note(n.start_s, n.length_s, _into_register(n.pitch, low, high),
                           int(np.clip(n.velocity + spec.velocity_offset, 1, 127))))
-    notes = tuple(n for n in notes if n.start_s < spec.length_s)
-    settings = SynthSettings(reverb=spec.fluid_reverb, chorus=spec.fluid_chorus)
-    inst = Instrument(font.name, spec.bank, spec.program, preset_name(font, spec.program, spec.bank))
-    audio = render_notes(inst, [(notes, 64)], spec.tempo_bpm, spec.length_s, settings,
-                         40 if spec.fluid_reverb else 0, 40 if spec.fluid_chorus else 0, sample_rate)
+    return tuple(n for n in notes if n.start_s < spec.length_s), pattern, low, high
+
+
+def finish_part(audio: np.ndarray, spec: PartSpec, notes: tuple[Note, ...], pattern: str, low: int, high: int,
+                preset: str, sample_rate: int = 48000) -> LabelledStem:
+    """A rendered part (stereo) to its :class:`LabelledStem`: channels, loudness, processing, labels."""
     if spec.channels == 1:
         audio = dsp.to_mono(audio)
     audio = _normalise(audio, sample_rate, spec.loudness_lufs)
@@ -193,10 +191,29 @@ def render_labelled_part(spec: PartSpec, sample_rate: int = 48000) -> LabelledSt
     if pattern == "arp" and role in (R.KEYS, R.SYNTH_LEAD):
         label = "arp"
     pitches = [n.pitch for n in notes]
-    meta = {"spec": asdict(spec), "pattern": pattern, "register": [low, high], "preset": inst.preset,
+    meta = {"spec": asdict(spec), "pattern": pattern, "register": [low, high], "preset": preset,
             "notes": len(notes), "lowest_note": min(pitches) if pitches else None,
             "highest_note": max(pitches) if pitches else None, "source": "fluidsynth"}
     return LabelledStem(audio, sample_rate, role, label, meta)
+
+
+def render_labelled_part(spec: PartSpec, sample_rate: int = 48000) -> LabelledStem:
+    """Render one labelled part (see module docs).  Role and label come from the GM family (:mod:`.gm`).
+
+    Raises
+    ------
+    ValueError
+        The soundfont has no such preset, or the pattern is unknown.
+    """
+    font = soundfont(spec.soundfont)
+    if not has_preset(font, spec.program, spec.bank):
+        raise ValueError(f"{font.name} has no preset bank {spec.bank} program {spec.program}")
+    notes, pattern, low, high = part_notes(spec)
+    settings = SynthSettings(reverb=spec.fluid_reverb, chorus=spec.fluid_chorus)
+    inst = Instrument(font.name, spec.bank, spec.program, preset_name(font, spec.program, spec.bank))
+    audio = render_notes(inst, [(notes, 64)], spec.tempo_bpm, spec.length_s, settings,
+                         40 if spec.fluid_reverb else 0, 40 if spec.fluid_chorus else 0, sample_rate)
+    return finish_part(audio, spec, notes, pattern, low, high, inst.preset, sample_rate)
 
 
 DRUM_LABELS = {"kick_in": (R.KICK, "kick"), "kick_out": (R.KICK, "kick"), "kick": (R.KICK, "kick"),
@@ -213,8 +230,12 @@ STYLE_FOR = {"toms": "tom_groove", "tom1": "tom_groove", "tom2": "tom_groove", "
              "cymbals": "half_time", "ride": "half_time", "crash": "crash_accents"}
 
 
-def render_drum_stem(spec: DrumSpec, sample_rate: int = 48000) -> LabelledStem:
-    """Render one labelled drum stem from a Hydrogen kit (see module docs)."""
+def render_drum_stem(spec: DrumSpec, sample_rate: int = 48000, cache: bool = True) -> LabelledStem:
+    """Render one labelled drum stem from a Hydrogen kit (see module docs).
+
+    ``cache=False`` skips the kit-recording cache (a training corpus of thousands of stems would
+    fill gigabytes with audio it never reads again).
+    """
     if spec.stem not in MIC_STEMS and spec.stem not in DRY_PIECES:
         raise ValueError(f"unknown drum stem {spec.stem!r}; mics: {', '.join(MIC_STEMS)}; dry: {', '.join(DRY_PIECES)}")
     kit = load_kit(spec.kit)
@@ -241,7 +262,7 @@ def render_drum_stem(spec: DrumSpec, sample_rate: int = 48000) -> LabelledStem:
             raise ValueError(f"kit {spec.kit} has none of {DRY_PIECES[spec.stem]} in this pattern")
         return np.sum(wanted, axis=0)[:, None]
 
-    audio = cached_array("drums", description, build)
+    audio = cached_array("drums", description, build) if cache else np.ascontiguousarray(build(), dtype=np.float32)
     audio = _normalise(audio, sample_rate, spec.loudness_lufs)
     audio = _process(audio, sample_rate, spec.processing, spec.seed)
     role, label = DRUM_LABELS[spec.stem]
