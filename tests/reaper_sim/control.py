@@ -19,10 +19,15 @@ Each request is one JSON object on one line; each reply is one line,
 ``reapy_state``                                                        ``{"loop_running",
                                                                        "listening_ports",
                                                                        "server_port", ...}``
+``load``           ``project`` (project JSON)                          ``null`` (a fresh project)
+``activate``                                                           ``reapy_state`` after the
+                                                                       producer runs the activation
+``kill_server``                                                        ``null`` (server loop dies)
 ``bounce``                                                             ``{"manifest", "stems",
                                                                        "error"}`` (render.py)
 ``die``            ``exit_code`` (optional)                            (process exits)
-``arm``            ``fault`` (stall/drop/die), ``on_function`` or      the armed fault
+``arm``            ``fault`` (stall/drop/die/kill_server),             the armed fault
+                   ``on_function`` or
                    ``at_call``, ``seconds``, ``exit_code``
 ``disarm``                                                             faults removed
 ``shutdown``                                                           ``null`` (then exits 0,
@@ -93,6 +98,12 @@ class ControlServer(socketserver.ThreadingTCPServer):
             return sim.drop()
         if cmd == "reapy_state":
             return sim.reapy_state()
+        if cmd == "load":
+            return sim.load(request["project"])
+        if cmd == "activate":
+            return sim.activate()
+        if cmd == "kill_server":
+            return sim.kill_server()
         if cmd == "bounce":
             return sim.bounce()
         if cmd == "arm":
@@ -206,6 +217,18 @@ class ControlClient:
         """reapy's server inside the simulator: loop running, listening ports, published server_port."""
         return self.request("reapy_state")
 
+    def load(self, project: dict[str, Any]) -> None:
+        """Replace the project with a fresh one (undo history and counters reset)."""
+        self.request("load", project=project)
+
+    def activate(self) -> dict[str, Any]:
+        """Run the reapy activation action, as the producer would in REAPER; reapy's state after it."""
+        return self.request("activate")
+
+    def kill_server(self) -> None:
+        """End reapy's server loop inside REAPER (a stale server: port open and published, nobody serving)."""
+        self.request("kill_server")
+
     def bounce(self) -> dict[str, Any]:
         """Run MixBridge's bounce script (stems of the selected tracks, then the manifest)."""
         return self.request("bounce")
@@ -220,7 +243,7 @@ class ControlClient:
     def arm(self, fault: str, *, on_function: str | None = None, at_call: int | None = None,
             seconds: float | None = None,
             exit_code: int = DEFAULT_DIE_EXIT_CODE) -> dict[str, Any]:
-        """Arm a one-shot fault: ``"stall"``, ``"drop"`` or ``"die"``."""
+        """Arm a one-shot fault: ``"stall"``, ``"drop"``, ``"die"`` or ``"kill_server"``."""
         return self.request("arm", fault=fault, on_function=on_function, at_call=at_call,
                             seconds=seconds, exit_code=exit_code)
 
