@@ -339,7 +339,8 @@ class ReapyHost:
                 probe.bind((LOOPBACK, 0))
                 self.port = probe.getsockname()[1]
         namespace = runpy.run_path(str(self.script_path), run_name="reaper_sim_activation")
-        self.script = _Namespace(namespace)
+        # run_path hands back a copy of the script's globals: follow the live ones (SERVER changes).
+        self.script = _Namespace(namespace["main"].__globals__)
         namespace["main"](self.port)
         if self.server is not None:
             self.servers.append(self.server)
