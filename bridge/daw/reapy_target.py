@@ -294,8 +294,9 @@ class ReaperTarget:
     def _param_index(self, track_name: str, ptr: str, fx: int, target: str, param: str) -> int:
         """The parameter's stock layout index, once REAPER's names confirm the layout."""
         names = self._param_names(ptr, fx)
-        types = self._eq_band_types(ptr, fx) if target == "eq" else None
-        problem = m.layout_problem(target, param, names, types)
+        problem = m.layout_problem(target, param, names)
+        if problem is None and target == "eq":  # a ReaEQ by its names: now its band types can be asked
+            problem = m.layout_problem(target, param, names, self._eq_band_types(ptr, fx))
         if problem is not None:
             raise TargetNotFound(f"track {track_name!r}: {AI_FX[target][0]} {problem} (cannot write {target}.{param})")
         return m.layout_index(target, param)
@@ -315,6 +316,7 @@ class ReaperTarget:
             return ABSENT
         if target == "eq" and param.endswith("_type"):
             band = int(param[4:param.index("_")])
+            self._param_index(track.name, track.ptr, fx, "eq", f"band{band}_freq_hz")  # a ReaEQ first
             return float(self._eq_band_types(track.ptr, fx)[band] or 0)
         index = self._param_index(track.name, track.ptr, fx, target, param)
         return float(self._c("TrackFX_GetParamNormalized", track.ptr, fx, index))
