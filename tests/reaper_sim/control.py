@@ -88,6 +88,11 @@ class ControlServer(socketserver.ThreadingTCPServer):
             return sim.set_fx_param(request["track"], request["fx"], request["param"],
                                     normalized=request.get("normalized"), raw=request.get("raw"),
                                     undo_name=request.get("undo_name"))
+        if cmd == "edit_envelope_point":
+            return sim.edit_envelope_point(request["track"], int(request["index"]),
+                                           request.get("envelope") or "<VOLENV2", request.get("time_s"),
+                                           request.get("value"), bool(request.get("delete")),
+                                           request.get("undo_name"))
         if cmd == "stall":
             sim.faults.stall(request.get("seconds"))
             return None
@@ -203,6 +208,13 @@ class ControlClient:
         """Change an FX parameter by hand."""
         return self.request("set_fx_param", track=track, fx=fx, param=param,
                             normalized=normalized, raw=raw, undo_name=undo_name)
+
+    def edit_envelope_point(self, track: int | str, index: int, *, time_s: float | None = None,
+                            value: float | None = None, delete: bool = False, envelope: str = "<VOLENV2",
+                            undo_name: str | None = None) -> str:
+        """Move, change or delete an envelope point by hand (``value``: the stored value)."""
+        return self.request("edit_envelope_point", track=track, index=index, envelope=envelope, time_s=time_s,
+                            value=value, delete=delete, undo_name=undo_name)
 
     def stall(self, seconds: float | None = None) -> None:
         self.request("stall", seconds=seconds)

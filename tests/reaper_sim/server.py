@@ -663,6 +663,28 @@ class Sim:
         # The body is called directly so manual edits do not count as RPR calls.
         return self.manual_edit(edit, undo_name)
 
+    def edit_envelope_point(self, track: int | str, index: int, envelope: str = "<VOLENV2",
+                            time_s: float | None = None, value: float | None = None, delete: bool = False,
+                            undo_name: str | None = None) -> str:
+        """Move, change or delete point ``index`` (0-based, in time order) of a track envelope by hand
+        (``value`` is the stored value, as ``GetEnvelopePoint`` returns it)."""
+        def edit() -> str:
+            target = self.project.find_track(track)
+            env = target.envelopes.get(envelope)
+            if env is None or not 0 <= index < len(env.points):
+                raise IndexError(f"track {target.name!r} has no point {index} on {envelope}")
+            point = env.points[index]
+            if delete:
+                env.points.pop(index)
+                return f"deleted {envelope} point {index}"
+            if time_s is not None:
+                point.time_s = float(time_s)
+            if value is not None:
+                point.value = float(value)
+            env.sort_points()
+            return f"{envelope} point {index} = ({point.time_s}, {point.value})"
+        return self.manual_edit(edit, undo_name)
+
     def set_fx_param(self, track: int | str, fx: int | str, param: int | str,
                      normalized: float | None = None, raw: float | None = None,
                      undo_name: str | None = None) -> str:
