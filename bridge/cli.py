@@ -174,6 +174,8 @@ def cmd_apply(args, out: TextIO) -> ExitStatus:
             raise UsageError("--notes needs --stems DIR (the bounce the plan came from)")
         pre = session.record_for_applied(doc)  # checked before REAPER is touched
     report = session.apply(doc, reenable=frozenset(args.reenable or ()))
+    if getattr(report, "recovered", ""):
+        print(f"first finished an interrupted pass: {report.recovered}", file=out)
     print(f"{report.undo_name or 'nothing to write'}: {len(report.written)} changes written, "
           f"{len(report.restored)} restored, {len(report.unchanged)} already in place, "
           f"{len(report.overrides)} producer overrides kept, {report.verified} verified, "
@@ -197,6 +199,8 @@ def cmd_apply(args, out: TextIO) -> ExitStatus:
 
 def cmd_revert(args, out: TextIO) -> ExitStatus:
     report = _daw_session(args).revert(args.track)
+    if getattr(report, "recovered", ""):
+        print(f"first finished an interrupted pass: {report.recovered}", file=out)
     print(f"{report.undo_name or 'nothing to revert'}: {len(report.writes)} values restored, "
           f"{len(report.overrides)} manual changes left alone", file=out)
     for p in report.pending:
@@ -209,9 +213,12 @@ def cmd_ab(args, out: TextIO) -> ExitStatus:
 
     doc = load_plan(args.plan) if args.plan else None
     state = _daw_session(args, doc).ab_toggle(estimated_delta_lu(doc))
+    if state.get("recovered"):
+        print(f"first finished an interrupted pass: {state['recovered']}", file=out)
     label = "A (pre-AI)" if state["state"] == "A" else "B (AI)"
-    where = "every track fader" if args.target == "osc" else "the master"
-    print(f"now playing {label}; level matched by {state['compensation_db']:+.1f} dB on {where}", file=out)
+    print(f"now playing {label}; level matched by {state['compensation_db']:+.1f} dB on the master", file=out)
+    for moved in state.get("overrides") or ():
+        print(f"  manual: {moved} was moved by hand; left where it is (the producer's from now on)", file=out)
     return ExitStatus.OK
 
 

@@ -47,6 +47,9 @@ MESSAGES: dict[str, str] = {
     "E_DAW_REFUSED": "REAPER refused a call (the pass was rolled back)",
     "E_TARGET_NOT_FOUND": "a track, FX or parameter named in the plan is not in the session",
     "E_DAW_VERIFY": "REAPER shows a different value than the bridge wrote",
+    "E_DAW_AUTH": "REAPER's web interface asks for a user name and password, which reapy cannot send",
+    "E_DAW_STALE_SERVER": "reapy's server inside REAPER has stopped (a stale server)",
+    "E_DAW_ROLLBACK_PENDING": "a pass was cut off in REAPER; the next connection finishes its rollback",
     "E_OSC_MESSAGE": "a malformed or unexpected OSC message",
     "E_SURFACE_EXPOSED": "a control-surface or review-page server on a non-loopback address needs an allow-list of hosts",
     "E_RENDER_OUTPUT": "the rendered audio could not be written",
@@ -321,6 +324,35 @@ class DawVerifyError(DawError, ValueError):
     """A value read back from REAPER does not match what was written (the pass is rolled back)."""
 
     code = "E_DAW_VERIFY"
+
+
+class DawAuthRequired(DawError, PermissionError):
+    """The web interface answered 401: a setting to change, not a moment to wait out (never retried)."""
+
+    code = "E_DAW_AUTH"
+
+
+class DawStaleServer(DawUnavailable):
+    """REAPER publishes reapy's server port, but the server there does not answer: its loop died."""
+
+    code = "E_DAW_STALE_SERVER"
+
+
+class RollbackPending(DawUnavailable):
+    """REAPER went away mid-pass and stayed away: the journal in the project says what is left.
+
+    ``tracks`` maps each track the pass touched or meant to touch to ``applied`` (fully written),
+    ``rollback`` (partly written: the next connection restores it) or ``untouched``.
+    """
+
+    code = "E_DAW_ROLLBACK_PENDING"
+
+    def __new__(cls, detail: str = "", *, code: str | None = None, tracks: dict[str, str] | None = None):
+        return super().__new__(cls, detail, code=code)
+
+    def __init__(self, detail: str = "", *, code: str | None = None, tracks: dict[str, str] | None = None):
+        super().__init__(detail, code=code)
+        self.tracks = dict(tracks or {})
 
 
 #: Errors that mean "REAPER is not there right now": a watcher queues the plan and retries.

@@ -58,7 +58,10 @@ def ai_fx(track: dict[str, Any], renamed: str) -> dict[str, Any] | None:
     return next((f for f in track["fx"] if f.get("renamed") == renamed), None)
 
 
-def fx_param(fx: dict[str, Any], name: str) -> dict[str, Any]:
+def fx_param(fx: dict[str, Any], name: str | int) -> dict[str, Any]:
+    """By name, or by index (ReaEQ's names follow the band type, so the bridge's keys go by layout index)."""
+    if isinstance(name, int):
+        return fx["params"][name]
     return next(p for p in fx["params"] if p["name"] == name)
 
 
@@ -121,7 +124,7 @@ class Loop:
     def second(self) -> dict[str, Any]:
         if "second" not in self.steps:
             first = self.first()
-            eq_gain = m.eq_param_name("Gain", 1)
+            eq_gain = m.layout_index("eq", "band1_gain_db")
             written = fx_param(ai_fx(track_state(first["after"], "Pad_Strings"), m.AI_EQ_NAME), eq_gain)
             self.sim.control.set_fx_param("Pad_Strings", m.AI_EQ_NAME, eq_gain, normalized=MANUAL_EQ_NORMALIZED)
             edited = self.dump()
@@ -185,7 +188,7 @@ def test_a_bounce_in_the_simulator_is_analysed_written_and_tagged(loop):
     assert outcome.provenance == {t["name"]: ("ai" if t["name"] in moved else "untouched") for t in after["tracks"]}
     pad_eq = ai_fx(track_state(after, "Pad_Strings"), m.AI_EQ_NAME)
     assert pad_eq is not None
-    assert float(fx_param(pad_eq, m.eq_param_name("Gain", 1))["formatted"]) == pytest.approx(
+    assert float(fx_param(pad_eq, m.layout_index("eq", "band1_gain_db"))["formatted"]) == pytest.approx(
         planned(outcome.plan_doc, "Pad_Strings", "band1_gain_db"), abs=0.1)
     assert ai_fx(track_state(after, "Guitar_Rhythm"), m.AI_POLARITY_NAME) is not None
 
@@ -212,7 +215,7 @@ def test_a_rebounce_with_one_changed_stem_reanalyses_it_alone_and_keeps_the_manu
     assert sorted(outcome.cached) == sorted(s.name for s in default_session() if s.name != "Keys")
     assert "(1 re-analysed, 9 cached)" in outcome.line and "1 manual override kept" in outcome.line
 
-    eq_gain = m.eq_param_name("Gain", 1)
+    eq_gain = m.layout_index("eq", "band1_gain_db")
     manual = fx_param(ai_fx(track_state(edited, "Pad_Strings"), m.AI_EQ_NAME), eq_gain)
     assert manual["normalized"] == pytest.approx(MANUAL_EQ_NORMALIZED)
     assert manual["normalized"] != pytest.approx(step["written_eq"]["normalized"], abs=1e-3), "really an edit"
@@ -262,11 +265,11 @@ def test_revert_restores_pre_ai_removes_ai_fx_and_leaves_the_manual_edit(loop):
         assert "mixbridge/pre_ai" not in t["ext"], f"{t['name']}: nothing of ours left for the bounce to undo"
 
     # The producer tuned the Pad_Strings EQ: it stays, with their value; only the bridge's own values go.
-    eq_gain = m.eq_param_name("Gain", 1)
+    eq_gain = m.layout_index("eq", "band1_gain_db")
     pad_eq = ai_fx(track_state(after, "Pad_Strings"), m.AI_EQ_NAME)
     assert pad_eq is not None
     assert fx_param(pad_eq, eq_gain) == fx_param(ai_fx(track_state(manual, "Pad_Strings"), m.AI_EQ_NAME), eq_gain)
-    freq = fx_param(pad_eq, m.eq_param_name("Freq", 1))
+    freq = fx_param(pad_eq, m.layout_index("eq", "band1_freq_hz"))
     assert float(freq["formatted"]) == pytest.approx(100.0, abs=0.5), "the AI's corner back to the plug-in default"
     assert after["undo"]["history"][-1]["name"] == "MixBridge: revert AI pass"
     assert [t["vol"] for t in after["tracks"] if t["name"] != "Keys"] == [1.0] * 9

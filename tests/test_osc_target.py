@@ -354,16 +354,19 @@ def test_revert_and_ab_over_osc(osc_sim, tmp_path):
     state_a = sim.control.dump()
     b = target.ab_toggle(1.5)
     state_b = sim.control.dump()
-    assert (a, b) == ({"state": "A", "compensation_db": 1.5}, {"state": "B", "compensation_db": 0.0})
-    # A: pre-AI values raised by the compensation on every fader, AI EQ bypassed
-    assert math.isclose(_track(state_a, "Kick")["vol_db"], -6.0206 + 1.5, abs_tol=1e-3)
-    assert math.isclose(_track(state_a, "Vox")["vol_db"], 1.5, abs_tol=1e-4)
+    assert (a, b) == ({"state": "A", "compensation_db": 1.5, "overrides": []},
+                      {"state": "B", "compensation_db": 0.0, "overrides": []})
+    # A: pre-AI values, the compensation on the master only (folder/bus tracks stay right), AI EQ bypassed
+    assert math.isclose(_track(state_a, "Kick")["vol_db"], -6.0206, abs_tol=1e-3)
+    assert math.isclose(_track(state_a, "Vox")["vol_db"], 0.0, abs_tol=1e-4)
+    assert math.isclose(state_a["master"]["vol_db"], 1.5, abs_tol=1e-4)
     assert _track(state_a, "Kick")["pan"] == pytest.approx(0.0, abs=1e-6)
     assert _track(state_a, "Bass")["fx"][1]["enabled"] is False
     # B: exactly the AI state again
     assert math.isclose(_track(state_b, "Kick")["vol_db"], -9.0206, abs_tol=1e-3)
     assert math.isclose(_track(state_b, "Vox")["vol_db"], 0.0, abs_tol=1e-4)
     assert _track(state_b, "Bass")["fx"][1]["enabled"] is True
+    assert state_b["master"]["vol"] == pytest.approx(1.0, abs=1e-6)
     report = target.revert()
     target.close()
     after = sim.control.dump()
@@ -372,3 +375,26 @@ def test_revert_and_ab_over_osc(osc_sim, tmp_path):
     assert _track(after, "Bass")["fx"][1]["enabled"] is False  # OSC cannot remove it: bypassed, and said so
     assert any(p.why.startswith("OSC cannot remove FX") for p in report.pending)
     assert target.provenance() == {"Kick": "untouched", "Bass": "untouched"}  # nothing of the AI left
+
+
+def test_a_fader_moved_by_hand_on_a_survives_b_over_osc_and_a_pass_on_a_waits_for_b(osc_sim, tmp_path):
+    sim, listen = osc_sim
+    target = _target(sim.osc_port, listen, tmp_path)
+    try:
+        target.apply(PLAN)
+        target.ab_toggle(1.5)
+        report = target.apply(dict(PLAN, id="plan-2"))  # a pass while on A: nothing taken for the producer's
+        assert [o.key for o in report.overrides] == []
+        sim.control.set_track("Kick", "D_VOL", 0.25)  # the producer, on A
+        on_a = sim.control.dump()
+        assert _track(on_a, "Kick")["vol"] == pytest.approx(0.25)
+        assert _track(on_a, "Kick")["pan"] == pytest.approx(0.0, abs=1e-6), "A still plays the pre-AI pan"
+        b = target.ab_toggle(1.5)
+        assert b["overrides"] == ["Kick:track.volume_db"]
+        state_b = sim.control.dump()
+        assert _track(state_b, "Kick")["vol"] == pytest.approx(0.25), "B reset the hand move"
+        assert _track(state_b, "Kick")["pan"] == pytest.approx(0.2, abs=1e-4)
+        assert state_b["master"]["vol"] == pytest.approx(1.0, abs=1e-6)
+        assert target.provenance()["Kick"] == "hybrid"
+    finally:
+        target.close()

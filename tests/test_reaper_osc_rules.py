@@ -150,9 +150,6 @@ def test_one_bad_pattern_makes_reaper_drop_the_whole_file(device_for, tmp_path):
         dump.close()
 
 
-@pytest.mark.xfail(strict=True, reason="bridge bug left for the OSC target's owner: it reads banks until one is "
-                                       "not full, but REAPER clamps a bank past the end to the last bank, so a "
-                                       "session of exactly N banks is read as 64 banks of repeats")
 def test_the_osc_target_reads_a_session_of_exactly_two_banks_once(tmp_path):
     from bridge.daw.osc_target import OscTarget
 

@@ -80,9 +80,22 @@ def test_reacomp_formatted_values_follow_reaper_md_mappings():
     assert release.format_raw(release.default_raw) == "100.0"  # ms
 
 
-def test_unconfirmed_display_mappings_have_no_formatter():
+def test_reaeq_bandwidth_shows_octaves_and_unpublished_displays_have_no_formatter():
+    # A public table read from a live REAPER: BW 0.5 = 2.00 oct, 0.295 = 1.18 oct, 0.2 = 0.80 oct.
     bandwidth = fx_layouts.REAEQ.params[2]
-    assert bandwidth.name == "BW-Low Shelf" and bandwidth.format_raw is None
+    assert [bandwidth.format_raw(x) for x in (0.5, 0.295, 0.2)] == ["2.00 oct", "1.18 oct", "0.80 oct"]
+    assert fx_layouts.REACOMP.params[6].name == "Lowpass" and fx_layouts.REACOMP.params[6].format_raw is None
+
+
+def test_reaeq_names_follow_the_band_type_unless_the_fixed_variant():
+    reaeq = fx_layouts.REAEQ
+    names = [reaeq.param_name(i) for i in range(15)]
+    assert names[:6] == ["Freq-Low Shelf", "Gain-Low Shelf", "Q-Low Shelf", "Freq-Band 2", "Gain-Band 2", "BW-Band 2"]
+    assert names[12:] == ["Freq-High Pass 5", "Gain-High Pass 5", "Q-High Pass 5"]
+    retyped = dict(reaeq.named_config_defaults, BANDTYPE0="4")
+    assert [reaeq.param_name(i, retyped) for i in range(3)] == ["Freq-High Pass", "Gain-High Pass", "Q-High Pass"]
+    fixed = fx_layouts.build_catalog({"reaeq-names-fixed"})[0]
+    assert [fixed.param_name(i, retyped) for i in range(3)] == ["Freq-Low Shelf", "Gain-Low Shelf", "BW-Low Shelf"]
 
 
 @pytest.mark.parametrize("query, expected", [

@@ -59,6 +59,8 @@ class ApplyReport:
     unverifiable: int = 0
     round_trips: int = 0
     seconds: float = 0.0
+    #: What the connection finished first: a cut-off pass's rollback (or revert), "" when nothing was left.
+    recovered: str = ""
 
     @property
     def written(self) -> tuple[Write, ...]:
@@ -81,7 +83,7 @@ class ApplyReport:
             "unchanged": [{"track": t, "param": k} for t, k in self.unchanged],
             "missing_tracks": list(self.missing_tracks), "provenance": dict(self.provenance),
             "verified": self.verified, "unverifiable": self.unverifiable, "round_trips": self.round_trips,
-            "seconds": round(self.seconds, 4),
+            "seconds": round(self.seconds, 4), "recovered": self.recovered,
         }
 
 

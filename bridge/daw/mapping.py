@@ -3,8 +3,10 @@
 Parameter layouts and mappings are REAPER's stock ReaEQ and ReaComp (reaper.md section 3).  Every
 value a target writes is converted here and nowhere else; the OSC target uses the same functions.
 
-Mappings marked "assumed" are not confirmed by REAPER's documentation; they are written, but a
-formatted read-back cannot verify them (see docs/reaper-setup.md).
+No mapping here is confirmed by Cockos (docs/reaper-setup.md lists each with its evidence), so the
+reapy target reads every FX value it writes back through ``TrackFX_GetFormattedParamValue`` and
+compares REAPER's display with :func:`display_expectation` in display units; a difference rolls the
+pass back (``E_DAW_VERIFY``) and says which mapping REAPER disagrees with.
 """
 from __future__ import annotations
 
@@ -54,10 +56,18 @@ def q_to_bandwidth_octaves(q: float) -> float:
     return 2.0 / math.log(2.0) * math.asinh(1.0 / (2.0 * max(q, 0.05)))
 
 
+#: ReaEQ's bandwidth slider spans 0..4 octaves (a public table read from a live REAPER: 0.5 = 2.00 oct).
+REAEQ_BW_FULL_SCALE_OCT = 4.0
+
+
+def reaeq_bandwidth_octaves(q: float) -> float:
+    """The bandwidth ReaEQ shows for a Q, in octaves (clamped to the slider's 0..4)."""
+    return min(REAEQ_BW_FULL_SCALE_OCT, max(0.0, q_to_bandwidth_octaves(q)))
+
+
 def reaeq_bandwidth_normalized(q: float) -> Normalized:
-    """ReaEQ "BW" for a Q.  Assumed mapping: normalized = octaves / 4 (REAPER's BW slider spans
-    0-4 octaves); reaper.md marks the mapping unconfirmed, so it is not verified on read-back."""
-    return Normalized(min(1.0, max(0.0, q_to_bandwidth_octaves(q) / 4.0)))
+    """ReaEQ "BW" (or "Q-…") for a Q: ``normalized = octaves / 4`` (read back in octaves)."""
+    return Normalized(reaeq_bandwidth_octaves(q) / REAEQ_BW_FULL_SCALE_OCT)
 
 
 def reacomp_threshold_normalized(threshold_db: float) -> Normalized:
@@ -103,8 +113,76 @@ def parse_formatted(text: str) -> float | None:
 
 
 def eq_param_name(kind: str, band: int) -> str:
-    """ReaEQ parameter name for ``kind`` in ("Freq", "Gain", "BW") of 1-based ``band``."""
+    """ReaEQ parameter name of a default instance for ``kind`` in ("Freq", "Gain", "BW") of 1-based ``band``."""
     return f"{kind}-{REAEQ_BANDS[band - 1]}"
+
+
+# --- parameter layouts: index by layout, checked against the names REAPER shows --------------------
+
+#: Name prefixes of a ReaEQ band's three parameters; the third is "BW" or, following the band type
+#: in some REAPER versions, "Q" (a live zone file shows "Q-Low Shelf", a live table "BW-Low Shelf").
+REAEQ_KIND_PREFIXES = {"freq_hz": ("Freq",), "gain_db": ("Gain",), "q": ("BW", "Q")}
+REAEQ_KIND_OFFSET = {"freq_hz": 0, "gain_db": 1, "q": 2}
+#: Band-type labels names may follow (``BANDTYPEx`` code -> label; band N > 1 adds " N").
+REAEQ_TYPE_LABELS = {"0": "Low Shelf", "1": "High Shelf", "4": "High Pass", "8": "Band"}
+#: Stock ReaComp and the polarity JSFX: key param -> (0-based index, name).
+REACOMP_LAYOUT = {"threshold_db": (0, "Threshold"), "ratio": (1, "Ratio"), "attack_ms": (2, "Attack"),
+                  "release_ms": (3, "Release"), "makeup_db": (11, "Wet")}
+POLARITY_LAYOUT = {"left": (0, "Invert left"), "right": (1, "Invert right")}
+
+
+def _eq_band_kind(param: str) -> tuple[int, str]:
+    return int(param[4:param.index("_")]), param[param.index("_") + 1:]
+
+
+def layout_index(target: str, param: str) -> int:
+    """0-based index of an AI FX parameter in the stock layout (``eq``/``comp``/``polarity`` keys)."""
+    if target == "eq":
+        band, kind = _eq_band_kind(param)
+        if not 1 <= band <= len(REAEQ_BANDS):
+            raise KeyError(param)
+        return (band - 1) * 3 + REAEQ_KIND_OFFSET[kind]
+    if target == "comp":
+        return REACOMP_LAYOUT[param][0]
+    if target == "polarity":
+        return POLARITY_LAYOUT[param][0]
+    raise KeyError(param)
+
+
+def layout_problem(target: str, param: str, names: list[str], band_types: dict[int, str] | None = None) -> str | None:
+    """Why the parameter names REAPER shows do not hold the stock layout for this key (None: they do).
+
+    Resolved by name *and* verified by index: the name at the layout index must be the expected
+    kind (for ReaEQ: the band's three names share one label), and a name the bridge expects for
+    this parameter (the default table's, or one following the band's current type) must not sit
+    at another index.  ``band_types``: 1-based band -> ``BANDTYPEx`` code, as read now.
+    """
+    index = layout_index(target, param)
+    if index >= len(names):
+        return f"has {len(names)} parameters; the layout needs parameter {index}"
+    shown = names[index]
+    if target != "eq":
+        expected = (REACOMP_LAYOUT if target == "comp" else POLARITY_LAYOUT)[param][1]
+        if shown != expected:
+            return f"parameter {index} is {shown!r} where the stock layout has {expected!r}"
+        return None
+    band, kind = _eq_band_kind(param)
+    prefix, _, label = shown.partition("-")
+    if prefix not in REAEQ_KIND_PREFIXES[kind] or not label:
+        return f"parameter {index} is {shown!r}, not band {band}'s {kind.split('_')[0]} ({'/'.join(REAEQ_KIND_PREFIXES[kind])}-...)"
+    first = (band - 1) * 3
+    labels = {names[j].partition("-")[2] for j in range(first, first + 3)}
+    if len(labels) != 1:
+        return f"band {band}'s parameters {first}-{first + 2} are {names[first:first + 3]!r}: not one band"
+    band_type = (band_types or {}).get(band)
+    expected = {f"{p}-{REAEQ_BANDS[band - 1]}" for p in REAEQ_KIND_PREFIXES[kind]}
+    if band_type in REAEQ_TYPE_LABELS:
+        typed = REAEQ_TYPE_LABELS[band_type] + ("" if band == 1 else f" {band}")
+        expected |= {f"{p}-{typed}" for p in REAEQ_KIND_PREFIXES[kind]}
+    for name in sorted(expected):
+        if name in names and names.index(name) != index:
+            return f"{name!r} is parameter {names.index(name)}, where the stock layout puts it at {index}"
+    return None
 
 
 def fx_normalized(key: str, value: float) -> Normalized:
@@ -142,3 +220,62 @@ def fx_plan_value(key: str, normalized: float) -> float:
                       "attack_ms": lambda r: r * 500, "release_ms": lambda r: r * 5000,
                       "makeup_db": lambda r: 20 * math.log10(max(r * 2, 1e-9))}[param](normalized), 2)
     return round(normalized, 4)
+
+
+#: Display tolerances per unit: REAPER's display rounding (one decimal for dB, Hz, ratios and
+#: times, two for octaves) plus the float error of the mappings.  Hz and ms are also relative.
+DISPLAY_TOLERANCE = {"Hz": 0.05, "dB": 0.15, "oct": 0.02, ":1": 0.06, "ms": 0.06}
+DISPLAY_RELATIVE = {"Hz": 0.005, "ms": 0.005}
+
+
+def display_expectation(key: str, value: float) -> tuple[float, str] | None:
+    """What REAPER's display of AI FX parameter ``key`` must show after writing plan ``value``:
+    ``(number, unit)`` in display units, clamped as :func:`fx_normalized` clamps; None for a
+    parameter without a display to compare (the polarity JSFX's switches)."""
+    target, param = key.split(".", 1)
+    v = float(value)
+    if target == "eq":
+        kind = param[param.index("_") + 1:]
+        if kind == "freq_hz":
+            return min(max(v, 20.0), 24000.0), "Hz"
+        if kind == "gain_db":
+            return max(min(v, 12.0), -60.0), "dB"
+        return reaeq_bandwidth_octaves(v), "oct"
+    if target == "comp":
+        if param == "threshold_db":
+            return min(v, 6.0), "dB"
+        if param == "ratio":
+            return min(max(v, 1.0), 100.0), ":1"
+        if param == "attack_ms":
+            return min(max(v, 0.0), 500.0), "ms"
+        if param == "release_ms":
+            return min(max(v, 0.0), 5000.0), "ms"
+        if param == "makeup_db":
+            return min(v, 6.0), "dB"
+    return None
+
+
+def parse_display(text: str, unit: str) -> float | None:
+    """The number in REAPER's display text of a parameter in ``unit`` ("1.2k" Hz, "2.00 oct", "4.0:1").
+
+    None when the text does not carry that unit where a unit is required (a bandwidth shown as
+    something other than octaves cannot be compared with the model).
+    """
+    lowered = text.strip().lower()
+    if unit == "oct" and "oct" not in lowered:
+        return None
+    number = parse_formatted(text)
+    if number is None or math.isinf(number):
+        return number
+    if unit == "Hz" and re.search(r"\dk", lowered.replace(" ", "")):
+        number *= 1000.0
+    return number
+
+
+def display_matches(shown: float | None, expected: float, unit: str) -> bool:
+    if shown is None or math.isnan(shown):
+        return False
+    if math.isinf(shown) or math.isinf(expected):
+        return shown == expected
+    tolerance = max(DISPLAY_TOLERANCE[unit], DISPLAY_RELATIVE.get(unit, 0.0) * abs(expected))
+    return abs(shown - expected) <= tolerance

@@ -47,7 +47,8 @@ from ..settings import LOOPBACK, Connection
 from . import mapping as m
 from . import osc_addresses as oa
 from .base import ApplyReport
-from .reconcile import ABSENT, AUTOMATION_KEY, WHY_OVERRIDE, Pending, TrackDecision, Write, keys_to_read, reconcile_track
+from .reconcile import (ABSENT, AUTOMATION_KEY, WHY_OVERRIDE, Pending, TrackDecision, Write, ab_master, keys_to_read,
+                        reconcile_ab, reconcile_track)
 from .tagging import UNTOUCHED, TrackTag
 
 DEFAULTS = Connection()
@@ -62,6 +63,8 @@ EQ_KIND_OFFSET = {"freq_hz": 0, "gain_db": 1, "q": 2}
 POLARITY_PARAMS = {"left": 1, "right": 2}
 AI_FX = {"eq": m.AI_EQ_NAME, "comp": m.AI_COMP_NAME, "polarity": m.AI_POLARITY_NAME}
 MAX_BANKS = 64
+#: The master fader in a :class:`_Write` (dB over ``/master/volume/db``); its track is :data:`MASTER`.
+MASTER_KEY = "master.volume_db"
 #: Longest a refresh may keep streaming once it has started (a huge session at REAPER's pace).
 MAX_REFRESH_S = 60.0
 
@@ -144,6 +147,10 @@ class OscTrack:
 
     def fx_named(self, name: str) -> OscFx | None:
         return next((f for _, f in sorted(self.fx.items()) if f.name == name), None)
+
+
+#: The master in a :class:`_Write` (number 0: before every bank's tracks).
+MASTER = OscTrack(0, "MASTER")
 
 
 @dataclass
@@ -274,6 +281,8 @@ class OscTarget:
         self._verified = self._unverifiable = 0
         self._rx: _Receiver | None = None
         self._bank: int | None = None
+        #: The master fader in dB from the last refresh (None until one reported it).
+        self.master_db: float | None = None
 
     # --- transport ------------------------------------------------------------------------------
 
@@ -335,10 +344,18 @@ class OscTarget:
         return rx.snapshot()
 
     def session(self, banks: set[int] | None = None) -> dict[int, OscTrack]:
-        """Tracks by absolute number, from a full refresh of each bank (all banks if ``banks`` is None)."""
+        """Tracks by absolute number, from a full refresh of each bank (all banks if ``banks`` is None).
+
+        A bank that comes back full may have a next one.  REAPER clamps a bank past the end to the
+        last bank (``ProcessStateAction``), so a session of exactly N full banks answers bank N+1
+        with bank N again: a bank whose feedback repeats the previous one exactly is checked with
+        :meth:`_has_track` before it is counted.  The master's dB (``/master/volume/db``) comes with
+        every refresh: :attr:`master_db`.
+        """
         tracks: dict[int, OscTrack] = {}
         bank = 1
         first = True
+        previous: tuple | None = None
         while bank <= MAX_BANKS:
             if banks is not None and bank not in banks:
                 if bank > max(banks):
@@ -347,12 +364,44 @@ class OscTarget:
                 continue
             values = self._refresh_bank(bank, first)
             first = False
+            self._note_master(values)
             found = _parse_bank(values, bank, self._size)
+            signature = _bank_signature(found, bank, self._size)
+            if (banks is None and previous is not None and signature == previous
+                    and not self._has_track((bank - 1) * self._size + 1)):
+                break  # the clamp: bank N again, not a bank N+1
             tracks.update(found)
             if banks is None and len(found) < self._size:
                 break
+            previous = signature
             bank += 1
         return tracks
+
+    def _note_master(self, values: dict[str, Any]) -> None:
+        master = values.get(oa.address("master_volume_db"))
+        if isinstance(master, (int, float)):
+            self.master_db = float(master)
+
+    def _has_track(self, number: int) -> bool:
+        """Whether absolute track ``number`` exists: one bank of ``number`` tracks from track 1
+        reports exactly ``min(tracks, number)`` names.  Used only when a bank looks repeated."""
+        rx = self._open()
+        rx.wait_quiet(self.settle_s, time.monotonic() + self.timeout_s)
+        rx.clear()
+        since = rx.count
+        self._send("device_track_count", (), int(number), "i")
+        self._bank = None
+        self._select_bank(1)
+        self._send("action", (), oa.ACTION_REFRESH_ALL, "i")
+        settled = rx.wait_settled(since, time.monotonic() + self.timeout_s, self.settle_s)
+        values = rx.snapshot()
+        self._send("device_track_count", (), int(self._size), "i")  # back to the bank size
+        self._bank = None
+        if not settled:
+            self.close()
+            raise DawUnavailable(f"no OSC feedback from REAPER within {self.timeout_s:g} s while counting tracks")
+        names = [fb for fb in map(oa.parse_feedback, values) if fb is not None and fb.key == "track_name"]
+        return len(names) >= number
 
     # --- local tags ------------------------------------------------------------------------------
 
@@ -448,9 +497,11 @@ class OscTarget:
             tag = self._tag(data, track.name)
             readings = {key: self._reading(track, key) for key in keys_to_read(tp, tag)
                         if self.capabilities.refuses(key) is None}
-            decisions.append((track, reconcile_track(track.name, tp, tag, readings, self.capabilities, reenable)))
+            decisions.append((track, reconcile_track(track.name, tp, tag, readings, self.capabilities, reenable,
+                                                     ab=data.get("ab", "B"))))
+        # A deferred write is B's value while the session plays A: kept in the tag, sent by the toggle to B.
         writes = [_Write(track, w.key, w.value, w.raw, w.current if isinstance(w.current, float) else None, w.unit)
-                  for track, d in decisions for w in d.writes]
+                  for track, d in decisions for w in d.writes if not w.deferred]
         enables = self._reenable_bypassed(data, by_name, {d.track for _, d in decisions if d.writes})
         self._send_writes(writes + enables)
         if writes or enables:
@@ -492,6 +543,9 @@ class OscTarget:
         return out
 
     def _send_one(self, w: _Write, raw: float) -> None:
+        if w.key == MASTER_KEY:
+            self._send("master_volume_db", (), float(raw), "f")
+            return
         if w.key.startswith("fx_enabled:"):
             self._send("fx_enabled", (self._rel(w.track), int(w.key.split(":")[1])), float(raw), "f")
             return
@@ -499,22 +553,26 @@ class OscTarget:
         self._send(key, (self._rel(w.track), *numbers), float(to_osc(raw)), "f")
 
     def _rel(self, track: OscTrack) -> int:
+        """The track's bank-relative number, its bank selected."""
         bank, rel = oa.bank_of(track.number, self._size)
         self._select_bank(bank)
         return rel
 
     def _send_writes(self, writes: list[_Write]) -> None:
-        for w in sorted(writes, key=lambda w: (w.track.number, w.key)):  # bank by bank
+        for w in sorted(writes, key=lambda w: (w.track.number, w.key)):  # bank by bank (the master first)
             self._send_one(w, w.raw)
 
     def _verify(self, writes: list[_Write]) -> None:
         """Force a refresh of the banks written and compare feedback with what was sent."""
-        banks = {oa.bank_of(w.track.number, self._size)[0] for w in writes}
+        banks = {oa.bank_of(w.track.number, self._size)[0] for w in writes if w.key != MASTER_KEY} or {1}
+        self.master_db = None
         now = self.session(banks)
         bad = []
         for w in writes:
             track = now.get(w.track.number)
-            if w.key.startswith("fx_enabled:"):
+            if w.key == MASTER_KEY:
+                shown = self.master_db
+            elif w.key.startswith("fx_enabled:"):
                 fx = track.fx.get(int(w.key.split(":")[1])) if track else None
                 shown = None if fx is None or fx.enabled is None else float(fx.enabled)
             else:
@@ -559,11 +617,11 @@ class OscTarget:
             if track is None or (not tag.written and not tag.points):
                 continue
             readings = {key: self._reading(track, key) for key in tag.written if self.capabilities.refuses(key) is None}
-            d = reconcile_track(name, empty, tag, readings, self.capabilities)
+            d = reconcile_track(name, empty, tag, readings, self.capabilities, ab=data.get("ab", "B"))
             decisions.append(d)
             made += d.writes
             writes += [_Write(track, w.key, None, w.raw, w.current if isinstance(w.current, float) else None, w.unit)
-                       for w in d.writes]
+                       for w in d.writes if not w.deferred]
             pending += [Pending(name, key, w.before_raw, "OSC cannot restore this; run 'mixbridge revert --target reaper'")
                         for key, w in sorted(d.tag.written.items()) if key not in d.tag.overrides]
             kept = {k.split(".", 1)[0] for k in d.tag.overrides}
@@ -597,54 +655,59 @@ class OscTarget:
                            seconds=time.perf_counter() - started)
 
     def ab_toggle(self, delta_lu: float) -> dict[str, Any]:
-        """Toggle pre-AI (A) / AI (B), level-matched on the *track* faders.
+        """Toggle pre-AI (A) / AI (B), level-matched on the master fader in dB.
 
-        ``MASTER_VOLUME`` exists over OSC only as a fader position whose curve is not public
-        (reaper.md 1.5), so the master cannot be moved by a known number of dB.  Instead A raises
-        every track's fader by ``delta_lu`` dB (in dB, exactly), which moves the summed mix by the
-        same amount; B puts every fader back exactly (AI values on AI tracks, the saved values on
-        the others).  Caveat: with folder/bus tracks the raise applies at each level.
+        The same rules as the reapy target (:func:`~bridge.daw.reconcile.reconcile_ab`): the track
+        values the bridge owns go to their pre-AI (A) or AI (B) values and the AI FX are bypassed on
+        A; a value moved by hand since the last toggle is the producer's and stays.  The master
+        fader moves by ``delta_lu`` dB on A over ``/master/volume/db`` (``MASTER_VOLUME`` takes dB
+        both ways, like a track's, csurf_osc.cpp) and back on B
+        (:func:`~bridge.daw.reconcile.ab_master`: exactly the saved value when untouched).
         """
         session = self.session()
         data = self._load_state()
         going = "A" if data.get("ab", "B") == "B" else "B"
         writes: list[_Write] = []
-        saved: dict[str, float] = data.get("ab_saved", {}) if going == "B" else {}
+        found: list[Any] = []
         seen: set[str] = set()
         for track in sorted(session.values(), key=lambda t: t.number):
             if track.name in seen:
                 continue
             seen.add(track.name)
             tag = self._tag(data, track.name)
-            native = {}
-            for key, written in tag.written.items():
-                if key in tag.overrides or not key.startswith("track.") or not _osc_writable(key):
-                    continue
-                native[key] = written.before_raw if going == "A" else written.raw
-            volume = native.get("track.volume_db")
-            if going == "A" and delta_lu and track.volume_db is not None:
-                if volume is None:
-                    saved[track.name] = track.volume_db
-                    volume = track.volume_db
-                native["track.volume_db"] = volume + delta_lu
-            elif going == "B" and volume is None and track.name in saved:
-                native["track.volume_db"] = saved[track.name]
-            for key, raw in native.items():
-                exists, current = self._current(track, key)
-                if current is None or abs(current - raw) > _tolerance(key):
-                    writes.append(_Write(track, key, None, raw, current))
+            if not tag.written:
+                continue
+            readings = {k: self._reading(track, k) for k in tag.written
+                        if k.startswith("track.") and self.capabilities.refuses(k) is None}
+            decision = reconcile_ab(track.name, tag, readings, self.capabilities, going)
+            found += decision.overrides
+            writes += [_Write(track, w.key, w.value, w.raw, w.current if isinstance(w.current, float) else None)
+                       for w in decision.writes]
             for fx_name in AI_FX.values():
                 fx = track.fx_named(fx_name)
-                if fx is not None and tag.written and fx.enabled is not (going == "B"):
+                if fx is not None and fx.enabled is not (going == "B"):
                     writes.append(_Write(track, f"fx_enabled:{fx.number}", None, 1.0 if going == "B" else 0.0,
                                          None if fx.enabled is None else float(fx.enabled)))
+            if decision.tag_changed:
+                self._put_tag(data, track.name, decision.tag)
+        saved = data.get("ab_master")
+        compensation = round(delta_lu if going == "A" else 0.0, 2)
+        if self.master_db is None:
+            compensation = 0.0  # no master feedback (not the MixBridge pattern file): not level-matched
+        else:
+            target = ab_master(going, self.master_db, float(saved) if saved is not None else None, delta_lu,
+                               lambda db, change: db + change)
+            if abs(target - self.master_db) > DB_TOLERANCE / 10:
+                writes.append(_Write(MASTER, MASTER_KEY, None, target, self.master_db, "dB"))
+            data["ab_master"] = self.master_db if going == "A" else None
         self._send_writes(writes)
         if writes:
             self._verify(writes)
         data["ab"] = going
-        data["ab_saved"] = saved if going == "A" else {}
+        data.pop("ab_saved", None)  # the track-fader compensation of older versions
         self._save_state(data)
-        return {"state": going, "compensation_db": round(delta_lu if going == "A" else 0.0, 2)}
+        return {"state": going, "compensation_db": compensation,
+                "overrides": [f"{o.track}:{o.key}" for o in found]}
 
 
 # --- pure helpers ---------------------------------------------------------------------------------------
@@ -682,6 +745,14 @@ def _parse_bank(values: dict[str, Any], bank: int, size: int) -> dict[int, OscTr
     return tracks
 
 
+def _bank_signature(found: dict[int, OscTrack], bank: int, size: int) -> tuple:
+    """What one bank's feedback says, by bank-relative number (equal for the same tracks shown twice)."""
+    base = (bank - 1) * size
+    return tuple(sorted((n - base, t.name, t.volume_db, t.pan, t.width, t.mute,
+                         tuple((k, f.name, f.enabled, tuple(sorted(f.params.items()))) for k, f in sorted(t.fx.items())))
+                        for n, t in found.items()))
+
+
 def _param_number(target: str, param: str) -> int:
     if target == "eq":
         band = int(param[4:param.index("_")])
@@ -709,7 +780,7 @@ def _osc_writable(key: str) -> bool:
 
 
 def _tolerance(key: str) -> float:
-    return DB_TOLERANCE if key == "track.volume_db" else NORM_TOLERANCE
+    return DB_TOLERANCE if key in ("track.volume_db", MASTER_KEY) else NORM_TOLERANCE
 
 
 def _to_raw(key: str, value: Any, before: float | None) -> float:

@@ -1,47 +1,83 @@
 """Write a MixPlan into REAPER through reapy: one pass, one undo point, all or nothing.
 
-A transport: it reads the session (track values, the AI FX's parameters, the ``P_EXT`` tags), asks
-:func:`bridge.daw.reconcile.reconcile_track` what to write, and writes exactly that.
+A transport: it reads the session (track values, the AI FX's parameters, the volume envelope, the
+``P_EXT`` tags, the A/B state), asks :mod:`bridge.daw.reconcile` what to write, and writes exactly
+that.
 
 The bridge never touches the session's own FX.  Its EQ and compressor moves go on stock ReaEQ and
 ReaComp instances it adds and renames ("AI EQ (MixBridge)", "AI Comp (MixBridge)") and reuses on
 later passes.  Track volume, pan, width and polarity are set natively; section automation becomes
-points on the track's volume envelope.  Every value is converted by :mod:`bridge.daw.mapping` and
-verified by reading REAPER's value back.
+points on the track's volume envelope.  Every parameter is found by its stock layout index and
+checked against the names REAPER shows (:func:`bridge.daw.mapping.layout_problem`; ReaEQ's names are
+read again after a band-type change), and every value written is read back: track values raw, FX
+values as REAPER *displays* them, compared in display units with the bridge's model
+(:func:`bridge.daw.mapping.display_expectation`).
 
-If REAPER errors or the connection drops mid-pass, everything already written is restored (on a new
-connection if need be) and the error is raised: the session ends fully applied or as it was.  Only
-a lost connection or a timeout is :class:`~bridge.errors.DawUnavailable` / ``DawTimeout`` (which a
-watcher queues and retries); REAPER answering with an error is ``DawRefused``; anything else is a
-bug and surfaces as itself, after the rollback.
+All or nothing: the journal in the project
+------------------------------------------
+Every change is an :class:`Op` recorded in the project (``SetProjExtState("mixbridge", "pending")``)
+*before* it is made, so the project itself always knows what a cut-off pass left.  A pass is::
+
+    record(phase begin) → Undo_BeginBlock2 → record(phase open) → per track: record its ops → make them
+    → Undo_EndBlock2(name) → clear the record
+
+If REAPER refuses a call, a value does not verify, or REAPER answers a call late (within the
+budget), the pass's ops are undone at once on the same connection.  If the connection is gone, the
+bridge reconnects once and undoes them from the project's record; when that is impossible too
+(REAPER stays away past the budget, or reapy's server in REAPER stopped) it raises
+:class:`~bridge.errors.RollbackPending` saying which tracks are fully applied, need rollback or are
+untouched, and the next connection (any command: ``apply``, ``revert``, ``ab``, a watcher's retry)
+finishes the rollback before anything else (:meth:`ReaperTarget.recover`).  A revert is finished
+rather than undone (its deletions cannot be undone and finishing it is what was asked for), an A/B
+toggle is undone.  Undoing and finishing are idempotent: each op checks what REAPER shows first, and
+leaves a value alone that is neither the old nor the new one (the producer's).
+
+PreventUIRefresh is not used: during a pass REAPER's main thread stays in reapy's hold loop, so the
+UI cannot redraw between the bridge's calls anyway, and its count cannot be read back, so a call
+whose answer was lost could never be balanced.  The undo block's end is observable: an outermost
+``Undo_EndBlock2`` records a point, and :meth:`ReaperTarget._block_open` probes with a nested
+block whether a cut-off pass left one open.
+
+Only a lost connection or a timeout is :class:`~bridge.errors.DawUnavailable` / ``DawTimeout``
+(which a watcher queues and retries); REAPER answering with an error is ``DawRefused``; anything
+else is a bug and surfaces as itself, after the rollback.
 """
 from __future__ import annotations
 
+import json
+import math
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Iterable
 
-from ..errors import UNREACHABLE, DawVerifyError, TargetNotFound
+from ..errors import UNREACHABLE, DawRefused, DawStaleServer, DawVerifyError, RollbackPending, TargetNotFound
 from ..settings import Connection
 from . import mapping as m
 from .base import ApplyReport
-from .reapy_conn import ReapyConnection
-from .reconcile import ABSENT, AUTOMATION_KEY, TrackDecision, Write, keys_to_read, reconcile_track
-from .tagging import PASS, PLAN, PRE_AI, PREFIX, PROVENANCE, STATE, UNTOUCHED, TrackTag
+from .reapy_conn import RESTART_HINT, ReapyConnection, preflight
+from .reconcile import (ABSENT, AUTOMATION_KEY, Override, TrackDecision, Write, ab_master, keys_to_read,
+                        reconcile_ab, reconcile_track)
+from .tagging import AI_POINTS, PASS, PLAN, PRE_AI, PREFIX, PROVENANCE, STATE, UNTOUCHED, TrackTag
 
 DEFAULTS = Connection()
 NULL_SUFFIX = "0x0000000000000000"
 EXT_SECTION = "mixbridge"
+#: The project's journal of the pass under way (``SetProjExtState(proj, "mixbridge", "pending")``).
+PENDING_KEY = "pending"
+#: Buffer for reading the journal back (it holds every op of a pass).
+PENDING_BUFFER = 1 << 22
 #: Tolerance for "is this still the value we wrote" on raw/normalized values.
 RAW_TOLERANCE = 1e-4
 #: Track-native parameters: plan param -> REAPER track attribute.
 TRACK_PARAMS = {"volume_db": "D_VOL", "pan": "D_PAN", "width": "D_WIDTH", "polarity": "B_PHASE"}
-#: Formatted read-back tolerance per unit.
-#: REAPER displays one decimal, so the tolerance covers the display rounding too.
-VERIFY_TOLERANCE = {"Hz": 0.01, "dB": 0.15, ":1": 0.06, "ms": 0.6}
 AI_FX = {"eq": (m.AI_EQ_NAME, m.REAEQ), "comp": (m.AI_COMP_NAME, m.REACOMP),
          "polarity": (m.AI_POLARITY_NAME, m.POLARITY_JSFX)}
+#: Tag keys in the order they are written: ``pre_ai`` and ``ai_points`` last (the bounce script reads them).
+TAG_KEYS = (PROVENANCE, PASS, PLAN, STATE, PRE_AI, AI_POINTS)
+#: Track states in a :class:`~bridge.errors.RollbackPending` message.
+APPLIED, ROLLBACK, UNTOUCHED_STATE = "applied", "rollback", "untouched"
 
 
 @dataclass
@@ -52,14 +88,84 @@ class _Track:
     name: str
 
 
-class _Journal:
-    """Undo actions for everything written in this pass, replayed in reverse on failure."""
+@dataclass
+class Op:
+    """One change to REAPER, journalled in the project before it is made (see the module docstring).
 
-    def __init__(self) -> None:
-        self.steps: list[tuple[str, Callable[[], None]]] = []
+    ``kind``: ``value`` (a track attribute ``key``), ``fx_add`` (plug-in ``key`` renamed ``fx`` at
+    ``index``), ``param`` (parameter ``index`` of FX ``fx``; plan ``plan_key``/``value`` for the
+    display check), ``config`` (named config ``key``), ``fx_enable``, ``fx_delete`` (``old`` holds
+    the bridge's parameter values at decision time), ``ext`` (tag ``key``), ``proj_ext``,
+    ``select`` (``old``: the selected track GUIDs), ``env_show`` (the volume envelope shown),
+    ``env_hide`` (a revert hides the envelope the bridge showed, once it has no points),
+    ``points`` (``old``: the bridge's points taken out, ``new``: the points put in, each
+    ``[time_s, stored value]``).  ``track`` is a GUID, ``"master"`` or empty.
+    """
 
-    def add(self, what: str, undo: Callable[[], None]) -> None:
-        self.steps.append((what, undo))
+    kind: str
+    track: str = ""
+    name: str = ""
+    key: str = ""
+    fx: str = ""
+    index: int = -1
+    old: Any = None
+    new: Any = None
+    plan_key: str = ""
+    value: Any = None
+
+    def doc(self) -> dict[str, Any]:
+        defaults = {f.name: f.default for f in fields(self)}
+        return {k: v for k, v in asdict(self).items() if v != defaults[k]}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> "Op":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+
+@dataclass
+class Journal:
+    """The ops of one pass, as recorded in the project."""
+
+    kind: str  # apply | revert | ab
+    undo: str
+    tracks: dict[str, str] = field(default_factory=dict)  # GUID -> name, in pass order
+    ops: list[Op] = field(default_factory=list)
+    phase: str = ""  # "" (nothing recorded), begin, open
+    close: str = ""  # the name a recovery closes the block with
+    recorded: int = 0  # ops in the project's record
+    done: int = 0  # ops this process saw completed
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def text(self) -> str:
+        return json.dumps({"v": 1, "id": self.id, "kind": self.kind, "undo": self.undo, "phase": self.phase,
+                           "close": self.close, "tracks": self.tracks, "ops": [o.doc() for o in self.ops]},
+                          separators=(",", ":"), allow_nan=True)
+
+    @classmethod
+    def from_text(cls, text: str) -> "Journal | None":
+        try:
+            doc = json.loads(text)
+            journal = cls(doc["kind"], doc.get("undo", ""), dict(doc.get("tracks") or {}),
+                          [Op.from_doc(o) for o in doc.get("ops") or []], doc.get("phase", ""),
+                          doc.get("close", ""), id=doc.get("id", ""))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        journal.recorded = len(journal.ops)
+        return journal
+
+    def states(self) -> dict[str, str]:
+        """Track name -> applied / rollback / untouched, from what this process saw done."""
+        out = {}
+        for guid, name in self.tracks.items():
+            mine = [i for i, op in enumerate(self.ops) if op.track == guid]
+            if not mine or mine[0] > self.done:
+                out[name] = UNTOUCHED_STATE  # not even the first of its ops was under way
+            elif mine[-1] < self.done:
+                out[name] = APPLIED
+            else:
+                out[name] = ROLLBACK
+        return out
 
 
 class ReapyCapabilities:
@@ -75,7 +181,7 @@ class ReapyCapabilities:
             return None
         if target in AI_FX:
             try:
-                _fx_param(target, param) if not (target == "eq" and param.endswith("_type")) else None
+                m.layout_index(target, param) if not (target == "eq" and param.endswith("_type")) else None
             except (KeyError, ValueError, IndexError):
                 return f"the reapy target has no REAPER parameter for {key}"
             return None
@@ -91,7 +197,11 @@ class ReapyCapabilities:
         return _human(key, raw, before_raw)
 
     def same(self, key: str, a: float, b: float) -> bool:
-        return abs(a - b) <= RAW_TOLERANCE * max(1.0, abs(b))
+        return _same(a, b)
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(float(a) - float(b)) <= RAW_TOLERANCE * max(1.0, abs(float(b)))
 
 
 class ReaperTarget:
@@ -102,14 +212,15 @@ class ReaperTarget:
 
     def __init__(self, conn: ReapyConnection):
         self.conn = conn
-        # Per-pass caches: where the AI FX sit (kept in step with every add and delete), which
-        # plug-in each is, each plug-in's parameter layout, and the session's tracks.
+        # Per-pass caches: where the AI FX sit (kept in step with every add and delete), each
+        # instance's parameter names and band types, and the session's tracks.
         self._fx_index: dict[tuple[str, str], int] = {}
-        self._fx_plugin: dict[tuple[str, int], str] = {}
-        self._layouts: dict[str, dict[str, int]] = {}
+        self._names: dict[tuple[str, int], list[str]] = {}
+        self._band_types: dict[tuple[str, int], dict[int, str]] = {}
         self._session: list[_Track] | None = None
-        self._selected: list[str] | None = None
         self._verified = self._unverifiable = 0
+        #: What the last :meth:`recover` finished ("" when there was nothing to finish).
+        self.recovered = ""
 
     # --- small RPR helpers ----------------------------------------------------------------------
 
@@ -128,6 +239,11 @@ class ReaperTarget:
         self._session = out
         return out
 
+    def _ptr(self, guid: str) -> str | None:
+        if guid == "master":
+            return self._c("GetMasterTrack", 0)
+        return next((t.ptr for t in self.tracks() if t.guid == guid), None)
+
     def _ext(self, ptr: str, key: str) -> str:
         return self._c("GetSetMediaTrackInfo_String", ptr, PREFIX + key, "", False)[3]
 
@@ -145,41 +261,427 @@ class ReaperTarget:
         for fx in range(int(self._c("TrackFX_GetCount", ptr))):
             ok, *rest = self._c("TrackFX_GetNamedConfigParm", ptr, fx, "renamed_name", "", 256)
             if ok and rest[3]:
-                self._fx_index[(ptr, rest[3])] = fx
-            if ok and rest[3] == renamed:
+                self._fx_index.setdefault((ptr, rest[3]), fx)
+            if ok and rest[3] == renamed and found < 0:
                 found = fx
-        self._fx_index.setdefault((ptr, renamed), found)
+        self._fx_index[(ptr, renamed)] = found
         return found
 
     def _forget_fx(self) -> None:
         self._fx_index.clear()
-        self._fx_plugin.clear()
+        self._names.clear()
+        self._band_types.clear()
         self._session = None
-        self._selected = None
 
-    def _param(self, ptr: str, fx: int, name: str) -> int:
-        """Parameter index by name, resolved at write time (never a hard-coded index alone).
+    def _proj_ext(self, key: str, size: int = 4096) -> str:
+        return self._c("GetProjExtState", 0, EXT_SECTION, key, "", size)[4]
 
-        The first instance of each AI FX in a pass is scanned in full; other instances of the same
-        plug-in reuse its layout after checking the one name they need.
+    # --- parameters: stock layout index, checked against REAPER's names ------------------------------
+
+    def _param_names(self, ptr: str, fx: int) -> list[str]:
+        if (ptr, fx) not in self._names:
+            self._names[(ptr, fx)] = [self._c("TrackFX_GetParamName", ptr, fx, p, "", 256)[4]
+                                      for p in range(int(self._c("TrackFX_GetNumParams", ptr, fx)))]
+        return self._names[(ptr, fx)]
+
+    def _eq_band_types(self, ptr: str, fx: int) -> dict[int, str]:
+        if (ptr, fx) not in self._band_types:
+            self._band_types[(ptr, fx)] = {
+                b: self._c("TrackFX_GetNamedConfigParm", ptr, fx, f"BANDTYPE{b - 1}", "", 16)[4]
+                for b in range(1, len(m.REAEQ_BANDS) + 1)}
+        return self._band_types[(ptr, fx)]
+
+    def _param_index(self, track_name: str, ptr: str, fx: int, target: str, param: str) -> int:
+        """The parameter's stock layout index, once REAPER's names confirm the layout."""
+        names = self._param_names(ptr, fx)
+        problem = m.layout_problem(target, param, names)
+        if problem is None and target == "eq":  # a ReaEQ by its names: now its band types can be asked
+            problem = m.layout_problem(target, param, names, self._eq_band_types(ptr, fx))
+        if problem is not None:
+            raise TargetNotFound(f"track {track_name!r}: {AI_FX[target][0]} {problem} (cannot write {target}.{param})")
+        return m.layout_index(target, param)
+
+    # --- reading what is there ------------------------------------------------------------------------
+
+    def _read(self, track: _Track, key: str) -> Any:
+        """The current raw value of ``key`` (``ABSENT`` when its AI FX is not on the track); the
+        volume envelope's points for :data:`AUTOMATION_KEY`."""
+        if key == AUTOMATION_KEY:
+            return self._envelope_points(track.ptr)
+        target, param = key.split(".", 1)
+        if target == "track":
+            return float(self._c("GetMediaTrackInfo_Value", track.ptr, TRACK_PARAMS[param]))
+        fx = self._find_fx(track.ptr, AI_FX[target][0])
+        if fx < 0:
+            return ABSENT
+        if target == "eq" and param.endswith("_type"):
+            band = int(param[4:param.index("_")])
+            self._param_index(track.name, track.ptr, fx, "eq", f"band{band}_freq_hz")  # a ReaEQ first
+            return float(self._eq_band_types(track.ptr, fx)[band] or 0)
+        index = self._param_index(track.name, track.ptr, fx, target, param)
+        return float(self._c("TrackFX_GetParamNormalized", track.ptr, fx, index))
+
+    def _volume_envelope(self, ptr: str) -> str | None:
+        env = self._c("GetTrackEnvelopeByName", ptr, "Volume")
+        return None if str(env).endswith(NULL_SUFFIX) else env
+
+    def _envelope_points(self, ptr: str) -> tuple[tuple[float, float], ...]:
+        env = self._volume_envelope(ptr)
+        if env is None:
+            return ()
+        out = []
+        for i in range(int(self._c("CountEnvelopePoints", env))):
+            got = self._c("GetEnvelopePoint", env, i, 0.0, 0.0, 0, 0.0, False)
+            out.append((float(got[3]), float(got[4])))
+        return tuple(out)
+
+    def _ab_state(self) -> str:
+        return "A" if self._proj_ext("ab") == "A" else "B"
+
+    # --- the journal ---------------------------------------------------------------------------------
+
+    def _record(self, journal: Journal) -> None:
+        self._c("SetProjExtState", 0, EXT_SECTION, PENDING_KEY, journal.text())
+        journal.recorded = len(journal.ops)
+
+    def _begin(self, journal: Journal) -> None:
+        journal.phase = "begin"
+        self._record(journal)
+        self._c("Undo_BeginBlock2", 0)
+        journal.phase = "open"
+        self._record(journal)
+
+    def _run(self, journal: Journal, ops: list[Op]) -> None:
+        """Record ``ops`` in the project, then make them in order."""
+        if not ops:
+            return
+        journal.ops += ops
+        self._record(journal)
+        for op in ops:
+            self._do(op)
+            journal.done += 1
+
+    def _end(self, journal: Journal) -> None:
+        self._c("Undo_EndBlock2", 0, journal.undo, -1)
+        journal.phase = "closed"
+        self._c("SetProjExtState", 0, EXT_SECTION, PENDING_KEY, "")
+
+    def _pending(self) -> tuple[Journal | None, str]:
+        text = self._proj_ext(PENDING_KEY, PENDING_BUFFER)
+        return (Journal.from_text(text) if text else None), text
+
+    def recover(self) -> str:
+        """Finish what a cut-off pass left (its journal in the project); call inside a HOLD.
+
+        Returns what was done ("" when nothing was pending).  The undo block a cut-off pass left
+        open is closed; an apply or A/B toggle is undone, a revert is finished.
         """
-        plugin = self._c("TrackFX_GetFXName", ptr, fx, "", 256)[3] if (ptr, fx) not in self._fx_plugin else None
-        if plugin is not None:
-            self._fx_plugin[(ptr, fx)] = plugin
-        plugin = self._fx_plugin[(ptr, fx)]
-        layout = self._layouts.get(plugin)
-        if layout is None:
-            layout = {}
-            for p in range(int(self._c("TrackFX_GetNumParams", ptr, fx))):
-                layout.setdefault(self._c("TrackFX_GetParamName", ptr, fx, p, "", 256)[4], p)
-            self._layouts[plugin] = layout
-        if name not in layout:
-            raise TargetNotFound(f"{plugin!r} has no parameter named {name!r}")
-        return layout[name]
+        self.recovered = ""
+        journal, text = self._pending()
+        if journal is None:
+            if text:  # unreadable: nothing sane to undo, do not let it block every pass
+                self._c("SetProjExtState", 0, EXT_SECTION, PENDING_KEY, "")
+            return ""
+        self._forget_fx()
+        if not self._block_open(journal):
+            # The pass (or an earlier recovery) closed its undo block: everything it recorded is done.
+            self._c("SetProjExtState", 0, EXT_SECTION, PENDING_KEY, "")
+            self.recovered = f"{journal.undo or journal.kind}: had finished"
+            return self.recovered
+        forward = journal.kind == "revert"
+        journal.close = journal.close or (f"{journal.undo} (finished after an interruption)" if forward
+                                         else f"{journal.undo or 'MixBridge'} (rolled back after an interruption)")
+        self._record(journal)
+        self._unwind(journal, forward)
+        self.recovered = journal.close
+        return self.recovered
+
+    def _block_open(self, journal: Journal) -> bool:
+        """Whether the cut-off pass's undo block is still open (its End call may have been lost).
+
+        ``Undo_CanUndo2`` naming the pass means its block closed.  Otherwise a nested probe block
+        tells: Begin + a change + End records a point of its own only when no block was open.
+        """
+        if journal.phase not in ("begin", "open"):
+            return False
+        names = {journal.undo, journal.close} - {""}
+        if self._last_undo() in names:
+            return False
+        probe = f"MixBridge: checked an interrupted pass ({journal.id})"
+        master = self._c("GetMasterTrack", 0)
+        self._c("Undo_BeginBlock2", 0)
+        self._set_ext(master, "probe", journal.id)
+        self._set_ext(master, "probe", "")
+        self._c("Undo_EndBlock2", 0, probe, -1)
+        return self._last_undo() != probe
+
+    def _last_undo(self) -> str:
+        try:
+            return str(self._c("Undo_CanUndo2", 0))
+        except DawRefused:  # REAPER's wrapper fails on a NULL name: nothing to undo
+            return ""
+
+    def _unwind(self, journal: Journal, forward: bool) -> None:
+        """Undo (or, for a revert, finish) every recorded op, close the block, clear the record."""
+        ops = journal.ops[:journal.recorded]
+        errors = []
+        for op in (ops if forward else reversed(ops)):
+            try:
+                self._redo(op) if forward else self._undo(op)
+            except DawRefused as exc:  # one op REAPER refuses must not keep the rest in place
+                errors.append(str(exc))
+        if journal.phase == "open":
+            self._c("Undo_EndBlock2", 0, journal.close or f"{journal.undo} rolled back", -1)
+        self._c("SetProjExtState", 0, EXT_SECTION, PENDING_KEY, "")
+        journal.phase = "closed"
+        self._forget_fx()
+        if errors:
+            raise DawRefused(f"{len(errors)} step(s) could not be undone: {errors[0]}")
+
+    def _failed(self, journal: Journal | None, exc: BaseException) -> None:
+        """After ``exc`` in a pass: undo it now if possible, else say exactly what is left.
+
+        Returns normally when the pass was unwound (the caller re-raises ``exc``); raises
+        :class:`RollbackPending` when REAPER stays out of reach.
+        """
+        if journal is None or not journal.phase or journal.phase == "closed":
+            self._explain_loss(exc)
+            return
+        forward = journal.kind == "revert"
+        if journal.close == "":
+            journal.close = (f"{journal.undo} (finished after an error)" if forward
+                             else f"{journal.undo} (rolled back)")
+        if not self.conn.dead:
+            try:
+                with self.conn.held():
+                    self._unwind(journal, forward)
+                return
+            except UNREACHABLE:
+                pass
+        states = journal.states()
+        try:
+            self.conn.connect()
+            with self.conn.held():
+                self.recover()
+            return
+        except UNREACHABLE as again:
+            why = again.detail if isinstance(again, DawStaleServer) else ""
+            listed = ", ".join(f"{name} {'needs rollback' if s == ROLLBACK else 'fully applied' if s == APPLIED else s}"
+                               for name, s in states.items())
+            cause = getattr(exc, "detail", "") or str(exc)
+            verb = "finishes it" if forward else "rolls it back"
+            raise RollbackPending(f"{cause}; {journal.undo or journal.kind} is journalled in the project: {listed}; "
+                                  f"the next connection (or 'mixbridge revert') {verb}"
+                                  + (f"; {why}" if why else f"; if REAPER is up, {RESTART_HINT}"),
+                                  tracks=states) from exc
+
+    def _explain_loss(self, exc: BaseException) -> None:
+        """A connection lost before anything was written: nothing to undo, but reapy's server in
+        REAPER may have died with it (reapy 0.10 does when a HOLD loses its client); if so, say
+        that and how to restart it instead of a bare "lost"."""
+        if not (self.conn.dead and isinstance(exc, UNREACHABLE) and self.conn.reapy is not None):
+            return
+        try:
+            preflight(self.conn.host, self.conn.web_port, min(self.conn.timeout_s, 2.0))
+        except DawStaleServer as stale:
+            cause = getattr(exc, "detail", "") or str(exc)
+            raise DawStaleServer(f"{cause}; nothing was written; {stale.detail}") from exc
+        except Exception:  # noqa: BLE001 - REAPER gone altogether: the original error says enough
+            return
+
+    # --- making, undoing and finishing one op ----------------------------------------------------------
+
+    def _do(self, op: Op) -> None:
+        """Make ``op`` (the pass's own first attempt); track and FX values are read back."""
+        ptr = self._ptr(op.track) if op.track else None
+        if op.kind == "value":
+            self._c("SetMediaTrackInfo_Value", ptr, op.key, float(op.new))
+            back = float(self._c("GetMediaTrackInfo_Value", ptr, op.key))
+            if not _same(back, op.new):
+                raise DawVerifyError(f"track {op.name!r}: {op.key} reads back {back}, wrote {op.new}")
+            self._verified += 1
+        elif op.kind == "fx_add":
+            fx = int(self._c("TrackFX_AddByName", ptr, op.key, False, -1))
+            if fx < 0:
+                raise TargetNotFound(f"track {op.name!r}: REAPER could not add {op.key!r}")
+            if fx != op.index:
+                raise DawVerifyError(f"track {op.name!r}: REAPER added {op.key!r} at {fx}, not at the end ({op.index})")
+            self._c("TrackFX_SetNamedConfigParm", ptr, fx, "renamed_name", op.fx)
+            self._fx_index[(ptr, op.fx)] = fx
+        elif op.kind == "param":
+            fx = self._find_fx(ptr, op.fx)
+            target, param = op.plan_key.split(".", 1)
+            index = self._param_index(op.name, ptr, fx, target, param)  # names may have followed a type change
+            self._c("TrackFX_SetParamNormalized", ptr, fx, index, float(op.new))
+            self._verify(op, ptr, fx, index)
+        elif op.kind == "config":
+            fx = self._find_fx(ptr, op.fx)
+            self._c("TrackFX_SetNamedConfigParm", ptr, fx, op.key, str(op.new))
+            back = self._c("TrackFX_GetNamedConfigParm", ptr, fx, op.key, "", 16)[4]
+            if back != str(op.new):
+                raise DawVerifyError(f"track {op.name!r}: {op.fx} {op.key} reads back {back!r}, wrote {op.new!r}")
+            self._verified += op.key.startswith("BANDTYPE")
+            self._names.pop((ptr, fx), None)  # ReaEQ's names follow the band type: read them again
+            self._band_types.pop((ptr, fx), None)
+        elif op.kind == "env_show":
+            self._show_volume_envelope(ptr)
+            if self._volume_envelope(ptr) is None:
+                raise TargetNotFound(f"track {op.name!r}: no volume envelope after showing it")
+        elif op.kind == "select":
+            pass  # the selection the next op changes and puts back; undone by restoring it
+        else:
+            self._redo(op, first=True)
+
+    def _undo(self, op: Op) -> None:
+        """Take ``op`` back if it is in place (idempotent; a value that is neither old nor new stays)."""
+        ptr = self._ptr(op.track) if op.track else None
+        if op.track and ptr is None:
+            return  # the track is gone
+        if op.kind == "value":
+            current = float(self._c("GetMediaTrackInfo_Value", ptr, op.key))
+            if _same(current, op.new) and not _same(current, op.old):
+                self._c("SetMediaTrackInfo_Value", ptr, op.key, float(op.old))
+        elif op.kind == "fx_add":
+            if op.index < int(self._c("TrackFX_GetCount", ptr)):
+                renamed = self._c("TrackFX_GetNamedConfigParm", ptr, op.index, "renamed_name", "", 256)[4]
+                plugin = self._c("TrackFX_GetFXName", ptr, op.index, "", 256)[3]
+                bare = op.key.split(":", 1)[-1].split(" (")[0].strip()
+                if renamed == op.fx or (renamed == "" and bare in plugin):
+                    self._c("TrackFX_Delete", ptr, op.index)
+            self._forget_fx()
+        elif op.kind in ("param", "config", "fx_enable"):
+            fx = self._find_fx(ptr, op.fx)
+            if fx < 0:
+                return
+            current = self._fx_value(op, ptr, fx)
+            if _equal(current, op.new) and not _equal(current, op.old):
+                self._set_fx_value(op, ptr, fx, op.old)
+        elif op.kind in ("ext", "proj_ext"):
+            current = self._ext(ptr, op.key) if op.kind == "ext" else self._proj_ext(op.key)
+            if current == op.new and current != op.old:
+                self._set_text(op, ptr, op.old)
+        elif op.kind == "select":
+            wanted = set(op.old or ())
+            for t in self.tracks():
+                if bool(self._c("IsTrackSelected", t.ptr)) != (t.guid in wanted):
+                    self._c("SetTrackSelected", t.ptr, t.guid in wanted)
+        elif op.kind == "env_show":
+            self._hide_empty_envelope(ptr)
+        elif op.kind == "points":
+            self._swap_points(ptr, take_out=op.new, put_in=op.old)
+        # fx_delete is never undone (a revert is finished instead)
+
+    def _redo(self, op: Op, first: bool = False) -> None:
+        """Make ``op`` if it is not in place yet (idempotent; finishing a revert, or a first attempt)."""
+        ptr = self._ptr(op.track) if op.track else None
+        if op.track and ptr is None:
+            return
+        if op.kind == "value":
+            current = float(self._c("GetMediaTrackInfo_Value", ptr, op.key))
+            if first or (_same(current, op.old) and not _same(current, op.new)):
+                self._c("SetMediaTrackInfo_Value", ptr, op.key, float(op.new))
+        elif op.kind in ("param", "config", "fx_enable"):
+            fx = self._find_fx(ptr, op.fx)
+            if fx < 0:
+                return
+            if first or _equal(self._fx_value(op, ptr, fx), op.old):
+                self._set_fx_value(op, ptr, fx, op.new)
+        elif op.kind in ("ext", "proj_ext"):
+            current = self._ext(ptr, op.key) if op.kind == "ext" else self._proj_ext(op.key)
+            if first or current == op.old:
+                self._set_text(op, ptr, op.new)
+        elif op.kind == "fx_delete":
+            fx = self._find_fx(ptr, op.fx)
+            if fx >= 0 and all(_same(self._c("TrackFX_GetParamNormalized", ptr, fx, int(i)), v)
+                               for i, v in (op.old or {}).items()):
+                self._c("TrackFX_Delete", ptr, fx)
+            self._forget_fx()
+        elif op.kind == "points":
+            self._swap_points(ptr, take_out=op.old, put_in=op.new)
+        elif op.kind == "env_hide":
+            self._hide_empty_envelope(ptr)
+
+    def _hide_empty_envelope(self, ptr: str) -> None:
+        env = self._volume_envelope(ptr)
+        if env is not None and int(self._c("CountEnvelopePoints", env)) == 0:
+            self._c("GetSetEnvelopeInfo_String", env, "VISIBLE", "0", True)
+
+    def _fx_value(self, op: Op, ptr: str, fx: int) -> Any:
+        if op.kind == "param":
+            return float(self._c("TrackFX_GetParamNormalized", ptr, fx, op.index))
+        if op.kind == "config":
+            return self._c("TrackFX_GetNamedConfigParm", ptr, fx, op.key, "", 16)[4]
+        return bool(self._c("TrackFX_GetEnabled", ptr, fx))
+
+    def _set_fx_value(self, op: Op, ptr: str, fx: int, value: Any) -> None:
+        if op.kind == "param":
+            self._c("TrackFX_SetParamNormalized", ptr, fx, op.index, float(value))
+        elif op.kind == "config":
+            self._c("TrackFX_SetNamedConfigParm", ptr, fx, op.key, str(value))
+            self._names.pop((ptr, fx), None)
+            self._band_types.pop((ptr, fx), None)
+        else:
+            self._c("TrackFX_SetEnabled", ptr, fx, bool(value))
+
+    def _set_text(self, op: Op, ptr: str | None, value: str) -> None:
+        if op.kind == "ext":
+            self._set_ext(ptr, op.key, value)
+        else:
+            self._c("SetProjExtState", 0, EXT_SECTION, op.key, value)
+
+    def _swap_points(self, ptr: str, take_out: Iterable, put_in: Iterable) -> None:
+        """Delete the points of ``take_out`` that are there, insert those of ``put_in`` that are not."""
+        env = self._volume_envelope(ptr)
+        if env is None:
+            return
+        here = self._envelope_points(ptr)
+        changed = False
+        for t, v in take_out or ():
+            if any(_point_is(p, t, v) for p in here):
+                self._c("DeleteEnvelopePointRange", env, float(t) - 1e-6, float(t) + 1e-6)
+                changed = True
+        here = self._envelope_points(ptr) if changed else here
+        for t, v in put_in or ():
+            if not any(_point_is(p, t, v) for p in here) and not math.isnan(float(v)):
+                self._c("InsertEnvelopePoint", env, float(t), float(v), 0, 0.0, False, True)
+                changed = True
+        if changed:
+            self._c("Envelope_SortPoints", env)
+
+    def _show_volume_envelope(self, ptr: str) -> None:
+        """Run "Track: Toggle track volume envelope visible" (40406) on this track alone; the
+        selection is put back (journalled by the ``select`` op before it)."""
+        selected = [t.ptr for t in self.tracks() if self._c("IsTrackSelected", t.ptr)]
+        for other in selected:
+            self._c("SetTrackSelected", other, False)
+        self._c("SetTrackSelected", ptr, True)
+        self._c("Main_OnCommand", 40406, 0)
+        self._c("SetTrackSelected", ptr, False)
+        for other in selected:
+            self._c("SetTrackSelected", other, True)
+
+    def _verify(self, op: Op, ptr: str, fx: int, index: int) -> None:
+        """Compare REAPER's display of a written FX value with the bridge's model, in display units."""
+        expected = m.display_expectation(op.plan_key, op.value) if op.value is not None else None
+        if expected is None:
+            back = float(self._c("TrackFX_GetParamNormalized", ptr, fx, index))
+            if not _same(back, op.new):
+                raise DawVerifyError(f"track {op.name!r}: {op.plan_key} reads back {back}, wrote {op.new}")
+            self._verified += 1
+            return
+        number, unit = expected
+        text = self._c("TrackFX_GetFormattedParamValue", ptr, fx, index, "", 64)[4]
+        shown = m.parse_display(text, unit)
+        if not m.display_matches(shown, number, unit):
+            raise DawVerifyError(
+                f"track {op.name!r}: {op.plan_key} shows {text!r} in REAPER where the bridge's mapping "
+                f"expects {number:.4g} {unit} (plan {op.value}); REAPER maps this parameter differently "
+                f"(docs/reaper-setup.md), so the pass was rolled back")
+        self._verified += 1
 
     # --- the pass -------------------------------------------------------------------------------------
 
-    def _decide(self, plan: dict[str, Any], reenable) -> tuple[list[tuple[_Track, TrackDecision]], list[str]]:
+    def _decide(self, plan: dict[str, Any], reenable, ab: str) -> tuple[list[tuple[_Track, TrackDecision]], list[str]]:
         """Read every plan track's tag and values and reconcile them."""
         session = self.tracks()
         by_guid = {t.guid: t for t in session}
@@ -194,46 +696,45 @@ class ReaperTarget:
                     missing.append(tp.get("name", ""))
                 continue
             tag = self.read_tag(track.ptr)
-            readings = {key: self._read(track, key) for key in keys_to_read(tp, tag)
-                        if self.capabilities.refuses(key) is None}
-            decisions.append((track, reconcile_track(track.name, tp, tag, readings, self.capabilities, reenable)))
+            keys = {k for k in keys_to_read(tp, tag) if self.capabilities.refuses(k) is None}
+            if tag.points or tp.get("automation"):
+                keys.add(AUTOMATION_KEY)
+            readings = {key: self._read(track, key) for key in keys}
+            decisions.append((track, reconcile_track(track.name, tp, tag, readings, self.capabilities, reenable, ab)))
         return decisions, missing
 
     def apply(self, plan: dict[str, Any], reenable: frozenset[str] | set[str] = frozenset()) -> ApplyReport:
         """Apply one plan (the JSON document) as one undo point; see the module docstring."""
         started = time.perf_counter()
         trips0 = self.conn.round_trips
-        journal = _Journal()
-        block = _Block(self)
         self._forget_fx()
         self._verified = self._unverifiable = 0
         writes: list[Write] = []
+        journal: Journal | None = None
         try:
             with self.conn.held():
-                decisions, missing = self._decide(plan, reenable)
-                previous = self._proj_ext("pass")
-                number = (int(previous) if previous.isdigit() else 0) + 1
-                touched = 0
-                for track, decision in decisions:
-                    if not (decision.touched or decision.tag_changed):
-                        continue
-                    block.open()
-                    befores = self._write(track, decision, journal)
-                    writes += decision.writes
-                    if decision.points is not None:
-                        writes.append(Write(track.name, AUTOMATION_KEY, len(decision.points) or None, None))
-                    touched += bool(decision.writes or decision.points is not None)
-                    self._write_tag(track, decision.finish(befores, pass_number=number,
-                                                           plan_id=plan.get("id", "")), journal)
+                self.recover()
+                ab = self._ab_state()
+                decisions, missing = self._decide(plan, reenable, ab)
+                number = (int(p) if (p := self._proj_ext("pass")).isdigit() else 0) + 1
+                todo = [(t, d) for t, d in decisions if d.touched or d.tag_changed]
+                touched = sum(bool(d.writes or d.points is not None) for _, d in todo)
                 undo = ""
-                if block.is_open:
-                    self._set_proj_ext("pass", str(number), journal)
+                if todo:
                     undo = f"MixBridge: AI pass {number} — {touched} tracks"
-                    block.close(undo)
+                    journal = Journal("apply", undo, {t.guid: t.name for t, _ in todo})
+                    self._begin(journal)
+                    for track, decision in todo:
+                        self._apply_track(track, decision, journal, number, plan.get("id", ""), ab)
+                        writes += decision.writes
+                        if decision.points is not None:
+                            writes.append(Write(track.name, AUTOMATION_KEY, len(decision.points) or None, None))
+                    self._run(journal, [Op("proj_ext", key="pass", old=self._proj_ext("pass"), new=str(number))])
+                    self._end(journal)
                 else:
                     number -= 1
-        except BaseException:
-            self._roll_back(journal, block)
+        except BaseException as exc:
+            self._failed(journal, exc)
             raise
         return ApplyReport(
             self.kind, number, undo, tuple(writes),
@@ -242,260 +743,182 @@ class ReaperTarget:
             unchanged=tuple((d.track, k) for _, d in decisions for k in d.unchanged),
             missing_tracks=tuple(missing), provenance={d.track: d.tag.provenance for _, d in decisions},
             verified=self._verified, unverifiable=self._unverifiable,
-            round_trips=self.conn.round_trips - trips0, seconds=time.perf_counter() - started)
+            round_trips=self.conn.round_trips - trips0, seconds=time.perf_counter() - started,
+            recovered=self.recovered)
 
-    def _proj_ext(self, key: str) -> str:
-        return self._c("GetProjExtState", 0, EXT_SECTION, key, "", 64)[4]
-
-    def _set_proj_ext(self, key: str, value: str, journal: _Journal | None = None) -> None:
-        old = self._proj_ext(key)
-        if journal is not None:
-            journal.add("project ext", lambda: self._c("SetProjExtState", 0, EXT_SECTION, key, old))
-        self._c("SetProjExtState", 0, EXT_SECTION, key, value)
-
-    def _write_tag(self, track: _Track, tag: TrackTag, journal: _Journal) -> None:
-        # pre_ai last: the bounce script renders the pre-AI mix from it (empty deletes the key).
-        for key, value in ((PROVENANCE, tag.provenance), (PASS, str(tag.pass_number)), (PLAN, tag.plan_id),
-                           (STATE, tag.state_json()), (PRE_AI, tag.pre_ai_text(TRACK_PARAMS))):
-            old = self._ext(track.ptr, key)
-            if old == value:
+    def _apply_track(self, track: _Track, decision: TrackDecision, journal: Journal, number: int, plan_id: str,
+                     ab: str) -> None:
+        """One track's ops: first what gives the values a place (AI FX, the envelope), then the values
+        and the tag, each batch journalled before it is made."""
+        t = dict(track=track.guid, name=track.name)
+        structure: list[Op] = []
+        count = None
+        for target in sorted({w.key.split(".", 1)[0] for w in decision.writes if not w.restore} & set(AI_FX)):
+            renamed, plugin = AI_FX[target]
+            if self._find_fx(track.ptr, renamed) >= 0:
                 continue
-            journal.add("tag", lambda p=track.ptr, k=key, o=old: self._set_ext(p, k, o))
-            self._set_ext(track.ptr, key, value)
+            count = int(self._c("TrackFX_GetCount", track.ptr)) if count is None else count
+            structure.append(Op("fx_add", key=plugin, fx=renamed, index=count, **t))
+            if ab == "A":  # A plays pre-AI: a new AI FX starts bypassed, as A/B would have left it
+                structure.append(Op("fx_enable", fx=renamed, old=True, new=False, **t))
+            count += 1
+        if decision.points is not None and self._volume_envelope(track.ptr) is None:
+            structure += [Op("select", old=[x.guid for x in self.tracks() if self._c("IsTrackSelected", x.ptr)], **t),
+                          Op("env_show", **t)]
+        self._run(journal, structure)
 
-    # --- reading what is there ------------------------------------------------------------------------
-
-    def _read(self, track: _Track, key: str) -> Any:
-        """The current raw value of ``key``, or ``ABSENT`` when its AI FX is not on the track."""
-        value = self._current_raw(track, key)
-        return ABSENT if value is None else value
-
-    def _current_raw(self, track: _Track, key: str) -> float | None:
-        target, param = key.split(".", 1)
-        if target == "track":
-            return float(self._c("GetMediaTrackInfo_Value", track.ptr, TRACK_PARAMS[param]))
-        fx_name = {"eq": m.AI_EQ_NAME, "comp": m.AI_COMP_NAME, "polarity": m.AI_POLARITY_NAME}[target]
-        fx = self._find_fx(track.ptr, fx_name)
-        if fx < 0:
-            return None
-        if target == "eq" and param.endswith("_type"):
-            band = int(param[4:param.index("_")])
-            return float(self._c("TrackFX_GetNamedConfigParm", track.ptr, fx, f"BANDTYPE{band - 1}", "", 16)[4] or 0)
-        return float(self._c("TrackFX_GetParamNormalized", track.ptr, fx, self._param(track.ptr, fx, _fx_param(target, param))))
-
-    # --- writing ----------------------------------------------------------------------------------------
-
-    def _ensure_fx(self, track: _Track, target: str, journal: _Journal) -> int:
-        renamed, plugin = {"eq": (m.AI_EQ_NAME, m.REAEQ), "comp": (m.AI_COMP_NAME, m.REACOMP),
-                           "polarity": (m.AI_POLARITY_NAME, m.POLARITY_JSFX)}[target]
-        fx = self._find_fx(track.ptr, renamed)
-        if fx >= 0:
-            return fx
-        count = int(self._c("TrackFX_GetCount", track.ptr))
-
-        def remove(p=track.ptr, n=count):
-            if int(self._c("TrackFX_GetCount", p)) > n:
-                self._c("TrackFX_Delete", p, n)
-            self._forget_fx()
-        journal.add(f"add {renamed}", remove)  # before the call: a cut-off pass still removes it
-        fx = int(self._c("TrackFX_AddByName", track.ptr, plugin, False, -1))
-        if fx < 0:
-            raise TargetNotFound(f"track {track.name!r}: REAPER could not add {plugin!r}")
-        self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, "renamed_name", renamed)
-        self._fx_index[(track.ptr, renamed)] = fx
-        return fx
-
-    def _write(self, track: _Track, decision: TrackDecision, journal: _Journal) -> dict[str, float]:
-        """Make the decision's writes, each journalled before it is made; returns the pre-AI raw
-        values of keys whose AI FX had to be added first."""
+        values: list[Op] = []
         befores: dict[str, float] = {}
         for w in decision.writes:
+            if w.deferred:
+                continue  # B's value, kept in the tag while the session plays A
             target, param = w.key.split(".", 1)
             if target == "track":
-                attr = TRACK_PARAMS[param]
-                journal.add(w.key, lambda p=track.ptr, a=attr, b=w.current: self._c("SetMediaTrackInfo_Value", p, a, b))
-                self._c("SetMediaTrackInfo_Value", track.ptr, attr, w.raw)
-                back = float(self._c("GetMediaTrackInfo_Value", track.ptr, attr))
-                if abs(back - w.raw) > RAW_TOLERANCE * max(1.0, abs(w.raw)):
-                    raise DawVerifyError(f"track {track.name!r}: {attr} reads back {back}, wrote {w.raw}")
-                self._verified += 1
+                values.append(Op("value", key=TRACK_PARAMS[param], old=w.current, new=w.raw, plan_key=w.key, **t))
                 continue
-            fx = self._ensure_fx(track, target, journal)
+            renamed = AI_FX[target][0]
+            fx = self._find_fx(track.ptr, renamed)
             if target == "eq" and param.endswith("_type"):
                 band = int(param[4:param.index("_")])
-                old_type = self._c("TrackFX_GetNamedConfigParm", track.ptr, fx, f"BANDTYPE{band - 1}", "", 16)[4]
+                old_type = self._eq_band_types(track.ptr, fx)[band]
                 old_on = self._c("TrackFX_GetNamedConfigParm", track.ptr, fx, f"BANDENABLED{band - 1}", "", 16)[4]
-                journal.add(w.key, lambda p=track.ptr, f=fx, b=band, t=old_type, o=old_on: (
-                    self._c("TrackFX_SetNamedConfigParm", p, f, f"BANDTYPE{b - 1}", t),
-                    self._c("TrackFX_SetNamedConfigParm", p, f, f"BANDENABLED{b - 1}", o)))
-                self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, f"BANDTYPE{band - 1}", str(int(w.raw)))
-                self._c("TrackFX_SetNamedConfigParm", track.ptr, fx, f"BANDENABLED{band - 1}",
-                        old_on if w.restore else "1")
                 if w.current is ABSENT:
                     befores[w.key] = float(old_type or 0)
+                values.append(Op("config", key=f"BANDTYPE{band - 1}", fx=renamed, old=old_type,
+                                 new=str(int(w.raw)), plan_key=w.key, **t))
+                values.append(Op("config", key=f"BANDENABLED{band - 1}", fx=renamed, old=old_on,
+                                 new=old_on if w.restore else "1", plan_key=w.key, **t))
                 continue
-            index = self._param(track.ptr, fx, _fx_param(target, param))
+            index = m.layout_index(target, param)
             old = w.current if isinstance(w.current, float) else float(
                 self._c("TrackFX_GetParamNormalized", track.ptr, fx, index))
-            journal.add(w.key, lambda p=track.ptr, f=fx, i=index, o=old: self._c("TrackFX_SetParamNormalized", p, f, i, o))
-            self._c("TrackFX_SetParamNormalized", track.ptr, fx, index, w.raw)
             if w.current is ABSENT:
                 befores[w.key] = old
-            self._verify(track, fx, index, w.key, w.value, w.unit)
+            values.append(Op("param", fx=renamed, index=index, old=old, new=w.raw, plan_key=w.key, value=w.value, **t))
+        point_values = None
         if decision.points is not None:
-            self._write_points(track, decision.old_tag.points, decision.points, journal)
-        return befores
+            env = self._volume_envelope(track.ptr)
+            mode = int(self._c("GetEnvelopeScalingMode", env))
+            point_values = [float(self._c("ScaleToEnvelopeMode", mode, m.db_to_fader_gain(db)))
+                            for _, db in decision.points]
+            values.append(Op("points", old=[list(p) for p in decision.remove_points],
+                             new=[[tt, v] for (tt, _), v in zip(decision.points, point_values)], **t))
+        tag = decision.finish(befores, pass_number=number, plan_id=plan_id, point_values=point_values)
+        tag.envelope_shown = tag.envelope_shown or any(op.kind == "env_show" for op in structure)
+        values += self._tag_ops(track, tag)
+        self._run(journal, values)
 
-    def _verify(self, track: _Track, fx: int, index: int, key: str, value: Any, unit: str) -> None:
-        """Read REAPER's formatted value back and compare with what the plan asked for."""
-        if value is None or unit not in VERIFY_TOLERANCE or key.endswith("_q"):
-            self._unverifiable += 1
-            return
-        text = self._c("TrackFX_GetFormattedParamValue", track.ptr, fx, index, "", 64)[4]
-        shown = m.parse_formatted(text)
-        expected = float(value)
-        tolerance = VERIFY_TOLERANCE[unit] * (max(1.0, abs(expected)) if unit == "Hz" else 1.0)
-        if shown is None or abs(shown - expected) > tolerance:
-            raise DawVerifyError(f"track {track.name!r}: {key} shows {text!r} after writing {value} {unit}")
-        self._verified += 1
-
-    def _volume_envelope(self, track: _Track, journal: _Journal) -> str:
-        env = self._c("GetTrackEnvelopeByName", track.ptr, "Volume")
-        if not str(env).endswith(NULL_SUFFIX):
-            return env
-        journal.add("show volume envelope", lambda: self._toggle_volume_envelope(track))
-        self._toggle_volume_envelope(track)
-        env = self._c("GetTrackEnvelopeByName", track.ptr, "Volume")
-        if str(env).endswith(NULL_SUFFIX):
-            raise TargetNotFound(f"track {track.name!r}: no volume envelope after showing it")
-        return env
-
-    def _toggle_volume_envelope(self, track: _Track) -> None:
-        """Run "Track: Toggle track volume envelope visible" on this track alone, keeping the selection."""
-        if self._selected is None:
-            self._selected = [t.ptr for t in self.tracks() if self._c("IsTrackSelected", t.ptr)]
-        selected = self._selected
-        for ptr in selected:
-            self._c("SetTrackSelected", ptr, False)
-        self._c("SetTrackSelected", track.ptr, True)
-        self._c("Main_OnCommand", 40406, 0)
-        self._c("SetTrackSelected", track.ptr, False)
-        for ptr in selected:
-            self._c("SetTrackSelected", ptr, True)
-
-    def _write_points(self, track: _Track, old: list[list[float]], points, journal: _Journal) -> None:
-        """Replace the envelope points the bridge added last time (and only those) with ``points``."""
-        env = self._volume_envelope(track, journal)
-        mode = int(self._c("GetEnvelopeScalingMode", env))
-        old = [list(p) for p in old]
-        points = [list(p) for p in points]
-
-        def undo(env=env, new=points, old=old, mode=mode):
-            for t, _ in new:
-                self._c("DeleteEnvelopePointRange", env, t - 1e-4, t + 1e-4)
-            for t, db in old:
-                self._c("InsertEnvelopePoint", env, float(t),
-                        float(self._c("ScaleToEnvelopeMode", mode, m.db_to_fader_gain(db))), 0, 0.0, False, True)
-            self._c("Envelope_SortPoints", env)
-        # Registered before the first write: a pass cut off halfway through the points still
-        # knows how to take them out again.
-        journal.add("envelope points", undo)
-        for t, _ in old:
-            self._c("DeleteEnvelopePointRange", env, t - 1e-4, t + 1e-4)
-        for t, db in points:
-            value = float(self._c("ScaleToEnvelopeMode", mode, m.db_to_fader_gain(db)))
-            self._c("InsertEnvelopePoint", env, float(t), value, 0, 0.0, False, True)
-        self._c("Envelope_SortPoints", env)
-
-    # --- failure ----------------------------------------------------------------------------------------
-
-    def _roll_back(self, journal: _Journal, block: "_Block") -> bool:
-        """Undo this pass's writes, reconnecting once if the connection is gone."""
-        if not journal.steps and not block.is_open:
-            return True
-        for attempt in range(2):
-            try:
-                if self.conn.dead:
-                    self.conn.connect()
-                with self.conn.held():
-                    for _, undo in reversed(journal.steps):
-                        undo()
-                    block.close("MixBridge: AI pass rolled back")
-                self._forget_fx()
-                return True
-            except UNREACHABLE:
-                if attempt:
-                    return False
-        return False
+    def _tag_ops(self, track: _Track, tag: TrackTag, remove: bool = False) -> list[Op]:
+        """The ``ext`` ops that make the track's tag ``tag`` (``remove``: delete every key: an empty
+        value deletes a ``P_EXT`` key, an assumption listed in docs/reaper-setup.md)."""
+        new = {PROVENANCE: tag.provenance, PASS: str(tag.pass_number), PLAN: tag.plan_id, STATE: tag.state_json(),
+               PRE_AI: tag.pre_ai_text(TRACK_PARAMS), AI_POINTS: tag.ai_points_text()}
+        if remove:
+            new = dict.fromkeys(new, "")
+        ops = []
+        for key in TAG_KEYS:
+            old = self._ext(track.ptr, key)
+            if old != new[key]:
+                ops.append(Op("ext", track=track.guid, name=track.name, key=key, old=old, new=new[key]))
+        return ops
 
     # --- revert and A/B -----------------------------------------------------------------------------------
 
     def revert(self, only_track: str | None = None) -> ApplyReport:
-        """Restore the exact pre-AI values, remove the AI FX and points; leave manual changes alone.
+        """Restore the exact pre-AI values, remove the AI FX and the bridge's intact points; leave
+        the producer's changes (values, tuned AI FX, edited points) alone.
 
         A revert is the reconciliation of an empty plan (every key the bridge owns goes back), except
-        that an AI FX the producer did not tune is deleted outright instead of reset.
+        that an AI FX the producer did not tune is deleted outright instead of reset.  All its ops
+        are journalled before the first is made, so a cut-off revert is finished later.
         """
         started = time.perf_counter()
         trips0 = self.conn.round_trips
-        journal = _Journal()
-        block = _Block(self, freeze_ui=False)
         self._forget_fx()
         self._verified = self._unverifiable = 0
         writes: list[Write] = []
         decisions: list[TrackDecision] = []
+        journal: Journal | None = None
         try:
             with self.conn.held():
+                self.recover()
+                ops: list[Op] = []
                 empty = {"status": "ai", "changes": [], "automation": []}
+                ab = self._ab_state()
+                tracks: dict[str, str] = {}
                 for track in self.tracks():
                     if only_track is not None and track.name != only_track:
                         continue
                     tag = self.read_tag(track.ptr)
                     if not tag.written and not tag.points:
                         continue
-                    readings = {key: self._read(track, key) for key in tag.written}
-                    decision = reconcile_track(track.name, empty, tag, readings, self.capabilities)
+                    keys = {k for k in tag.written if self.capabilities.refuses(k) is None} | {AUTOMATION_KEY}
+                    readings = {key: self._read(track, key) for key in keys}
+                    decision = reconcile_track(track.name, empty, tag, readings, self.capabilities, ab=ab)
                     decisions.append(decision)
-                    block.open()
-                    kept = {k.split(".", 1)[0] for k in decision.tag.overrides}
-                    deleted = {t for t in AI_FX if t not in kept}
-                    restores = tuple(w for w in decision.writes if w.key.split(".", 1)[0] not in deleted
-                                     and not w.key.endswith("_type"))
-                    self._write(track, TrackDecision(track.name, restores, None, (), (), (), decision.tag), journal)
-                    writes += restores
-                    for target in sorted(deleted):
-                        fx = self._find_fx(track.ptr, AI_FX[target][0])
-                        if fx >= 0:
-                            self._c("TrackFX_Delete", track.ptr, fx)
-                            self._forget_fx()
-                            writes += [w for w in decision.writes if w.key.startswith(target + ".")]
-                    if tag.points:
-                        env = self._c("GetTrackEnvelopeByName", track.ptr, "Volume")
-                        if not str(env).endswith(NULL_SUFFIX):
-                            for t, _ in tag.points:
-                                self._c("DeleteEnvelopePointRange", env, t - 1e-4, t + 1e-4)
-                        writes.append(Write(track.name, AUTOMATION_KEY, None, None))
-                    after = decision.finish()
-                    after.written.clear()  # the bridge gives everything up; the producer's overrides stay theirs
-                    after.points = []
-                    after.provenance = after.derive_provenance()
-                    self._write_tag(track, after, journal)
+                    tracks[track.guid] = track.name
+                    track_ops, track_writes = self._revert_ops(track, decision, readings)
+                    ops += track_ops
+                    writes += track_writes
                 undo = ""
-                if block.is_open:
+                if ops:
                     undo = "MixBridge: revert AI" + (f" on {only_track}" if only_track else " pass")
-                    block.close(undo)
-        except BaseException:
-            self._roll_back(journal, block)
+                    journal = Journal("revert", undo, tracks)
+                    journal.ops = []
+                    self._begin(journal)
+                    self._run(journal, ops)
+                    self._end(journal)
+        except BaseException as exc:
+            self._failed(journal, exc)
             raise
         return ApplyReport(self.kind, 0, undo, tuple(writes), overrides=tuple(o for d in decisions for o in d.overrides),
                            provenance={d.track: ("manual" if d.tag.overrides else "untouched") for d in decisions},
                            verified=self._verified, round_trips=self.conn.round_trips - trips0,
-                           seconds=time.perf_counter() - started)
+                           seconds=time.perf_counter() - started, recovered=self.recovered)
+
+    def _revert_ops(self, track: _Track, decision: TrackDecision, readings: dict[str, Any]) -> tuple[list[Op], list[Write]]:
+        t = dict(track=track.guid, name=track.name)
+        ops: list[Op] = []
+        kept = {k.split(".", 1)[0] for k in decision.tag.overrides if k != AUTOMATION_KEY}
+        deleted = {target for target in AI_FX if target not in kept}
+        restores = [w for w in decision.writes if w.key.split(".", 1)[0] not in deleted and not w.key.endswith("_type")]
+        writes = list(restores)
+        for w in restores:
+            target, param = w.key.split(".", 1)
+            if target == "track":
+                if not w.deferred:
+                    ops.append(Op("value", key=TRACK_PARAMS[param], old=w.current, new=w.raw, **t))
+            elif isinstance(w.current, float):
+                ops.append(Op("param", fx=AI_FX[target][0], index=m.layout_index(target, param), old=w.current,
+                              new=w.raw, plan_key=w.key, **t))
+        for target in sorted(deleted):
+            renamed = AI_FX[target][0]
+            if self._find_fx(track.ptr, renamed) < 0:
+                continue
+            snapshot = {str(m.layout_index(target, k.split(".", 1)[1])): readings[k]
+                        for k in decision.old_tag.written if k.startswith(target + ".") and not k.endswith("_type")
+                        and isinstance(readings.get(k), float)}
+            ops.append(Op("fx_delete", fx=renamed, old=snapshot, **t))
+            writes += [w for w in decision.writes if w.key.startswith(target + ".")]
+        ours = [list(p) for p in decision.remove_points]
+        if ours:
+            ops.append(Op("points", old=ours, new=[], **t))
+            writes.append(Write(track.name, AUTOMATION_KEY, None, None))
+        if decision.old_tag.envelope_shown:
+            ops.append(Op("env_hide", **t))  # hidden again if nothing but the bridge's points was on it
+        after = decision.finish()
+        after.written.clear()  # the bridge gives everything up; the producer's overrides stay theirs
+        after.points = []
+        after.provenance = after.derive_provenance()
+        # Nothing left to remember (no producer override): the tag goes, the track is as before the bridge.
+        ops += self._tag_ops(track, after, remove=not after.overrides and not after.opt_out)
+        return ops, writes
 
     def provenance(self) -> dict[str, str]:
         """Track name -> ``ai`` / ``manual`` / ``hybrid`` from each track's ``P_EXT`` tag (one read each)."""
         self._forget_fx()
         with self.conn.held():
+            self.recover()
             return {t.name: self._ext(t.ptr, PROVENANCE) or UNTOUCHED for t in self.tracks()}
 
     def close(self) -> None:
@@ -504,68 +927,72 @@ class ReaperTarget:
     def ab_toggle(self, delta_lu: float) -> dict[str, Any]:
         """Toggle between the pre-AI (A) and AI (B) states, level-matched on the master fader.
 
-        A sets every AI-written track parameter back to its pre-AI value and bypasses the AI FX; B
-        restores them.  ``delta_lu`` is the AI pass's loudness change estimated from the analysis;
-        A plays with the master raised by it (B untouched), so both play at the same loudness.
+        A sets every AI-written track value back to its pre-AI value and bypasses the AI FX; B puts
+        the AI values back and enables them (:func:`~bridge.daw.reconcile.reconcile_ab`: a value
+        moved by hand since the last toggle is the producer's and stays).  ``delta_lu`` is the AI
+        pass's loudness change estimated from the analysis; A plays with the master moved by it,
+        so both sides play at the same loudness (:func:`~bridge.daw.reconcile.ab_master`).
         Toggling twice restores every value exactly.  Envelope points stay (documented).
         """
         self._forget_fx()
-        with self.conn.held():
-            state = self._proj_ext("ab") or "B"
-            going = "A" if state == "B" else "B"
-            self._c("Undo_BeginBlock2", 0)
-            master = self._c("GetMasterTrack", 0)
-            for track in self.tracks():
-                tag = self.read_tag(track.ptr)
-                for key, written in tag.written.items():
-                    target, param = key.split(".", 1)
-                    if key in tag.overrides:
+        journal: Journal | None = None
+        found: list[Override] = []
+        try:
+            with self.conn.held():
+                self.recover()
+                going = "A" if self._ab_state() == "B" else "B"
+                ops: list[Op] = []
+                tracks: dict[str, str] = {}
+                for track in self.tracks():
+                    tag = self.read_tag(track.ptr)
+                    if not tag.written:
                         continue
-                    if target == "track":
-                        raw = written.before_raw if going == "A" else written.raw
-                        self._c("SetMediaTrackInfo_Value", track.ptr, TRACK_PARAMS[param], raw)
-                for name in (m.AI_EQ_NAME, m.AI_COMP_NAME, m.AI_POLARITY_NAME):
-                    fx = self._find_fx(track.ptr, name)
-                    if fx >= 0:
-                        self._c("TrackFX_SetEnabled", track.ptr, fx, going == "B")
-            if going == "A":
-                before = float(self._c("GetMediaTrackInfo_Value", master, "D_VOL"))
-                self._set_proj_ext("ab_master", repr(before))
-                self._c("SetMediaTrackInfo_Value", master, "D_VOL", before * m.db_to_fader_gain(delta_lu))
-            else:
+                    t = dict(track=track.guid, name=track.name)
+                    keys = [k for k in tag.written if k.startswith("track.")]
+                    readings = {k: self._read(track, k) for k in keys}
+                    decision = reconcile_ab(track.name, tag, readings, self.capabilities, going)
+                    found += decision.overrides
+                    ops += [Op("value", key=TRACK_PARAMS[w.key.split(".", 1)[1]], old=w.current, new=w.raw, **t)
+                            for w in decision.writes]
+                    for renamed, _ in AI_FX.values():
+                        fx = self._find_fx(track.ptr, renamed)
+                        if fx >= 0 and bool(self._c("TrackFX_GetEnabled", track.ptr, fx)) == (going == "A"):
+                            ops.append(Op("fx_enable", fx=renamed, old=going == "A", new=going == "B", **t))
+                    if decision.tag_changed:
+                        ops += self._tag_ops(track, decision.tag)
+                    tracks[track.guid] = track.name
+                master = self._c("GetMasterTrack", 0)
+                current = float(self._c("GetMediaTrackInfo_Value", master, "D_VOL"))
                 saved = self._proj_ext("ab_master")
-                if saved:
-                    self._c("SetMediaTrackInfo_Value", master, "D_VOL", float(saved))
-            self._set_proj_ext("ab", going)
-            self._c("Undo_EndBlock2", 0, f"MixBridge: A/B → {going} ({'pre-AI' if going == 'A' else 'AI'})", -1)
-        return {"state": going, "compensation_db": round(delta_lu if going == "A" else 0.0, 2)}
+                target = ab_master(going, current, float(saved) if saved else None, delta_lu,
+                                   lambda gain, db: gain * m.db_to_fader_gain(db))
+                if target != current:
+                    ops.append(Op("value", track="master", name="MASTER", key="D_VOL", old=current, new=target))
+                ops.append(Op("proj_ext", key="ab_master", old=saved, new=repr(current) if going == "A" else ""))
+                ops.append(Op("proj_ext", key="ab", old=self._proj_ext("ab"), new=going))
+                journal = Journal("ab", f"MixBridge: A/B → {going} ({'pre-AI' if going == 'A' else 'AI'})", tracks)
+                self._begin(journal)
+                self._run(journal, ops)
+                self._end(journal)
+        except BaseException as exc:
+            self._failed(journal, exc)
+            raise
+        return {"state": going, "compensation_db": round(delta_lu if going == "A" else 0.0, 2),
+                "overrides": [f"{o.track}:{o.key}" for o in found], "recovered": self.recovered}
 
 
-class _Block:
-    """One undo block (and, for a pass, PreventUIRefresh) opened at most once and closed at most once."""
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return bool(a) == bool(b)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return _same(a, b)
+    return str(a) == str(b)
 
-    def __init__(self, target: ReaperTarget, freeze_ui: bool = True):
-        self.target, self.freeze_ui = target, freeze_ui
-        self.is_open = False
-        self._frozen = False
 
-    def open(self) -> None:
-        if self.is_open:
-            return
-        self.target._c("Undo_BeginBlock2", 0)
-        self.is_open = True
-        if self.freeze_ui:
-            self.target._c("PreventUIRefresh", 1)
-            self._frozen = True
-
-    def close(self, name: str) -> None:
-        if not self.is_open:
-            return
-        if self._frozen:
-            self.target._c("PreventUIRefresh", -1)
-            self._frozen = False
-        self.target._c("Undo_EndBlock2", 0, name, -1)
-        self.is_open = False
+def _point_is(point: tuple[float, float], time_s: float, value: float) -> bool:
+    if abs(point[0] - float(time_s)) > 1e-6:
+        return False
+    return math.isnan(float(value)) or abs(point[1] - float(value)) <= 1e-6 * max(1.0, abs(float(value)))
 
 
 class LazyReaperTarget:
@@ -573,8 +1000,9 @@ class LazyReaperTarget:
 
     Creating it never touches the network.  Every call that finds no live connection tries to
     connect; if REAPER is down the call raises :class:`~bridge.errors.DawUnavailable` and the
-    next call tries again.  Not thread-safe on its own (see :mod:`bridge.daw.base`); the lock here
-    only keeps a reconnect and a call from interleaving.
+    next call tries again (and, once connected, first finishes any rollback a cut-off pass left).
+    Not thread-safe on its own (see :mod:`bridge.daw.base`); the lock here only keeps a reconnect
+    and a call from interleaving.
     """
 
     kind = "reaper"
@@ -630,19 +1058,6 @@ class LazyReaperTarget:
             if self._inner is not None:
                 self._inner.conn.close()
                 self._inner = None
-
-
-def _fx_param(target: str, param: str) -> str:
-    if target == "eq":
-        band = int(param[4:param.index("_")])
-        kind = {"freq_hz": "Freq", "gain_db": "Gain", "q": "BW"}[param[param.index("_") + 1:]]
-        return m.eq_param_name(kind, band)
-    if target == "comp":
-        return {"threshold_db": "Threshold", "ratio": "Ratio", "attack_ms": "Attack", "release_ms": "Release",
-                "makeup_db": "Wet"}[param]
-    if target == "polarity":
-        return {"left": "Invert left", "right": "Invert right"}[param]
-    raise KeyError(param)
 
 
 def _to_raw(key: str, value: Any, before: float | None) -> float:

@@ -9,8 +9,13 @@ Keys (readable with plain ReaScript, ``GetSetMediaTrackInfo_String(tr, "P_EXT:mi
 - ``mixbridge/pre_ai``: the pre-AI raw values of the track attributes the bridge owns and the producer
   has not taken over, as ``D_VOL=0.5;D_PAN=0`` (no JSON: the Lua bounce script reads it to render the
   pre-AI mix); absent once nothing is owned (after a revert);
+- ``mixbridge/ai_points``: the volume-envelope points the bridge wrote and still owns, as
+  ``12.05:716.0;20.05:592.4`` (time in seconds, the envelope's stored value; no JSON: the Lua bounce
+  script reads it to leave them out of the pre-AI render); absent when there are none;
 - ``mixbridge/state``: JSON ``{"written": {key: {"value", "raw", "before_raw", "unit"}},
-  "overrides": {key: {"from", "to"}}, "points": [[time_s, value], ...], "opt_out": bool}``.
+  "overrides": {key: {"from", "to"}}, "points": [[time_s, gain_db, stored value], ...],
+  "opt_out": bool, "envelope_shown": true}`` (``envelope_shown`` only when the bridge made the volume
+  envelope visible); ``overrides["automation"]["times"]`` lists the points the producer edited.
 
 A *key* names one parameter the bridge owns: ``track.volume_db``, ``eq.band2_gain_db``,
 ``comp.ratio``, ``polarity.right``, ... .  Pure data and JSON here; the target reads and writes it.
@@ -24,6 +29,7 @@ from typing import Any
 PREFIX = "P_EXT:mixbridge/"
 PROVENANCE, PASS, PLAN, STATE = "provenance", "pass", "plan", "state"
 PRE_AI = "pre_ai"
+AI_POINTS = "ai_points"
 AI, HYBRID, MANUAL, UNTOUCHED = "ai", "hybrid", "manual", "untouched"
 #: Per-track provenance tags, in the order the notes count them.
 PROVENANCES = (AI, HYBRID, MANUAL, UNTOUCHED)
@@ -51,15 +57,20 @@ class TrackTag:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     points: list[list[float]] = field(default_factory=list)
     opt_out: bool = False
+    #: The bridge made the volume envelope visible (a revert hides it again once it is empty).
+    envelope_shown: bool = False
 
     def state_json(self) -> str:
-        return json.dumps({
+        doc = {
             "written": {k: {"value": w.value, "raw": w.raw, "before_raw": w.before_raw, "unit": w.unit}
                         for k, w in sorted(self.written.items())},
             "overrides": dict(sorted(self.overrides.items())),
             "points": self.points,
             "opt_out": self.opt_out,
-        }, sort_keys=True, separators=(",", ":"))
+        }
+        if self.envelope_shown:
+            doc["envelope_shown"] = True
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_ext(cls, provenance: str, pass_text: str, plan_id: str, state_text: str) -> "TrackTag":
@@ -80,6 +91,7 @@ class TrackTag:
             tag.overrides = dict(data.get("overrides") or {})
             tag.points = [list(p) for p in data.get("points") or []]
             tag.opt_out = bool(data.get("opt_out", False))
+            tag.envelope_shown = bool(data.get("envelope_shown", False))
         return tag
 
     def pre_ai_text(self, track_attrs: dict[str, str]) -> str:
@@ -95,6 +107,10 @@ class TrackTag:
                     and written.before_raw is not None):
                 pairs.append((track_attrs[param], written.before_raw))
         return ";".join(f"{attr}={float(raw)!r}" for attr, raw in sorted(pairs))
+
+    def ai_points_text(self) -> str:
+        """``12.05:716.0;20.05:592.4``: the bridge's points with their stored values (see the module docstring)."""
+        return ";".join(f"{float(p[0])!r}:{float(p[2])!r}" for p in self.points if len(p) >= 3)
 
     def derive_provenance(self) -> str:
         """``manual`` when the producer opted the track out, else ``ai`` while the bridge owns

@@ -41,6 +41,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "REAPER is assumed not to, which leaves reapy's server_port published)")
     parser.add_argument("--web-password", default=None, metavar="USER:PASS",
                         help="protect the web interface as REAPER's user/password option does (401 otherwise)")
+    parser.add_argument("--bind", default="127.0.0.1",
+                        help="loopback address the web interface and OSC surface listen on (default 127.0.0.1)")
+    parser.add_argument("--server-bind", default=None,
+                        help="loopback address reapy's replayed server binds (default: --bind)")
+    parser.add_argument("--fx-variant", action="append", default=[], metavar="NAME",
+                        help="a published alternative FX layout or display (tests/reaper_sim/fx_layouts.py VARIANTS)")
     parser.add_argument("--render-block-frames", type=int, default=4096,
                         help="frames per block the render action writes (render.py)")
     parser.add_argument("--render-block-delay-ms", type=float, default=0.0,
@@ -66,7 +72,8 @@ def main(argv: list[str]) -> int:
                        osc_port=args.osc_port, osc_feedback=feedback, osc_pattern=pattern,
                        render_block_frames=args.render_block_frames,
                        render_block_delay_s=args.render_block_delay_ms / 1000.0,
-                       atexit_after_error=args.atexit_after_error, web_password=args.web_password)
+                       atexit_after_error=args.atexit_after_error, web_password=args.web_password,
+                       bind=args.bind, server_bind=args.server_bind, fx_variants=frozenset(args.fx_variant))
     try:
         sim = Sim(config)
     except (ValueError, KeyError) as error:  # a bad project file, said plainly

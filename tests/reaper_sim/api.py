@@ -728,7 +728,7 @@ class ReaScriptApi:
         hit = self._param(track, fx, param)
         if hit is None:
             return False, {}
-        return True, {"bufOut": hit[0].plugin.params[param].name}
+        return True, {"bufOut": hit[0].param_name(param)}
 
     @rpr("double TrackFX_GetParam(MediaTrack* track, int fx, int param, "
          "double* minvalOut, double* maxvalOut)")
@@ -855,6 +855,22 @@ class ReaScriptApi:
             raise UnmodelledCall("GetEnvelopeName of an FX-parameter envelope: REAPER's "
                                  "naming is not in reaper.md")
         return True, {"bufOut": env.name}
+
+    @rpr("bool GetSetEnvelopeInfo_String(TrackEnvelope* env, const char* parmname, "
+         "char* stringNeedBig, bool setNewValue)")
+    def GetSetEnvelopeInfo_String(self, env, parmname, stringNeedBig, setNewValue):
+        # SDK header: ACTIVE / VISIBLE are "0"/"1" strings; GUID is read-only.
+        if parmname in ("ACTIVE", "VISIBLE"):
+            field = parmname.lower()
+            if setNewValue:
+                if stringNeedBig not in ("0", "1"):
+                    return False, {}
+                setattr(env, field, stringNeedBig == "1")
+                return True, {}
+            return True, {"stringNeedBig": "1" if getattr(env, field) else "0"}
+        if parmname == "GUID":
+            return (False, {}) if setNewValue else (True, {"stringNeedBig": env.guid})
+        raise UnmodelledCall(f"GetSetEnvelopeInfo_String parmname {parmname!r} is not modelled")
 
     @rpr("TrackEnvelope* GetFXEnvelope(MediaTrack* track, int fxindex, int parameterindex, bool create)")
     def GetFXEnvelope(self, track, fxindex, parameterindex, create):

@@ -19,10 +19,15 @@ Each request is one JSON object on one line; each reply is one line,
 ``reapy_state``                                                        ``{"loop_running",
                                                                        "listening_ports",
                                                                        "server_port", ...}``
+``load``           ``project`` (project JSON)                          ``null`` (a fresh project)
+``activate``                                                           ``reapy_state`` after the
+                                                                       producer runs the activation
+``kill_server``                                                        ``null`` (server loop dies)
 ``bounce``                                                             ``{"manifest", "stems",
                                                                        "error"}`` (render.py)
 ``die``            ``exit_code`` (optional)                            (process exits)
-``arm``            ``fault`` (stall/drop/die), ``on_function`` or      the armed fault
+``arm``            ``fault`` (stall/drop/die/kill_server),             the armed fault
+                   ``on_function`` or
                    ``at_call``, ``seconds``, ``exit_code``
 ``disarm``                                                             faults removed
 ``shutdown``                                                           ``null`` (then exits 0,
@@ -83,6 +88,11 @@ class ControlServer(socketserver.ThreadingTCPServer):
             return sim.set_fx_param(request["track"], request["fx"], request["param"],
                                     normalized=request.get("normalized"), raw=request.get("raw"),
                                     undo_name=request.get("undo_name"))
+        if cmd == "edit_envelope_point":
+            return sim.edit_envelope_point(request["track"], int(request["index"]),
+                                           request.get("envelope") or "<VOLENV2", request.get("time_s"),
+                                           request.get("value"), bool(request.get("delete")),
+                                           request.get("undo_name"))
         if cmd == "stall":
             sim.faults.stall(request.get("seconds"))
             return None
@@ -93,6 +103,12 @@ class ControlServer(socketserver.ThreadingTCPServer):
             return sim.drop()
         if cmd == "reapy_state":
             return sim.reapy_state()
+        if cmd == "load":
+            return sim.load(request["project"])
+        if cmd == "activate":
+            return sim.activate()
+        if cmd == "kill_server":
+            return sim.kill_server()
         if cmd == "bounce":
             return sim.bounce()
         if cmd == "arm":
@@ -193,6 +209,13 @@ class ControlClient:
         return self.request("set_fx_param", track=track, fx=fx, param=param,
                             normalized=normalized, raw=raw, undo_name=undo_name)
 
+    def edit_envelope_point(self, track: int | str, index: int, *, time_s: float | None = None,
+                            value: float | None = None, delete: bool = False, envelope: str = "<VOLENV2",
+                            undo_name: str | None = None) -> str:
+        """Move, change or delete an envelope point by hand (``value``: the stored value)."""
+        return self.request("edit_envelope_point", track=track, index=index, envelope=envelope, time_s=time_s,
+                            value=value, delete=delete, undo_name=undo_name)
+
     def stall(self, seconds: float | None = None) -> None:
         self.request("stall", seconds=seconds)
 
@@ -205,6 +228,18 @@ class ControlClient:
     def reapy_state(self) -> dict[str, Any]:
         """reapy's server inside the simulator: loop running, listening ports, published server_port."""
         return self.request("reapy_state")
+
+    def load(self, project: dict[str, Any]) -> None:
+        """Replace the project with a fresh one (undo history and counters reset)."""
+        self.request("load", project=project)
+
+    def activate(self) -> dict[str, Any]:
+        """Run the reapy activation action, as the producer would in REAPER; reapy's state after it."""
+        return self.request("activate")
+
+    def kill_server(self) -> None:
+        """End reapy's server loop inside REAPER (a stale server: port open and published, nobody serving)."""
+        self.request("kill_server")
 
     def bounce(self) -> dict[str, Any]:
         """Run MixBridge's bounce script (stems of the selected tracks, then the manifest)."""
@@ -220,7 +255,7 @@ class ControlClient:
     def arm(self, fault: str, *, on_function: str | None = None, at_call: int | None = None,
             seconds: float | None = None,
             exit_code: int = DEFAULT_DIE_EXIT_CODE) -> dict[str, Any]:
-        """Arm a one-shot fault: ``"stall"``, ``"drop"`` or ``"die"``."""
+        """Arm a one-shot fault: ``"stall"``, ``"drop"``, ``"die"`` or ``"kill_server"``."""
         return self.request("arm", fault=fault, on_function=on_function, at_call=at_call,
                             seconds=seconds, exit_code=exit_code)
 

@@ -93,3 +93,22 @@ def scale_from_envelope_mode(scaling_mode: int, value: float) -> float:
     if scaling_mode == SCALING_FADER:
         return db_to_amplitude(_db_from_slider(value))
     return value
+
+
+def gains_from_sliders(sliders):
+    """:func:`scale_from_envelope_mode` (fader mode) over a numpy array of slider values."""
+    import numpy as np
+
+    sliders = np.asarray(sliders, dtype=float)
+    db = np.full(sliders.shape, -np.inf)
+    low = (sliders > 0.0) & (sliders <= _ANCHOR_SLIDER[0])
+    db[low] = _LOW_END_DB_PER_DECADE * np.log10(sliders[low] / _LOW_END_COEFF)
+    high = sliders > _ANCHOR_SLIDER[0]
+    # Piecewise linear in dB between anchors, the last segment extended (as _db_from_slider).
+    s0, s1 = _ANCHOR_SLIDER[-2], _ANCHOR_SLIDER[-1]
+    d0, d1 = _ANCHOR_DB[-2], _ANCHOR_DB[-1]
+    inside = np.interp(sliders[high], _ANCHOR_SLIDER, _ANCHOR_DB)
+    above = sliders[high] > s1
+    inside[above] = d0 + (sliders[high][above] - s0) * (d1 - d0) / (s1 - s0)
+    db[high] = inside
+    return np.where(np.isfinite(db), 10.0 ** (db / 20.0), 0.0)

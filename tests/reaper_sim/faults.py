@@ -14,6 +14,12 @@ or at the next call of a named RPR function, before that call runs:
   exactly as a connection lost during a HOLD would in REAPER: see ``server.ReapyHost``.
 * ``die`` ends the process with ``os._exit(exit_code)``: no state file, no
   at-exit hooks, exactly a crash.
+* ``kill_server`` ends reapy's server loop inside REAPER the way any error escaping
+  reapy's server code does (a "deferred script execution error"): the call that
+  fires it raises :class:`ServerKilled`, which reapy's ``except Exception`` does not
+  catch, so the deferred chain ends with that call unanswered.  REAPER lives on, the
+  server's sockets stay open and ``reapy/server_port`` stays published (a stale
+  server), exactly as after a connection lost in a HOLD.
 
 Threading: the control thread arms and releases; the REAPER main thread calls
 :meth:`Faults.before_rpr_call` and :meth:`Faults.between_ticks`.
@@ -29,7 +35,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-FAULT_KINDS = ("stall", "drop", "die")
+FAULT_KINDS = ("stall", "drop", "die", "kill_server")
+
+
+class ServerKilled(BaseException):
+    """Raised inside an RPR call by a ``kill_server`` fault: nothing in reapy's server catches it."""
 #: Exit status of a ``die`` fault unless the test chooses another.
 DEFAULT_DIE_EXIT_CODE = 86
 
@@ -156,6 +166,8 @@ class Faults:
                     self._drop_requests += 1
             elif fault.kind == "stall":
                 self.stall(fault.seconds)
+            elif fault.kind == "kill_server":
+                raise ServerKilled(f"kill_server fault armed on {name}")
         self._serve_drop()
         self._wait_while_stalled()
 

@@ -15,12 +15,25 @@ REAPER exposes three views of one FX parameter:
   ``FXParam.normalized`` computes it;
 * **formatted** (``TrackFX_GetFormattedParamValue``): display text.
 
-Only the formatted view needs plug-in knowledge. A parameter whose display
-mapping reaper.md marks UNCONFIRMED (ReaEQ bandwidth, toggles, ...) has no
-formatter here, and the simulator refuses to format it instead of inventing
-text. The display *strings* (``"%.1f"``, ``"-inf"``, ``"4.0:1"``) are the
-simulator's choice: reaper.md gives the numeric mappings and the example text
-``"-6.0"``, not REAPER's exact formatting code.
+Only the formatted view needs plug-in knowledge. A parameter with no published
+display mapping (toggles, ReaComp's filters, ...) has no formatter here, and the
+simulator refuses to format it instead of inventing text. The display *strings*
+(``"%.1f"``, ``"-inf"``, ``"4.0:1"``, ``"2.00 oct"``) are the simulator's choice:
+the sources give numeric mappings and example texts, not REAPER's formatting code.
+
+Names and variants
+------------------
+ReaEQ's parameter names follow each band's type (:func:`reaeq_param_name`): a
+control-surface zone file generated from a live REAPER names a default instance's
+third parameter "Q-Low Shelf", where another table read from a live REAPER says
+"BW-Low Shelf".  The simulator follows the band type by default (the harder case
+for a bridge that resolves parameters by name) and keeps the fixed names as the
+variant ``reaeq-names-fixed``.
+
+Where published mappings conflict (docs/reaper-setup.md), the one the bridge
+models is the default and the others are variants a simulator process can be
+started with (``--fx-variant NAME``, :data:`VARIANTS`), so a test can show the
+bridge noticing a REAPER whose display differs from its model.
 """
 
 from __future__ import annotations
@@ -89,6 +102,14 @@ class PluginSpec:
     params: tuple[ParamSpec, ...]
     named_config_defaults: Mapping[str, str] = field(default_factory=dict)
     named_config_values: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: ``namer(index, named_config)`` -> the name REAPER shows now; None = the spec's fixed name.
+    namer: Callable[[int, Mapping[str, str]], str] | None = None
+
+    def param_name(self, index: int, config: Mapping[str, str] | None = None) -> str:
+        """``TrackFX_GetParamName``: the parameter's name given the instance's named config."""
+        if self.namer is not None:
+            return self.namer(index, config if config is not None else self.named_config_defaults)
+        return self.params[index].name
 
     def __deepcopy__(self, memo: dict) -> PluginSpec:
         # Immutable and compared by identity: undo snapshots must share it.
@@ -200,14 +221,44 @@ def _format_linear_gain(raw: float) -> str:
     return _format_db(amplitude_to_db(raw))
 
 
-def _reaeq_band(label: str, freq_hz: float) -> tuple[ParamSpec, ...]:
+#: Bandwidth: ``octaves = 4 * normalized`` (a public table read from a live REAPER: 0.5 = 2.00 oct,
+#: 0.295 = 1.18 oct, 0.2 = 0.80 oct; a preset converter's range 0.01..4 octaves).
+REAEQ_BW_FULL_SCALE_OCT = 4.0
+
+
+def _format_reaeq_bw(raw: float) -> str:
+    return f"{raw * REAEQ_BW_FULL_SCALE_OCT:.2f} oct"
+
+
+def _reaeq_band(label: str, freq_hz: float, gain_format: Formatter) -> tuple[ParamSpec, ...]:
     return (
         ParamSpec(f"Freq-{label}", default_raw=reaeq_normalized_from_freq_hz(freq_hz),
                   format_raw=_format_reaeq_freq),
-        ParamSpec(f"Gain-{label}", default_raw=0.5, format_raw=_format_reaeq_gain),
-        # Bandwidth mapping is UNCONFIRMED in reaper.md: no formatter.
-        ParamSpec(f"BW-{label}", default_raw=0.5),
+        ParamSpec(f"Gain-{label}", default_raw=0.5, format_raw=gain_format),
+        ParamSpec(f"BW-{label}", default_raw=0.5, format_raw=_format_reaeq_bw),
     )
+
+
+#: Band-type label of a ReaEQ band (``BANDTYPEx`` code -> label); band N > 1 adds " N".
+REAEQ_TYPE_LABELS = {"0": "Low Shelf", "1": "High Shelf", "4": "High Pass", "8": "Band"}
+
+
+def reaeq_param_name(index: int, config: Mapping[str, str]) -> str:
+    """ReaEQ's parameter names following the band types (the simulator's default).
+
+    Band ``b`` (1-based) of type ``t`` is labelled ``REAEQ_TYPE_LABELS[t]`` plus ``" b"`` for
+    ``b > 1`` (which reproduces every default name of both public tables: "Low Shelf",
+    "Band 2", "High Shelf 4", "High Pass 5"), and its third parameter is "BW" for a band and
+    "Q" for shelves and passes (the live zone file's "Q-Low Shelf").  The rule beyond those
+    names is the simulator's assumption.
+    """
+    if index >= 15:
+        return REAEQ.params[index].name
+    band, kind = divmod(index, 3)
+    band_type = config.get(f"BANDTYPE{band}", REAEQ.named_config_defaults[f"BANDTYPE{band}"])
+    label = REAEQ_TYPE_LABELS.get(band_type, "Band") + ("" if band == 0 else f" {band + 1}")
+    prefix = ("Freq", "Gain", "BW" if band_type == "8" else "Q")[kind]
+    return f"{prefix}-{label}"
 
 
 #: ReaEQ band types for ``BANDTYPEx`` that reaper.md confirms (LowShelf,
@@ -215,42 +266,54 @@ def _reaeq_band(label: str, freq_hz: float) -> tuple[ParamSpec, ...]:
 #: UNCONFIRMED and rejected.
 REAEQ_BAND_TYPES = {"low_shelf": "0", "high_shelf": "1", "high_pass": "4", "band": "8"}
 
-REAEQ = PluginSpec(
-    name="VST: ReaEQ (Cockos)",
-    params=(
-        *_reaeq_band("Low Shelf", 100.0),
-        *_reaeq_band("Band 2", 500.0),
-        *_reaeq_band("Band 3", 2000.0),
-        *_reaeq_band("High Shelf 4", 10000.0),
-        *_reaeq_band("High Pass 5", 50.0),
-        ParamSpec("Global Gain", 0.0, 4.0, 1.0, _format_linear_gain),
-        ParamSpec("Bypass"),
-        ParamSpec("Wet", default_raw=1.0),
-        ParamSpec("Delta"),
-    ),
-    named_config_defaults={
-        # Band x is 0-based; the high-pass band is reported disabled by default.
-        "BANDTYPE0": "0", "BANDTYPE1": "8", "BANDTYPE2": "8",
-        "BANDTYPE3": "1", "BANDTYPE4": "4",
-        "BANDENABLED0": "1", "BANDENABLED1": "1", "BANDENABLED2": "1",
-        "BANDENABLED3": "1", "BANDENABLED4": "0",
-    },
-    named_config_values={
-        **{f"BANDTYPE{band}": frozenset(REAEQ_BAND_TYPES.values()) for band in range(5)},
-        **{f"BANDENABLED{band}": frozenset({"0", "1"}) for band in range(5)},
-    },
-)
+def _reaeq(gain_format: Formatter = _format_reaeq_gain,
+           namer: Callable[[int, Mapping[str, str]], str] | None = None) -> PluginSpec:
+    return PluginSpec(
+        name="VST: ReaEQ (Cockos)",
+        namer=namer,
+        params=(
+            *_reaeq_band("Low Shelf", 100.0, gain_format),
+            *_reaeq_band("Band 2", 500.0, gain_format),
+            *_reaeq_band("Band 3", 2000.0, gain_format),
+            *_reaeq_band("High Shelf 4", 10000.0, gain_format),
+            *_reaeq_band("High Pass 5", 50.0, gain_format),
+            ParamSpec("Global Gain", 0.0, 4.0, 1.0, _format_linear_gain),
+            ParamSpec("Bypass"),
+            ParamSpec("Wet", default_raw=1.0),
+            ParamSpec("Delta"),
+        ),
+        named_config_defaults={
+            # Band x is 0-based; the high-pass band is reported disabled by default.
+            "BANDTYPE0": "0", "BANDTYPE1": "8", "BANDTYPE2": "8",
+            "BANDTYPE3": "1", "BANDTYPE4": "4",
+            "BANDENABLED0": "1", "BANDENABLED1": "1", "BANDENABLED2": "1",
+            "BANDENABLED3": "1", "BANDENABLED4": "0",
+        },
+        named_config_values={
+            **{f"BANDTYPE{band}": frozenset(REAEQ_BAND_TYPES.values()) for band in range(5)},
+            **{f"BANDENABLED{band}": frozenset({"0", "1"}) for band in range(5)},
+        },
+    )
+
+
+def _reaeq_gain_db_linear(raw: float) -> str:
+    """Variant ``reaeq-gain-db-linear``: above 0 dB a script's ``norm = 0.5 + dB/48``."""
+    if raw <= 0.5:
+        return _format_reaeq_gain(raw)
+    return _format_db((raw - 0.5) * 48.0)
+
 
 # --------------------------------------------------------------------------
 # ReaComp (reaper.md 3.1)
 # --------------------------------------------------------------------------
 
-#: Ratio: ``norm = (ratio - 1) / 99``; the "inf" top end is UNCONFIRMED, so
-#: 1.0 is shown as 100:1.
+#: Ratio: ``norm = (ratio - 1) / 99``; whether 1.0 is 100:1 or "inf" is
+#: conflicting (variant ``reacomp-ratio-inf``), so 1.0 is shown as 100:1.
 _REACOMP_RATIO_SPAN = 99.0
 #: Attack and release full scale. reaper.md reports a conflict (an adapter says
-#: 500 ms / 5000 ms, a table says 1000 ms for both); the adapter's values agree
-#: with ReaComp's documented defaults (0.006 -> 3 ms, 0.020 -> 100 ms).
+#: 500 ms / 5000 ms, a table says 1000 ms for both: variant
+#: ``reacomp-times-1000ms``); the adapter's values agree with ReaComp's
+#: documented defaults (0.006 -> 3 ms, 0.020 -> 100 ms).
 REACOMP_ATTACK_FULL_SCALE_MS = 500.0
 REACOMP_RELEASE_FULL_SCALE_MS = 5000.0
 
@@ -269,45 +332,50 @@ def _format_ratio(raw: float) -> str:
     return f"{reacomp_ratio_from_normalized(raw):.1f}:1"
 
 
-def _format_attack(raw: float) -> str:
-    return f"{raw * REACOMP_ATTACK_FULL_SCALE_MS:.1f}"
+def _format_ratio_inf_top(raw: float) -> str:
+    return "inf:1" if raw >= 1.0 else _format_ratio(raw)
 
 
-def _format_release(raw: float) -> str:
-    return f"{raw * REACOMP_RELEASE_FULL_SCALE_MS:.1f}"
+def _ms_formatter(full_scale_ms: float) -> Formatter:
+    return lambda raw: f"{raw * full_scale_ms:.1f}"
 
 
-REACOMP = PluginSpec(
-    name="VST: ReaComp (Cockos)",
-    params=(
-        # Threshold raw is linear amplitude 0..2 (norm = amp / 2, 0.5 = 0 dB).
-        ParamSpec("Threshold", 0.0, 2.0, 1.0, _format_linear_gain),
-        ParamSpec("Ratio", default_raw=reacomp_normalized_from_ratio(4.0),
-                  format_raw=_format_ratio),
-        ParamSpec("Attack", default_raw=0.006, format_raw=_format_attack),
-        ParamSpec("Release", default_raw=0.020, format_raw=_format_release),
-        ParamSpec("Pre-comp"),
-        ParamSpec("resvd"),
-        ParamSpec("Lowpass"),
-        ParamSpec("Hipass"),
-        ParamSpec("SignIn"),
-        ParamSpec("AudIn"),
-        ParamSpec("Dry", 0.0, 2.0, 0.0, _format_linear_gain),
-        ParamSpec("Wet", 0.0, 2.0, 1.0, _format_linear_gain),
-        ParamSpec("Filter Preview"),
-        ParamSpec("RMS size", 0.0, 10.0, 0.0),
-        ParamSpec("Knee"),
-        ParamSpec("Auto Make Up Gain"),
-        ParamSpec("Auto Release"),
-        ParamSpec("Legacy Attack/Knee Options"),
-        ParamSpec("Deprecated Broken Anti-Alias"),
-        ParamSpec("Multichannel Mode"),
-        ParamSpec("Metering Index"),
-        ParamSpec("Bypass"),
-        ParamSpec("Wet", default_raw=1.0),
-        ParamSpec("Delta"),
-    ),
-)
+def _reacomp(ratio_format: Formatter = _format_ratio,
+             attack_ms: float = REACOMP_ATTACK_FULL_SCALE_MS,
+             release_ms: float = REACOMP_RELEASE_FULL_SCALE_MS,
+             wet_max_raw: float = 2.0) -> PluginSpec:
+    return PluginSpec(
+        name="VST: ReaComp (Cockos)",
+        params=(
+            # Threshold raw is linear amplitude 0..2 (norm = amp / 2, 0.5 = 0 dB).
+            ParamSpec("Threshold", 0.0, 2.0, 1.0, _format_linear_gain),
+            ParamSpec("Ratio", default_raw=reacomp_normalized_from_ratio(4.0),
+                      format_raw=ratio_format),
+            ParamSpec("Attack", default_raw=0.006, format_raw=_ms_formatter(attack_ms)),
+            ParamSpec("Release", default_raw=0.020, format_raw=_ms_formatter(release_ms)),
+            ParamSpec("Pre-comp"),
+            ParamSpec("resvd"),
+            ParamSpec("Lowpass"),
+            ParamSpec("Hipass"),
+            ParamSpec("SignIn"),
+            ParamSpec("AudIn"),
+            ParamSpec("Dry", 0.0, 2.0, 0.0, _format_linear_gain),
+            ParamSpec("Wet", 0.0, wet_max_raw, 1.0, _format_linear_gain),
+            ParamSpec("Filter Preview"),
+            ParamSpec("RMS size", 0.0, 10.0, 0.0),
+            ParamSpec("Knee"),
+            ParamSpec("Auto Make Up Gain"),
+            ParamSpec("Auto Release"),
+            ParamSpec("Legacy Attack/Knee Options"),
+            ParamSpec("Deprecated Broken Anti-Alias"),
+            ParamSpec("Multichannel Mode"),
+            ParamSpec("Metering Index"),
+            ParamSpec("Bypass"),
+            ParamSpec("Wet", default_raw=1.0),
+            ParamSpec("Delta"),
+        ),
+    )
+
 
 #: The bridge's own JSFX as REAPER lists it once installed under Effects/MixBridge/
 #: (reaper_scripts/Effects/MixBridge/channel_polarity.jsfx): two enum sliders, in
@@ -320,8 +388,41 @@ MIXBRIDGE_POLARITY = PluginSpec(
     ),
 )
 
-#: Every plug-in the simulated REAPER has installed.
-CATALOG: tuple[PluginSpec, ...] = (REAEQ, REACOMP, MIXBRIDGE_POLARITY)
+#: The published alternatives a simulator can be started with (``--fx-variant``), each the
+#: other side of a conflict in docs/reaper-setup.md.
+VARIANTS: dict[str, str] = {
+    "reaeq-names-fixed": "ReaEQ parameter names never follow the band type ('BW-Low Shelf' always)",
+    "reaeq-gain-db-linear": "ReaEQ gain above 0 dB is norm = 0.5 + dB/48 (a script's mapping)",
+    "reacomp-ratio-inf": "ReaComp ratio 1.0 is inf:1 (a public table)",
+    "reacomp-times-1000ms": "ReaComp attack and release both span 0..1000 ms (a public table)",
+    "reacomp-wet-unity": "ReaComp Wet is 0..1 linear (1 = 0 dB: no make-up above unity)",
+}
+
+
+def build_catalog(variants: frozenset[str] | set[str] = frozenset()) -> tuple[PluginSpec, ...]:
+    """The installed plug-ins, with the given :data:`VARIANTS` of their layouts."""
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown FX variants {sorted(unknown)}; known {sorted(VARIANTS)}")
+    reaeq = _reaeq(_reaeq_gain_db_linear if "reaeq-gain-db-linear" in variants else _format_reaeq_gain,
+                   None if "reaeq-names-fixed" in variants else reaeq_param_name)
+    reacomp = _reacomp(_format_ratio_inf_top if "reacomp-ratio-inf" in variants else _format_ratio,
+                       1000.0 if "reacomp-times-1000ms" in variants else REACOMP_ATTACK_FULL_SCALE_MS,
+                       1000.0 if "reacomp-times-1000ms" in variants else REACOMP_RELEASE_FULL_SCALE_MS,
+                       1.0 if "reacomp-wet-unity" in variants else 2.0)
+    return (reaeq, reacomp, MIXBRIDGE_POLARITY)
+
+
+#: Every plug-in the simulated REAPER has installed (:func:`use_variants` replaces them).
+CATALOG: tuple[PluginSpec, ...] = build_catalog()
+REAEQ, REACOMP = CATALOG[0], CATALOG[1]
+
+
+def use_variants(variants: frozenset[str] | set[str]) -> None:
+    """Install the plug-ins with these variants (a simulator process does this once, at start)."""
+    global CATALOG, REAEQ, REACOMP
+    CATALOG = build_catalog(variants)
+    REAEQ, REACOMP = CATALOG[0], CATALOG[1]
 
 #: Type prefixes ``TrackFX_AddByName`` accepts (reaper.md 2.2) and the plug-in
 #: type each one selects. ``VST2:`` is an alias of ``VST:`` for VST2 plug-ins.

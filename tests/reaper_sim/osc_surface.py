@@ -330,7 +330,7 @@ class OscSurface:
                                                           or (p.action.startswith("MASTER_") and "@" not in p.pattern)):
                 self._log(f"pattern {p.flag}{p.pattern} ({p.action}): feedback not modelled")
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOOPBACK, port))
+        self.sock.bind((getattr(sim.config, 'bind', LOOPBACK), port))
         self.port = self.sock.getsockname()[1]
         self._thread: threading.Thread | None = None
 

@@ -75,8 +75,10 @@ class EnvelopePoint:
 class Envelope:
     """A track or FX-parameter envelope.
 
-    ``active`` is what makes ``GetTrackEnvelopeByName`` return it; a REAPER
-    volume envelope exists only after it has been shown (reaper.md 2.4).
+    An envelope object exists (``GetTrackEnvelopeByName`` returns it) once it has been
+    shown; a REAPER volume envelope exists only after that (reaper.md 2.4).  ``active``
+    is REAPER's "active" state (``GetSetEnvelopeInfo_String(env, "ACTIVE", ...)``, SDK
+    header): an inactive envelope keeps its points but does not play.
     """
 
     address: int
@@ -86,6 +88,7 @@ class Envelope:
     scaling_mode: int
     visible: bool = True
     points: list[EnvelopePoint] = field(default_factory=list)
+    active: bool = True
     #: For FX-parameter envelopes: (FX GUID, parameter index).
     fx_param: tuple[str, int] | None = None
 
@@ -129,12 +132,23 @@ class FxInstance:
         spec = self.plugin.params[index]
         self.params_raw[index] = spec.clamp_raw(spec.from_normalized(normalized))
 
+    def param_name(self, index: int) -> str:
+        """The name REAPER shows for parameter ``index`` now (ReaEQ's follow the band types)."""
+        return self.plugin.param_name(index, self.named_config)
+
     def param_index(self, ref: int | str) -> int:
-        """Parameter index from an index or an exact parameter name (first match)."""
+        """Parameter index from an index or an exact parameter name (first match).
+
+        A name is looked up among the names shown now, then among the default-table names
+        (``"BW-Low Shelf"``), so test projects and control commands can use either.
+        """
         if isinstance(ref, int):
             if not 0 <= ref < len(self.params_raw):
                 raise IndexError(f"{self.plugin.name} has no parameter {ref}")
             return ref
+        for index in range(len(self.params_raw)):
+            if self.param_name(index) == ref:
+                return index
         for index, spec in enumerate(self.plugin.params):
             if spec.name == ref:
                 return index
@@ -274,8 +288,8 @@ class Project:
         Full path ``EnumProjects`` reports.
     """
 
-    def __init__(self, name: str = "", path: str = "") -> None:
-        self.allocate = AddressAllocator()
+    def __init__(self, name: str = "", path: str = "", allocate: AddressAllocator | None = None) -> None:
+        self.allocate = allocate or AddressAllocator()
         self.address = self.allocate()
         self.name = name
         self.path = path
@@ -357,17 +371,27 @@ class Project:
     def snapshot(self) -> ProjectState:
         return copy.deepcopy(self.state)
 
+    def replace_with(self, other: Project) -> None:
+        """Become ``other`` (the control command ``load``): state, undo history, counters."""
+        self.name, self.path = other.name, other.path
+        self.state, self.undo = other.state, other.undo
+        self.console, self.ui_refresh_prevent_count = other.console, other.ui_refresh_prevent_count
+
     def restore(self, state: ProjectState) -> None:
         self.state = state
 
     # -- JSON -------------------------------------------------------------
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Project:
-        """Build a project from the file format documented in the package docstring."""
+    def from_json(cls, data: dict[str, Any], allocate: AddressAllocator | None = None) -> Project:
+        """Build a project from the file format documented in the package docstring.
+
+        ``allocate``: the allocator of a project this one replaces (the control command
+        ``load``), so no pointer of the old project is ever reused.
+        """
         _check_keys("project", data, {"name", "path", "tracks", "master", "markers",
                                       "regions", "proj_ext"}, _DUMP_ONLY_PROJECT_KEYS)
-        project = cls(name=data.get("name", ""), path=data.get("path", ""))
+        project = cls(name=data.get("name", ""), path=data.get("path", ""), allocate=allocate)
         if "master" in data:
             _load_track_fields(project, project.master, data["master"], is_master=True)
         for item in data.get("tracks", []):
@@ -482,6 +506,10 @@ def _load_fx(project: Project, data: dict[str, Any]) -> FxInstance:
         fx.guid = _guid_or_none(data["guid"])
     fx.renamed = data.get("renamed", "")
     fx.enabled = bool(data.get("enabled", True))
+    for key, value in data.get("config", {}).items():
+        if key not in fx.plugin.named_config_defaults:
+            raise ValueError(f"{fx.plugin.name} has no named config {key!r}")
+        fx.named_config[key] = str(value)
     params = data.get("params", {})
     # Params come as {"name or index": {"raw"|"normalized": x}} or as the dump's list.
     items = (((p["index"], p) for p in params) if isinstance(params, list)
@@ -494,10 +522,6 @@ def _load_fx(project: Project, data: dict[str, Any]) -> FxInstance:
             fx.set_normalized(index, float(value["normalized"]))
         else:
             raise ValueError(f"param {ref!r} needs 'raw' or 'normalized'")
-    for key, value in data.get("config", {}).items():
-        if key not in fx.plugin.named_config_defaults:
-            raise ValueError(f"{fx.plugin.name} has no named config {key!r}")
-        fx.named_config[key] = str(value)
     for env_data in data.get("envelopes", []):
         _check_keys("fx envelope", env_data, {"param", "points", "visible"}, {"address"})
         envelope = project.new_fx_envelope(fx, fx.param_index(env_data["param"]))
@@ -508,7 +532,7 @@ def _load_fx(project: Project, data: dict[str, Any]) -> FxInstance:
 
 
 def _load_envelope(project: Project, track: Track, data: dict[str, Any]) -> None:
-    _check_keys("envelope", data, {"name", "chunk", "visible", "scaling_mode", "points"},
+    _check_keys("envelope", data, {"name", "chunk", "visible", "scaling_mode", "points", "active"},
                 {"address"})
     chunk = data.get("chunk") or next(
         (c for c, (name, _) in TRACK_ENVELOPES.items() if name == data.get("name")), None)
@@ -516,6 +540,7 @@ def _load_envelope(project: Project, track: Track, data: dict[str, Any]) -> None
         raise ValueError(f"unknown track envelope {data!r}; known {TRACK_ENVELOPES}")
     envelope = project.new_envelope(chunk)
     envelope.visible = bool(data.get("visible", True))
+    envelope.active = bool(data.get("active", True))
     envelope.scaling_mode = int(data.get("scaling_mode", envelope.scaling_mode))
     envelope.points = [_load_point(p) for p in data.get("points", [])]
     envelope.sort_points()
@@ -547,7 +572,7 @@ def _dump_track(track: Track) -> dict[str, Any]:
         "fx_enabled": track.fx_enabled,
         "fx": [_dump_fx(fx) for fx in track.fxs],
         "envelopes": [{"name": e.name, "chunk": e.chunk_name, "visible": e.visible,
-                       "scaling_mode": e.scaling_mode,
+                       "active": e.active, "scaling_mode": e.scaling_mode,
                        "points": [_dump_point(p) for p in e.points]}
                       for e in track.envelopes.values()],
         "ext": dict(track.ext),
@@ -562,7 +587,7 @@ def _dump_fx(fx: FxInstance) -> dict[str, Any]:
     params = []
     for index, spec in enumerate(fx.plugin.params):
         raw = fx.params_raw[index]
-        params.append({"index": index, "name": spec.name, "raw": raw,
+        params.append({"index": index, "name": fx.param_name(index), "raw": raw,
                        "normalized": spec.to_normalized(raw),
                        "formatted": spec.format_raw(raw) if spec.format_raw else None})
     return {

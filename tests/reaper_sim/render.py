@@ -18,11 +18,15 @@ What is modelled (reaper.md 2.6 and 6):
 The audio model
 ---------------
 A track's source audio is the file named by its project-JSON ``"source"`` (a test gives it). A stem
-is ``source x D_VOL``, negated when ``B_PHASE`` is set, silent when muted, written as 24-bit PCM WAV
-(REAPER's default WAV sink) at the sources' sample rate, mono sources on both channels. The project
-length is the longest source; shorter sources and tracks without a source are padded with silence.
-**Not processed**: FX (none of them, AI or not), pan, width, pan law, envelopes, sends and folder
-routing. ``$track`` becomes the track name with ``\\ / : * ? " < > |`` replaced by ``_`` (REAPER's
+is ``source x D_VOL x volume envelope``, negated when ``B_PHASE`` is set, silent when muted, written
+as 24-bit PCM WAV (REAPER's default WAV sink) at the sources' sample rate, mono sources on both
+channels. The project length is the longest source; shorter sources and tracks without a source are
+padded with silence. The track's **Volume** envelope plays when it is active and has points: before
+the first point its first value, after the last its last, between points linear (shape 0) or held
+(shape 1) in the stored fader-scaled value, then turned into gain by ``ScaleFromEnvelopeMode`` (the
+interpolation domain is the simulator's choice; REAPER's is not published).
+**Not processed**: FX (none of them, AI or not), pan, width, pan law, other envelopes, sends and
+folder routing. ``$track`` becomes the track name with ``\\ / : * ? " < > |`` replaced by ``_`` (REAPER's
 exact sanitising is UNCONFIRMED, reaper.md 6).
 
 Files are written in blocks, every stem of the render side by side, directly at their final path,
@@ -204,7 +208,7 @@ class Renderer:
                 if s is not None and s.channels > 2:
                     raise self._unmodelled(f"a {s.channels}-channel source")
             length = max(s.frames for s in sources if s is not None)
-            gains = [self._gain(t) for _, t in targets]
+            tracks = [t for _, t in targets]
             folder = targets[0][0].parent
             folder.mkdir(parents=True, exist_ok=True)
             outputs = [sf.SoundFile(str(path), "w", samplerate=rate, channels=2, subtype="PCM_24",
@@ -213,8 +217,8 @@ class Renderer:
                 done = 0
                 while done < length:
                     frames = min(self.block_frames, length - done)
-                    for source, gain, out in zip(sources, gains, outputs):
-                        out.write(self._block(source, frames) * gain)
+                    for source, track, out in zip(sources, tracks, outputs):
+                        out.write(self._block(source, frames) * self._gain(track, done, frames, rate))
                         out.flush()
                     done += frames
                     if self.block_delay_s > 0:
@@ -229,10 +233,14 @@ class Renderer:
         return [path for path, _ in targets]
 
     @staticmethod
-    def _gain(track: Track) -> float:
-        if track.mute:
-            return 0.0
-        return -track.vol if track.phase_inverted else track.vol
+    def _gain(track: Track, start: int, frames: int, rate: int) -> np.ndarray:
+        """Per-frame gain ``(frames, 1)``: fader, polarity, mute and the volume envelope."""
+        fader = 0.0 if track.mute else (-track.vol if track.phase_inverted else track.vol)
+        envelope = track.envelopes.get("<VOLENV2")
+        if envelope is None or not envelope.active or not envelope.points or fader == 0.0:
+            return np.full((frames, 1), fader)
+        times = (start + np.arange(frames)) / float(rate)
+        return (fader * envelope_gains(envelope, times))[:, None]
 
     @staticmethod
     def _block(source: sf.SoundFile | None, frames: int) -> np.ndarray:
@@ -302,6 +310,7 @@ class Renderer:
                     field, current = _ATTR_FIELDS[attr], getattr(track, _ATTR_FIELDS[attr])
                     undo.append((track, field, current))
                     setattr(track, field, bool(value) if field == "phase_inverted" else value)
+                self._silence_ai_points(track, undo)
             planned = [(path, track) for path, track in self._plan_targets()]
             written = self.render()
         except Exception as error:  # noqa: BLE001 - the script's pcall: restore, report, carry on
@@ -316,6 +325,26 @@ class Renderer:
         self.api.ext_state[("mixbridge", "last_bounce")] = bounce_id
         project.console.append(f"MixBridge: bounced {len(stems)} stem(s) into {folder} ({manifest})\n")
         return {"manifest": str(manifest), "stems": [str(p) for p in written], "error": None}
+
+    @staticmethod
+    def _silence_ai_points(track: Track, undo: list[Any]) -> None:
+        """The script's treatment of the bridge's volume-envelope points (``P_EXT:mixbridge/ai_points``):
+        an envelope holding only those is made inactive for the render; otherwise only those points
+        are taken out, and put back afterwards."""
+        ours = parse_ai_points(track.ext.get("mixbridge/ai_points", ""))
+        envelope = track.envelopes.get("<VOLENV2")
+        if not ours or envelope is None or not envelope.points:
+            return
+        matching = [p for p in envelope.points if any(point_matches(p.time_s, p.value, t, v) for t, v in ours)]
+        if not matching:
+            return
+        if len(matching) == len(envelope.points):
+            if envelope.active:
+                undo.append((envelope, "active", True))
+                envelope.active = False
+            return
+        undo.append((envelope, "points", list(envelope.points)))
+        envelope.points = [p for p in envelope.points if p not in matching]
 
     @staticmethod
     def _restore(undo: list[Any]) -> None:
@@ -344,3 +373,44 @@ def _parse_pre_ai(text: str) -> dict[str, float]:
             except ValueError:
                 continue
     return values
+
+
+def envelope_gains(envelope: Any, times: np.ndarray) -> np.ndarray:
+    """The gain a fader-scaled volume envelope plays at ``times`` (seconds); see the module docstring."""
+    from .api import UnmodelledCall
+    from .fader_scaling import SCALING_FADER, gains_from_sliders
+
+    points = sorted(envelope.points, key=lambda p: p.time_s)
+    if any(p.shape not in (0, 1) for p in points):
+        raise UnmodelledCall("envelope point shapes other than linear (0) and square (1)")
+    at = np.array([p.time_s for p in points])
+    values = np.array([p.value for p in points])
+    index = np.searchsorted(at, times, side="right") - 1
+    inner = np.clip(index, 0, len(points) - 1)
+    nxt = np.clip(index + 1, 0, len(points) - 1)
+    span = np.where(at[nxt] > at[inner], at[nxt] - at[inner], 1.0)
+    frac = np.clip((times - at[inner]) / span, 0.0, 1.0)
+    linear = np.array([p.shape == 0 for p in points])[inner] & (nxt != inner)
+    value = np.where(linear, values[inner] + frac * (values[nxt] - values[inner]), values[inner])
+    value = np.where(index < 0, values[0], value)
+    if envelope.scaling_mode == SCALING_FADER:
+        return gains_from_sliders(value)
+    return value
+
+
+def parse_ai_points(text: str) -> list[tuple[float, float]]:
+    """``12.05:716.0;20.05:592.4`` -> the bridge's points ``(time_s, stored value)`` (as the Lua reads them)."""
+    out = []
+    for item in text.split(";"):
+        t, sep, v = item.partition(":")
+        try:
+            if sep:
+                out.append((float(t), float(v)))
+        except ValueError:
+            continue
+    return out
+
+
+def point_matches(time_s: float, value: float, ai_time_s: float, ai_value: float) -> bool:
+    """One envelope point is the bridge's: same time (1 µs) and the same stored value (1e-6 relative)."""
+    return abs(time_s - ai_time_s) <= 1e-6 and abs(value - ai_value) <= 1e-6 * max(1.0, abs(ai_value))

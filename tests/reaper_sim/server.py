@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import ipaddress
 import json
 import os
 import queue
@@ -47,9 +48,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import api as api_module
+from . import fx_layouts
 from .api import ReaScriptApi, UnmodelledCall
 from .control import ControlServer
-from .faults import Faults, die
+from .faults import Faults, ServerKilled, die
 from .pointers import format_pointer
 from .project import Project
 
@@ -88,6 +90,12 @@ class SimConfig:
     atexit_after_error: bool = False
     #: ``user:password`` of the web interface (REAPER's "Username:password" field); None = open.
     web_password: str | None = None
+    #: Address the web interface (and OSC surface) listens on, and the one reapy's server binds
+    #: (replayed activation only; a user activation script binds what it binds).  Loopback only.
+    bind: str = LOOPBACK
+    server_bind: str | None = None
+    #: Published alternatives of the FX layouts (fx_layouts.VARIANTS).
+    fx_variants: frozenset[str] = frozenset()
 
 
 class _Task:
@@ -124,6 +132,8 @@ class MainLoop:
         self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         self.on_script_died: Callable[[], None] = lambda: None
         self.atexit_after_error = False
+        #: Set by the control command ``kill_server``: the next deferred tick fails.
+        self.kill_deferred = False
 
     # RPR_defer / RPR_atexit as REAPER provides them in __main__.
     def defer(self, code: str) -> None:
@@ -176,8 +186,11 @@ class MainLoop:
         batch, self._deferred = self._deferred, []
         for code in batch:
             try:
+                if self.kill_deferred:
+                    self.kill_deferred = False
+                    raise ServerKilled("kill_server control command")
                 exec(code, {"__name__": "__reaper_deferred__"})
-            except Exception:
+            except (Exception, ServerKilled):
                 # REAPER shows "Deferred script execution error" and the script's defer chain
                 # ends (nothing re-defers it); REAPER lives on.  Whether REAPER then runs the
                 # script's at-exit code is not documented; by default it does not (so reapy's
@@ -253,18 +266,19 @@ class ReapyHost:
     OS decides (Linux and macOS refuse: "Address already in use").
     """
 
-    def __init__(self, reapy: types.ModuleType, port: int, script_path: Path | None = None) -> None:
+    def __init__(self, reapy: types.ModuleType, port: int, script_path: Path | None = None,
+                 bind: str = LOOPBACK) -> None:
         from reapy.reascripts import activate_reapy_server
         from reapy.tools.network.server import Server
 
         self.script_path = script_path
 
         class LoopbackServer(Server):
-            """reapy's Server bound to 127.0.0.1; reapy hard-codes 0.0.0.0."""
+            """reapy's Server bound to a loopback address; reapy hard-codes 0.0.0.0."""
 
             def bind(self, address):  # called once from Server.__init__
                 _host, requested_port = address
-                return super().bind((LOOPBACK, requested_port))
+                return super().bind((bind, requested_port))
 
         self.reapy = reapy
         self.script = activate_reapy_server
@@ -325,7 +339,8 @@ class ReapyHost:
                 probe.bind((LOOPBACK, 0))
                 self.port = probe.getsockname()[1]
         namespace = runpy.run_path(str(self.script_path), run_name="reaper_sim_activation")
-        self.script = _Namespace(namespace)
+        # run_path hands back a copy of the script's globals: follow the live ones (SERVER changes).
+        self.script = _Namespace(namespace["main"].__globals__)
         namespace["main"](self.port)
         if self.server is not None:
             self.servers.append(self.server)
@@ -431,11 +446,11 @@ class WebInterface(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, sim: Sim, password: str | None = None) -> None:
+    def __init__(self, port: int, sim: Sim, password: str | None = None, bind: str = LOOPBACK) -> None:
         self.sim = sim
         self.password = password
         self.unauthorized = 0
-        super().__init__((LOOPBACK, port), _WebHandler)
+        super().__init__((bind, port), _WebHandler)
 
 
 class _WebHandler(BaseHTTPRequestHandler):
@@ -496,6 +511,10 @@ class Sim:
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
+        for address in (config.bind, config.server_bind or config.bind):
+            if not ipaddress.ip_address(address).is_loopback:
+                raise ValueError(f"{address} is not a loopback address: the simulator never listens on a network")
+        fx_layouts.use_variants(config.fx_variants)
         self.stop = threading.Event()
         self.project = Project.from_json(json.loads(config.project_path.read_text()))
         self.faults = Faults(self._drop_connections, self.stop)
@@ -505,13 +524,14 @@ class Sim:
         self.loop.atexit_after_error = config.atexit_after_error
         self.functions = self.api.functions()
         self.reapy = install_fake_reaper(self.functions, self.loop)
-        self.reapy_host = ReapyHost(self.reapy, config.server_port, config.activation_script)
+        self.reapy_host = ReapyHost(self.reapy, config.server_port, config.activation_script,
+                                    config.server_bind or config.bind)
         self.loop.on_script_died = self._on_script_died
         # What reapy.configure_reaper() writes to reaper-extstate.ini.
         self.api.ext_state[("reapy", "activate_reapy_server")] = json.dumps(ACTIVATE_ACTION)
         self.api.renderer.block_frames = config.render_block_frames
         self.api.renderer.block_delay_s = config.render_block_delay_s
-        self.web = WebInterface(config.web_port, self, config.web_password)
+        self.web = WebInterface(config.web_port, self, config.web_password, config.bind)
         self.control = ControlServer(LOOPBACK, self)
         self.osc = None
         if config.osc_port is not None:
@@ -643,6 +663,28 @@ class Sim:
         # The body is called directly so manual edits do not count as RPR calls.
         return self.manual_edit(edit, undo_name)
 
+    def edit_envelope_point(self, track: int | str, index: int, envelope: str = "<VOLENV2",
+                            time_s: float | None = None, value: float | None = None, delete: bool = False,
+                            undo_name: str | None = None) -> str:
+        """Move, change or delete point ``index`` (0-based, in time order) of a track envelope by hand
+        (``value`` is the stored value, as ``GetEnvelopePoint`` returns it)."""
+        def edit() -> str:
+            target = self.project.find_track(track)
+            env = target.envelopes.get(envelope)
+            if env is None or not 0 <= index < len(env.points):
+                raise IndexError(f"track {target.name!r} has no point {index} on {envelope}")
+            point = env.points[index]
+            if delete:
+                env.points.pop(index)
+                return f"deleted {envelope} point {index}"
+            if time_s is not None:
+                point.time_s = float(time_s)
+            if value is not None:
+                point.value = float(value)
+            env.sort_points()
+            return f"{envelope} point {index} = ({point.time_s}, {point.value})"
+        return self.manual_edit(edit, undo_name)
+
     def set_fx_param(self, track: int | str, fx: int | str, param: int | str,
                      normalized: float | None = None, raw: float | None = None,
                      undo_name: str | None = None) -> str:
@@ -673,6 +715,22 @@ class Sim:
 
     def drop(self) -> int:
         return self.faults.request_drop(timeout_s=5.0)
+
+    def load(self, data: dict[str, Any]) -> None:
+        """Replace the project (``load``): a fresh project state, undo history and counters, pointers
+        never reused.  Ext state, reapy's server and the faults are left as they are."""
+        def swap() -> None:
+            self.project.replace_with(Project.from_json(data, allocate=self.project.allocate))
+        self.loop.call(swap, timeout_s=5.0)
+
+    def activate(self) -> dict[str, Any]:
+        """The producer runs the reapy activation action in REAPER (the user script, if any)."""
+        self.loop.call(self.reapy_host.activate_action, timeout_s=5.0)
+        return self.reapy_state()
+
+    def kill_server(self) -> None:
+        """reapy's server loop dies at its next tick, as after an error escaping reapy's code."""
+        self.loop.kill_deferred = True
 
     def reapy_state(self) -> dict[str, Any]:
         """reapy's server as REAPER holds it, and the published ``reapy/server_port`` (no main thread needed)."""
