@@ -252,7 +252,7 @@ def name_checks(corpus: Corpus, proba: np.ndarray, accept: float, conflict: floa
         return decide_role(name, h, accept_probability=accept, conflict_probability=conflict)
 
     per: dict[str, dict[str, list[int]]] = {r: {"right": [], "wrong": [], "neutral": [], "alarm": [], "caught": []}
-                                            for r in dict.fromkeys(truth)}
+                                            for r in dict.fromkeys(roles) if r in truth}
     for true, h in zip(truth, heard):
         d = decide(NAMELESS, h)
         per[true]["right" if d.source == "heard" and d.role == true else "wrong" if d.source == "heard"
