@@ -454,7 +454,7 @@ class ReaperTarget:
         errors = []
         for op in (ops if forward else reversed(ops)):
             try:
-                self._redo(op) if forward else self._undo(op, ops)
+                self._redo(op) if forward else self._undo(op)
             except DawRefused as exc:  # one op REAPER refuses must not keep the rest in place
                 errors.append(str(exc))
         # "begin": Undo_BeginBlock2 was sent, its answer not seen: a probe says whether it ran.
@@ -560,12 +560,12 @@ class ReaperTarget:
         else:
             self._redo(op, first=True)
 
-    def _undo(self, op: Op, journal_ops: list[Op] = ()) -> None:
+    def _undo(self, op: Op) -> None:
         """Take ``op`` back if it is in place (idempotent; a value that is neither old nor new stays).
 
-        An AI FX the cut-off pass added is deleted, unless the producer tuned one of the values the
-        pass set on it while the bridge was away: then it stays, renamed back to the plug-in's own
-        name, so it is the producer's like any FX of theirs (the bridge never writes to it again).
+        An AI FX the cut-off pass added is deleted, unless the producer tuned a parameter of it
+        while the bridge was away: then it stays, renamed back to the plug-in's own name, so it is
+        the producer's like any FX of theirs (the bridge never writes to it again).
         """
         ptr = self._ptr(op.track) if op.track else None
         if op.track and ptr is None:
@@ -579,7 +579,7 @@ class ReaperTarget:
                 renamed = self._c("TrackFX_GetNamedConfigParm", ptr, op.index, "renamed_name", "", 256)[4]
                 plugin = self._c("TrackFX_GetFXName", ptr, op.index, "", 256)[3]
                 bare = op.key.split(":", 1)[-1].split(" (")[0].strip()
-                if renamed == op.fx and self._tuned_by_hand(op, ptr, journal_ops):
+                if renamed == op.fx and self._tuned_by_hand(op, ptr):
                     self._c("TrackFX_SetNamedConfigParm", ptr, op.index, "renamed_name", "")
                 elif renamed == op.fx or (renamed == "" and bare in plugin):
                     self._c("TrackFX_Delete", ptr, op.index)
@@ -606,15 +606,20 @@ class ReaperTarget:
             self._swap_points(ptr, take_out=op.new, put_in=op.old)
         # fx_delete is never undone (a revert is finished instead)
 
-    def _tuned_by_hand(self, added: Op, ptr: str, journal_ops: Iterable[Op]) -> bool:
-        """Whether a value the pass set on the FX ``added`` put in shows neither the pass's old nor
-        new value (the undo of the values runs first: an untouched one is back at its old value)."""
-        for op in journal_ops:
-            if op.kind in ("param", "config") and op.track == added.track and op.fx == added.fx:
-                current = self._fx_value(op, ptr, added.index)
-                if not _equal(current, op.old) and not _equal(current, op.new):
-                    return True
-        return False
+    def _tuned_by_hand(self, added: Op, ptr: str) -> bool:
+        """Whether any parameter of the FX ``added`` put in differs from a fresh instance's (the
+        undo of the pass's values runs first, so only the producer's changes are left).  The fresh
+        instance is added at the end of the chain, read and deleted again."""
+        count = int(self._c("TrackFX_GetNumParams", ptr, added.index))
+        fresh = int(self._c("TrackFX_AddByName", ptr, added.key, False, -1))
+        if fresh < 0:
+            return False
+        try:
+            defaults = [float(self._c("TrackFX_GetParamNormalized", ptr, fresh, p)) for p in range(count)]
+        finally:
+            self._c("TrackFX_Delete", ptr, fresh)
+        return any(not _same(self._c("TrackFX_GetParamNormalized", ptr, added.index, p), d)
+                   for p, d in enumerate(defaults))
 
     def _redo(self, op: Op, first: bool = False) -> None:
         """Make ``op`` if it is not in place yet (idempotent; finishing a revert, or a first attempt)."""
