@@ -328,6 +328,7 @@ def _smooth_round_robin(weights: dict[str, int], count: int, start: int) -> list
 class Outcome:
     schedule: Schedule
     error: str = ""  # the bridge's error code, "" when the operation went through
+    message: str = ""
     result: str = ""  # applied | untouched | crashed (die) | not fired
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -454,6 +455,7 @@ class Soak:
             _run_op(target, s.op)
         except BridgeError as exc:
             out.error = exc.code
+            out.message = exc.line()
             if not isinstance(exc, DawError):
                 out.problems.append(f"{s.op} failed with {exc.code}, not a REAPER error: {exc}")
         except Exception as exc:  # noqa: BLE001 - what the soak is for: report, never a traceback

@@ -52,7 +52,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterable
 
-from ..errors import UNREACHABLE, DawRefused, DawStaleServer, DawVerifyError, RollbackPending, TargetNotFound
+from ..errors import UNREACHABLE, BridgeError, DawRefused, DawStaleServer, DawVerifyError, RollbackPending, TargetNotFound
 from ..settings import Connection
 from . import mapping as m
 from .base import ApplyReport
@@ -482,16 +482,23 @@ class ReaperTarget:
         if not self.conn.dead:
             try:
                 with self.conn.held():
-                    self._unwind(journal, forward)
-                return
+                    if self._block_open(journal):
+                        journal.phase = "open"
+                        self._unwind(journal, forward)
+                        return
+                    # the pass's own Undo_EndBlock2 went through (its answer came late): it is complete
+                    self._c("SetProjExtState", 0, EXT_SECTION, PENDING_KEY, "")
+                    journal.phase = "closed"
             except UNREACHABLE:
                 pass
+            else:
+                self._had_finished(journal, exc)
+                return
         states = journal.states()
         try:
             self.conn.connect()
             with self.conn.held():
-                self.recover()
-            return
+                finished = self.recover().endswith(": had finished")
         except UNREACHABLE as again:
             why = again.detail if isinstance(again, DawStaleServer) else ""
             listed = ", ".join(f"{name} {'needs rollback' if s == ROLLBACK else 'fully applied' if s == APPLIED else s}"
@@ -502,6 +509,15 @@ class ReaperTarget:
                                   f"the next connection (or 'mixbridge revert') {verb}"
                                   + (f"; {why}" if why else f"; if REAPER is up, {RESTART_HINT}"),
                                   tracks=states) from exc
+        if finished:
+            self._had_finished(journal, exc)
+
+    @staticmethod
+    def _had_finished(journal: Journal, exc: BaseException) -> None:
+        """The pass went through although a call of it failed (the failure was its last answer)."""
+        if isinstance(exc, BridgeError) and not isinstance(exc, RollbackPending):
+            raise type(exc)(f"{getattr(exc, 'detail', '') or exc}; but the pass had gone through: "
+                            f"{journal.undo or journal.kind} is fully applied") from exc
 
     def _explain_loss(self, exc: BaseException) -> None:
         """A connection lost before anything was written: nothing to undo, but reapy's server in
