@@ -305,6 +305,11 @@ def schedules(seed: int, count: int, calls: dict[tuple[str, str], int]) -> list[
     return out
 
 
+def sweep(setup: str, op: str, fault: str, calls: dict[tuple[str, str], int]) -> list[Schedule]:
+    """One schedule per RPR call of the operation: ``fault`` before call 1, 2, ... n (no edits)."""
+    return [Schedule(k - 1, 0, setup, op, fault, k, ()) for k in range(1, calls[(setup, op)] + 1)]
+
+
 def _smooth_round_robin(weights: dict[str, int], count: int, start: int) -> list[str]:
     """``count`` kinds in proportion to ``weights``, evenly spread (every kind within a few
     schedules, so a short run has them all); ``start`` rotates which comes first."""
