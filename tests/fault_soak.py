@@ -165,10 +165,12 @@ class Edit:
             track.pop({"D_VOL": "vol", "D_WIDTH": "width", "D_PAN": "pan"}[self.key], None)
             track.pop("vol_db", None)
         elif self.kind == "fx":
-            track["fx"] = [f for f in track["fx"] if f.get("renamed") != self.fx]
+            track["fx"] = [f for f in track["fx"] if not _is(f, self.fx)]
         else:
             for env in track["envelopes"]:
                 env["points"] = [p for p in env["points"] if abs(p["time"] - self.time_s) >= 1e-9]
+            # the producer's point keeps its envelope shown: without it, an empty envelope is none
+            track["envelopes"] = [e for e in track["envelopes"] if e["points"]]
 
 
 def _edits_by_hand(rng: random.Random, count: int) -> tuple[Edit, ...]:
@@ -196,7 +198,12 @@ def _track(state: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _fx(track: dict[str, Any], renamed: str) -> dict[str, Any] | None:
-    return next((f for f in track["fx"] if f.get("renamed") == renamed), None)
+    return next((f for f in track["fx"] if _is(f, renamed)), None)
+
+
+def _is(fx: dict[str, Any], renamed: str) -> bool:
+    """The AI FX, or the one a rollback left to the producer under its plug-in's own name."""
+    return fx.get("renamed") == renamed or (not fx.get("renamed") and "ReaEQ" in fx["name"] and "EQ" in renamed)
 
 
 def _points(track: dict[str, Any]) -> list[tuple[float, float]]:
@@ -274,7 +281,8 @@ def schedules(seed: int, count: int, calls: dict[tuple[str, str], int]) -> list[
     """
     rng = random.Random(seed)
     combos = [(s, op) for s, ops in SETUPS.items() for op in ops]
-    kinds = [k for k, w in FAULT_WEIGHTS.items() for _ in range(w)]
+    rng.shuffle(combos)
+    kinds = _smooth_round_robin(FAULT_WEIGHTS, count, rng.randrange(len(FAULT_WEIGHTS)))
     per_combo = Counter()
     out = []
     planned = [combos[i % len(combos)] for i in range(count)]
@@ -284,16 +292,38 @@ def schedules(seed: int, count: int, calls: dict[tuple[str, str], int]) -> list[
         slot = per_combo[(setup, op)]
         per_combo[(setup, op)] += 1
         slots = totals[(setup, op)]
-        # slot k of `slots` covers calls [k*n/slots, (k+1)*n/slots); the last slot also reaches n + 1
+        # slot k of `slots` covers calls [1 + k*n/slots, (k+1)*n/slots]; with enough schedules the
+        # last two slots are the last two calls exactly (issue 11: a drop there unbalanced the pass)
         low = 1 + slot * n // slots
-        high = max(low, (slot + 1) * n // slots + (1 if slot == slots - 1 else 0))
-        at_call = rng.randint(low, high)
-        if slot == slots - 1 and slots > 2:
-            at_call = n - rng.randint(0, 1)  # one of the last two calls
-        fault = rng.choice(kinds)
+        at_call = rng.randint(low, max(low, (slot + 1) * n // slots))
+        if slots > 3 and slot >= slots - 2:
+            at_call = n - (slots - 1 - slot)
+        fault = kinds[i]
         edits = _edits_by_hand(rng, rng.choice([0, 1, 1, 2]))
         recovery = rng.randint(1, 40) if fault != "die" and rng.random() < 0.15 else 0
         out.append(Schedule(i, seed, setup, op, fault, at_call, edits, recovery))
+    return out
+
+
+def sweep(setup: str, op: str, fault: str, calls: dict[tuple[str, str], int]) -> list[Schedule]:
+    """One schedule per RPR call of the operation: ``fault`` before call 1, 2, ... n (no edits)."""
+    return [Schedule(k - 1, 0, setup, op, fault, k, ()) for k in range(1, calls[(setup, op)] + 1)]
+
+
+def _smooth_round_robin(weights: dict[str, int], count: int, start: int) -> list[str]:
+    """``count`` kinds in proportion to ``weights``, evenly spread (every kind within a few
+    schedules, so a short run has them all); ``start`` rotates which comes first."""
+    names = list(weights)
+    names = names[start:] + names[:start]
+    total = sum(weights.values())
+    current = dict.fromkeys(names, 0)
+    out = []
+    for _ in range(count):
+        for name in names:
+            current[name] += weights[name]
+        pick = max(names, key=lambda n: current[n])
+        current[pick] -= total
+        out.append(pick)
     return out
 
 
@@ -303,6 +333,7 @@ def schedules(seed: int, count: int, calls: dict[tuple[str, str], int]) -> list[
 class Outcome:
     schedule: Schedule
     error: str = ""  # the bridge's error code, "" when the operation went through
+    message: str = ""
     result: str = ""  # applied | untouched | crashed (die) | not fired
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -340,6 +371,8 @@ class Soak:
         self.setups: dict[str, dict[str, Any]] = {}
         self.references: dict[tuple[str, str], dict[str, Any]] = {}
         self.calls: dict[tuple[str, str], int] = {}
+        #: How long each clean operation took (setups, references): the same-run baseline.
+        self.clean_seconds: list[float] = []
         self._prepare()
 
     def _start(self) -> RunningSim:
@@ -364,10 +397,12 @@ class Soak:
 
     def _calm(self, op: str) -> None:
         target = _connect(self.sim, CALM_TIMEOUT_S)
+        started = time.monotonic()
         try:
             _run_op(target, op)
         finally:
             target.close()
+        self.clean_seconds.append(time.monotonic() - started)
 
     def _load(self, state: dict[str, Any]) -> None:
         self.sim.control.load({k: state[k] for k in ("tracks", "master", "proj_ext")})
@@ -425,6 +460,7 @@ class Soak:
             _run_op(target, s.op)
         except BridgeError as exc:
             out.error = exc.code
+            out.message = exc.line()
             if not isinstance(exc, DawError):
                 out.problems.append(f"{s.op} failed with {exc.code}, not a REAPER error: {exc}")
         except Exception as exc:  # noqa: BLE001 - what the soak is for: report, never a traceback
@@ -498,10 +534,20 @@ class Soak:
             problems.append("neither untouched nor fully applied: vs before " + "; ".join(untouched[:4])
                             + " | vs applied " + "; ".join(applied[:4]))
 
+    def _died(self) -> bool:
+        """Whether the ``die`` fault fired (then the process is gone, or going within moments)."""
+        try:
+            if self.sim.control.dump()["armed_faults"]:
+                return False  # the operation made fewer calls than the fault waited for
+        except OSError:
+            pass
+        self.sim.process.wait(timeout=5.0)
+        return True
+
     def _after_death(self, s: Schedule, out: Outcome) -> None:
         """REAPER crashed: its unsaved state is gone.  The bridge said so cleanly (checked above);
         a restarted REAPER with the saved project takes a pass."""
-        died = not _alive(self.sim)
+        died = self._died()
         out.result = "crashed" if died else "not fired"
         if died:
             if not out.error:
@@ -523,10 +569,6 @@ def _last_per_field(edits: tuple[Edit, ...]) -> list[Edit]:
     """The edit that counts for each field (a later edit of the same field replaces an earlier one)."""
     last = {(e.kind, e.track, e.key, e.fx, e.index, e.time_s): e for e in edits}
     return list(last.values())
-
-
-def _alive(sim: RunningSim) -> bool:
-    return sim.process.poll() is None
 
 
 @dataclass

@@ -6,8 +6,8 @@ import time
 import urllib.parse
 import urllib.request
 
-from bridge.daw.commands import (Command, ExtStateCommands, parse_extstate_reply, parse_requests,
-                                 unescape_extstate)
+from bridge.daw.commands import (MAX_COMMAND_BYTES, Command, ExtStateCommands, parse_extstate_reply, parse_requests,
+                                 set_command, unescape_extstate)
 from tests.reaper_sim.fixtures import running_sim
 
 
@@ -59,3 +59,16 @@ def test_never_raises_when_reaper_is_down():
     assert commands.reply(1, "x") is False
     assert not commands.available and commands.last_error
     assert time.monotonic() - started < 3.0
+
+
+def test_a_long_reply_is_cut_to_fit_reapers_command_buffer_not_mid_escape(tmp_path):
+    """REAPER copies each command into ``char want[1024]`` before decoding (csurf_www.cpp): a long reply
+    (a revert of many tracks, non-ASCII track names) must arrive whole up to a clean cut."""
+    long_text = "revert: " + ", ".join(f"Gitarre Überblendung {i} zurückgesetzt" for i in range(60))
+    assert len(set_command("reply", long_text)) <= MAX_COMMAND_BYTES < 1024
+    assert set_command("reply", "short") == "SET/EXTSTATE/mixbridge/reply/short"
+    with running_sim({"tracks": [{"name": "Keys"}]}, tmp_path / "sim") as sim:
+        commands = ExtStateCommands(web_port=sim.web_port)
+        assert commands.reply(7, long_text)
+        got = commands.get("reply")
+        assert got.endswith("…") and long_text.startswith(got[len("7 "):-1]) and len(got) > 200, got

@@ -124,3 +124,26 @@ def test_an_edited_ai_envelope_point_is_the_producers_in_the_next_pass_and_in_re
     vocal = track(sim.control.dump(), "Lead_Vocal")
     assert _volume_points(vocal) == [(12.05, edited_value)], "revert deleted the producer's point or left the bridge's"
     assert vocal["ext"]["mixbridge/provenance"] == "manual"
+
+
+def test_an_ai_fx_tuned_by_hand_while_the_bridge_was_away_stays_the_producers(tmp_path):
+    """REAPER stalls mid-pass past the budget; while the bridge is away the producer tunes the AI EQ the
+    cut-off pass had added.  The rollback takes everything else back but leaves that EQ, as theirs."""
+    from tests.test_reapy_target import fx as ai_fx
+
+    plan_file = _write(tmp_path, PLAN)
+    with running_sim(PROJECT, tmp_path / "sim") as sim:
+        sim.control.arm("stall", on_function="TrackFX_SetParamNormalized", seconds=30)
+        done = bridge("apply", str(plan_file), "--web-port", str(sim.web_port), "--timeout", "0.3")
+        assert done.returncode == 4 and "E_DAW_ROLLBACK_PENDING" in done.stderr, done.stderr
+        sim.control.release()
+        gain = 4  # band 2 gain, a parameter the cut-off pass had not written yet
+        sim.control.set_fx_param("Keys", "AI EQ (MixBridge)", gain, normalized=0.123)
+        done = bridge("revert", "--web-port", str(sim.web_port))
+        assert done.returncode == 0 and "first finished an interrupted pass" in done.stdout, done.stdout + done.stderr
+        keys = track(sim.control.dump(), "Keys")
+        assert ai_fx(keys, "AI Comp (MixBridge)") is None and ai_fx(keys, "AI EQ (MixBridge)") is None
+        (eq,) = keys["fx"]
+        assert eq["name"] == "VST: ReaEQ (Cockos)" and not eq.get("renamed"), "the producer's EQ now"
+        assert eq["params"][gain]["normalized"] == pytest.approx(0.123)
+        assert keys["vol"] == pytest.approx(1.0) and "mixbridge/provenance" not in keys["ext"]

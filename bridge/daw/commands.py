@@ -27,6 +27,9 @@ REQUESTS_KEY = "requests"
 REPLY_KEY = "reply"
 #: Commands the scripts send.
 COMMANDS = ("ab", "revert", "accept_all")
+#: REAPER copies each web-interface command into ``char want[1024]`` before decoding it
+#: (csurf_www.cpp): every command the bridge sends stays well under that, URL-quoted.
+MAX_COMMAND_BYTES = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,22 @@ def parse_extstate_reply(body: str, section: str, key: str) -> str | None:
         if line.startswith(prefix):
             return unescape_extstate(line[len(prefix):].rstrip("\r"))
     return None
+
+
+def set_command(key: str, value: str, limit: int = MAX_COMMAND_BYTES) -> str:
+    """The web-interface command setting ``mixbridge/<key>`` to ``value``, cut to ``limit`` bytes."""
+    head = f"SET/EXTSTATE/{SECTION}/{urllib.parse.quote(key, safe='')}/"
+    command = head + urllib.parse.quote(value, safe="")
+    if len(command) <= limit:
+        return command
+    low, high = 0, len(value)  # the longest prefix whose quoted command (with "…") fits
+    while low < high:
+        mid = (low + high + 1) // 2
+        if len(head + urllib.parse.quote(value[:mid] + "…", safe="")) <= limit:
+            low = mid
+        else:
+            high = mid - 1
+    return head + urllib.parse.quote(value[:low] + "…", safe="")
 
 
 class ExtStateCommands:
@@ -119,9 +138,12 @@ class ExtStateCommands:
         return "" if value is None else value
 
     def set(self, key: str, value: str) -> bool:
-        """``SET/EXTSTATE/mixbridge/<key>/<value>`` (not persisted); False when REAPER is down."""
-        quoted = urllib.parse.quote(value, safe="")
-        return self._request(f"SET/EXTSTATE/{SECTION}/{urllib.parse.quote(key, safe='')}/{quoted}") is not None
+        """``SET/EXTSTATE/mixbridge/<key>/<value>`` (not persisted); False when REAPER is down.
+
+        A value whose command would not fit :data:`MAX_COMMAND_BYTES` is cut (at a character, with
+        "…"), never sent for REAPER to cut in the middle of a ``%xx`` escape.
+        """
+        return self._request(set_command(key, value)) is not None
 
     def poll(self) -> list[Command]:
         """New requests since the last poll, oldest first; ``[]`` when REAPER is down.

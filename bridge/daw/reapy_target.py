@@ -52,7 +52,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterable
 
-from ..errors import UNREACHABLE, DawRefused, DawStaleServer, DawVerifyError, RollbackPending, TargetNotFound
+from ..errors import UNREACHABLE, BridgeError, DawRefused, DawStaleServer, DawVerifyError, RollbackPending, TargetNotFound
 from ..settings import Connection
 from . import mapping as m
 from .base import ApplyReport
@@ -76,6 +76,8 @@ AI_FX = {"eq": (m.AI_EQ_NAME, m.REAEQ), "comp": (m.AI_COMP_NAME, m.REACOMP),
          "polarity": (m.AI_POLARITY_NAME, m.POLARITY_JSFX)}
 #: Tag keys in the order they are written: ``pre_ai`` and ``ai_points`` last (the bounce script reads them).
 TAG_KEYS = (PROVENANCE, PASS, PLAN, STATE, PRE_AI, AI_POINTS)
+#: A recovery ends at most this many undo blocks (the pass's, and probes of cut-off recoveries).
+MAX_NESTED_BLOCKS = 8
 #: Track states in a :class:`~bridge.errors.RollbackPending` message.
 APPLIED, ROLLBACK, UNTOUCHED_STATE = "applied", "rollback", "untouched"
 
@@ -388,6 +390,7 @@ class ReaperTarget:
             self._c("SetProjExtState", 0, EXT_SECTION, PENDING_KEY, "")
             self.recovered = f"{journal.undo or journal.kind}: had finished"
             return self.recovered
+        journal.phase = "open"  # a block is open (the pass's, or a cut-off recovery's probe)
         forward = journal.kind == "revert"
         journal.close = journal.close or (f"{journal.undo} (finished after an interruption)" if forward
                                          else f"{journal.undo or 'MixBridge'} (rolled back after an interruption)")
@@ -399,14 +402,21 @@ class ReaperTarget:
     def _block_open(self, journal: Journal) -> bool:
         """Whether the cut-off pass's undo block is still open (its End call may have been lost).
 
-        ``Undo_CanUndo2`` naming the pass means its block closed.  Otherwise a nested probe block
-        tells: Begin + a change + End records a point of its own only when no block was open.
+        ``Undo_CanUndo2`` naming the pass means its block closed (a pass's name is never recorded
+        otherwise: its block closes either with it or with the rollback's name).  Otherwise a
+        nested probe block tells (:meth:`_probe_open`).  A recovery's own close name proves
+        nothing: an earlier recovery of the same pass number recorded the same name.
         """
         if journal.phase not in ("begin", "open"):
             return False
-        names = {journal.undo, journal.close} - {""}
-        if self._last_undo() in names:
+        if journal.undo and self._last_undo() == journal.undo:
             return False
+        return self._probe_open(journal)
+
+    def _probe_open(self, journal: Journal) -> bool:
+        """Whether an undo block is open: Begin + a change + End records a point of its own only
+        when none was.  Its change (a key on the master set and cleared) leaves nothing behind, and
+        a probe cut off in the middle is closed like the pass's block (:meth:`_close_blocks`)."""
         probe = f"MixBridge: checked an interrupted pass ({journal.id})"
         master = self._c("GetMasterTrack", 0)
         self._c("Undo_BeginBlock2", 0)
@@ -414,6 +424,23 @@ class ReaperTarget:
         self._set_ext(master, "probe", "")
         self._c("Undo_EndBlock2", 0, probe, -1)
         return self._last_undo() != probe
+
+    def _close_blocks(self, journal: Journal, name: str) -> None:
+        """End undo blocks until the outermost one closes under ``name`` (exactly one point).
+
+        Usually one End: the pass's block.  A recovery cut off inside its probe left one more
+        open; each End that records no point was a nested one.  When the last point already has
+        this name, the name cannot tell, and a probe does.
+        """
+        for _ in range(MAX_NESTED_BLOCKS):
+            before = self._last_undo()
+            self._c("Undo_EndBlock2", 0, name, -1)
+            if before != name:
+                if self._last_undo() == name:
+                    return
+            elif not self._probe_open(journal):
+                return
+        raise DawRefused(f"undo blocks stay open after {MAX_NESTED_BLOCKS} Undo_EndBlock2 calls")
 
     def _last_undo(self) -> str:
         try:
@@ -430,8 +457,9 @@ class ReaperTarget:
                 self._redo(op) if forward else self._undo(op)
             except DawRefused as exc:  # one op REAPER refuses must not keep the rest in place
                 errors.append(str(exc))
-        if journal.phase == "open":
-            self._c("Undo_EndBlock2", 0, journal.close or f"{journal.undo} rolled back", -1)
+        # "begin": Undo_BeginBlock2 was sent, its answer not seen: a probe says whether it ran.
+        if journal.phase == "open" or (journal.phase == "begin" and self._probe_open(journal)):
+            self._close_blocks(journal, journal.close or f"{journal.undo} rolled back")
         self._c("SetProjExtState", 0, EXT_SECTION, PENDING_KEY, "")
         journal.phase = "closed"
         self._forget_fx()
@@ -454,16 +482,23 @@ class ReaperTarget:
         if not self.conn.dead:
             try:
                 with self.conn.held():
-                    self._unwind(journal, forward)
-                return
+                    if self._block_open(journal):
+                        journal.phase = "open"
+                        self._unwind(journal, forward)
+                        return
+                    # the pass's own Undo_EndBlock2 went through (its answer came late): it is complete
+                    self._c("SetProjExtState", 0, EXT_SECTION, PENDING_KEY, "")
+                    journal.phase = "closed"
             except UNREACHABLE:
                 pass
+            else:
+                self._had_finished(journal, exc)
+                return
         states = journal.states()
         try:
             self.conn.connect()
             with self.conn.held():
-                self.recover()
-            return
+                finished = self.recover().endswith(": had finished")
         except UNREACHABLE as again:
             why = again.detail if isinstance(again, DawStaleServer) else ""
             listed = ", ".join(f"{name} {'needs rollback' if s == ROLLBACK else 'fully applied' if s == APPLIED else s}"
@@ -474,6 +509,15 @@ class ReaperTarget:
                                   f"the next connection (or 'mixbridge revert') {verb}"
                                   + (f"; {why}" if why else f"; if REAPER is up, {RESTART_HINT}"),
                                   tracks=states) from exc
+        if finished:
+            self._had_finished(journal, exc)
+
+    @staticmethod
+    def _had_finished(journal: Journal, exc: BaseException) -> None:
+        """The pass went through although a call of it failed (the failure was its last answer)."""
+        if isinstance(exc, BridgeError) and not isinstance(exc, RollbackPending):
+            raise type(exc)(f"{getattr(exc, 'detail', '') or exc}; but the pass had gone through: "
+                            f"{journal.undo or journal.kind} is fully applied") from exc
 
     def _explain_loss(self, exc: BaseException) -> None:
         """A connection lost before anything was written: nothing to undo, but reapy's server in
@@ -533,7 +577,12 @@ class ReaperTarget:
             self._redo(op, first=True)
 
     def _undo(self, op: Op) -> None:
-        """Take ``op`` back if it is in place (idempotent; a value that is neither old nor new stays)."""
+        """Take ``op`` back if it is in place (idempotent; a value that is neither old nor new stays).
+
+        An AI FX the cut-off pass added is deleted, unless the producer tuned a parameter of it
+        while the bridge was away: then it stays, renamed back to the plug-in's own name, so it is
+        the producer's like any FX of theirs (the bridge never writes to it again).
+        """
         ptr = self._ptr(op.track) if op.track else None
         if op.track and ptr is None:
             return  # the track is gone
@@ -546,7 +595,9 @@ class ReaperTarget:
                 renamed = self._c("TrackFX_GetNamedConfigParm", ptr, op.index, "renamed_name", "", 256)[4]
                 plugin = self._c("TrackFX_GetFXName", ptr, op.index, "", 256)[3]
                 bare = op.key.split(":", 1)[-1].split(" (")[0].strip()
-                if renamed == op.fx or (renamed == "" and bare in plugin):
+                if renamed == op.fx and self._tuned_by_hand(op, ptr):
+                    self._c("TrackFX_SetNamedConfigParm", ptr, op.index, "renamed_name", "")
+                elif renamed == op.fx or (renamed == "" and bare in plugin):
                     self._c("TrackFX_Delete", ptr, op.index)
             self._forget_fx()
         elif op.kind in ("param", "config", "fx_enable"):
@@ -570,6 +621,21 @@ class ReaperTarget:
         elif op.kind == "points":
             self._swap_points(ptr, take_out=op.new, put_in=op.old)
         # fx_delete is never undone (a revert is finished instead)
+
+    def _tuned_by_hand(self, added: Op, ptr: str) -> bool:
+        """Whether any parameter of the FX ``added`` put in differs from a fresh instance's (the
+        undo of the pass's values runs first, so only the producer's changes are left).  The fresh
+        instance is added at the end of the chain, read and deleted again."""
+        count = int(self._c("TrackFX_GetNumParams", ptr, added.index))
+        fresh = int(self._c("TrackFX_AddByName", ptr, added.key, False, -1))
+        if fresh < 0:
+            return False
+        try:
+            defaults = [float(self._c("TrackFX_GetParamNormalized", ptr, fresh, p)) for p in range(count)]
+        finally:
+            self._c("TrackFX_Delete", ptr, fresh)
+        return any(not _same(self._c("TrackFX_GetParamNormalized", ptr, added.index, p), d)
+                   for p, d in enumerate(defaults))
 
     def _redo(self, op: Op, first: bool = False) -> None:
         """Make ``op`` if it is not in place yet (idempotent; finishing a revert, or a first attempt)."""
