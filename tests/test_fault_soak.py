@@ -1,5 +1,5 @@
-"""The fault-schedule soak (tests/fault_soak.py): a bounded, seeded subset in every run, the full
-200 schedules behind ``-m soak`` (and ``benchmarks/soak_faults.py``, which prints the figures)."""
+"""The fault-schedule soak (tests/fault_soak.py): 200 seeded schedules in every run (about 2 minutes; its
+time is a figure of ``benchmarks/soak_faults.py``, not an assertion), a longer run behind ``-m soak``."""
 from __future__ import annotations
 
 import pytest
@@ -41,8 +41,12 @@ def test_a_seeded_subset_of_fault_schedules_leaves_every_session_whole(tmp_path)
     assert "untouched" in results and "crashed" in results, figures.summary()
 
 
-@pytest.mark.soak
 def test_two_hundred_fault_schedules(tmp_path):
     figures = _soak(tmp_path, seed=1, count=200)
     assert not figures.failed, figures.summary()
-    assert figures.seconds < 180, figures.summary()
+
+
+@pytest.mark.soak
+def test_a_thousand_fault_schedules(tmp_path):
+    figures = _soak(tmp_path, seed=2, count=1000)
+    assert not figures.failed, figures.summary()
