@@ -41,7 +41,6 @@ from ..stems import StemInfo, StemWriter, find_stems, open_stem, read_blocks
 from ..tracks import stem_names
 from .track import TrackChain, TrackSettings, track_settings
 
-#: Plan schema versions the renderer reads (2 has the same ``changes``/``automation`` shape).
 #: Frames per block at the mix rate: one second at 48 kHz, as the stem reader's default.
 DEFAULT_BLOCK_FRAMES = 48000
 STEMS_DIR = "stems"

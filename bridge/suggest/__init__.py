@@ -1,1 +1,2 @@
-"""From measurements to mix moves: roles, rules, the reference comparison and the plan.  Pure."""
+"""From measurements to mix moves: roles, source groups, the predicted mix, the objective and its
+optimiser, the reference comparison and the plan (docs/suggestions.md).  Pure."""

@@ -15,21 +15,23 @@ Terms (u: a level unit = a source group or a lone stem; A: the anchor level):
   weight moves to the section term.
 * **sections** (steady roles: lead/backing vocal, bass): per judged section ``s`` (the part plays
   in it: active frames, not release tails), ``e_s = d_u + lift_u(s) - lift_band(s)``: the part's
-  level against its target in that section, minus how much the band lifts there - the median of
-  the other parts' own lifts in ``s`` (each part against itself, over the time it plays), so a
+  level against its target in that section, minus how much the band lifts there - :data:`BAND_LIFT_SHARE`
+  of the median of the other parts' own lifts in ``s`` (each part against itself, over the time it plays), so a
   chorus where everyone plays harder is not a fault, a sparse bridge does not pull the vocal down,
-  and a vocal 8 dB down in both choruses is raised there rather than pulled down in the verses.  ``W_LEVEL * SECTION_SHARE * sum w_s e_s^2``.
+  and a vocal 8 dB down in both choruses is raised there rather than pulled down in the verses.
+  ``W_SECTION * sum w_s e_s^2``, ``w_s`` the section's share of the time the part plays.
 * **masking**: per ordered pair of groups ``(u masked, v masker)``,
   ``W_MASKING * sum_b pi_uv(b) s_u(b) D_uv(b)`` with ``D`` the loud-frame-weighted mean overlap
   beyond :data:`~bridge.suggest.predict.MASKING_ONSET_DB` on ``u``'s significant cells,
   ``pi`` the protection ``u`` gets from ``v`` (0 unless ``u`` has the higher priority in that band;
-  equal top priorities - kick and bass - protect each other at half weight) and ``s_u`` how much
+  equal top priorities - kick and bass - protect each other, below ``MUTUAL_BUILDUP_BELOW_HZ``
+  through the build-up term ``W_BUILDUP`` in each one's home bands) and ``s_u`` how much
   band ``b`` matters to ``u`` (the speech band-importance function for vocals, the loudness share
   otherwise).  No pair within a group.
 * **low end**: ``W_RUMBLE * max(0, R_i - RUMBLE_ALLOWED_DB)`` with ``R_i`` the share (dB) of the
   stem's energy an octave and more below its lowest sustained partial, plus its DC.
 * **dynamics**: ``W_DYNAMICS * max(0, spread_i - ceiling_role)^2``, spread = P95 - P10 of the
-  momentary loudness within sections (arrangement excluded), after the plan's EQ and compressor.
+  1 s loudness within sections (arrangement excluded), after the plan's EQ and compressor.
 * **reference** (with ``--reference``): ``W_REFERENCE * sum max(0, |delta_band| - tolerance)^2`` over
   six broad bands of the level-matched spectrum difference.
 * **headroom**: ``W_HEADROOM * max(0, TP_i' - HOT_DBTP)^2``: a stem's predicted true peak.
