@@ -294,6 +294,8 @@ def main() -> int:
         "reversals": sum(len(r["reversals"]) for r in rows), "stacked": sum(len(r["stacked"]) for r in rows),
         "render_over_decode": round(render_s / decode_s, 2) if decode_s > 0 else None,
         "render_over_decode_max": max((r["render_over_decode"] or 0.0 for r in rows), default=0.0),
+        "render_over_decode_with_moves": round(sum(r["render_s"] for r in rows if r["pass1_moves"])
+                                               / max(sum(r["decode_s"] for r in rows if r["pass1_moves"]), 1e-9), 2),
     }
     print(f"\nsummary ({len(rows)} sessions, {wall:.0f} s wall):")
     print(f"  clean twins: at most {summary['clean_moves_max']} moves (target <= {CLEAN_MAX_MOVES}), "
@@ -302,7 +304,8 @@ def main() -> int:
           f"(target <= {100 * SECOND_PASS_SHARE:.0f}% per session)")
     print(f"  reversals {summary['reversals']}, stacked cuts {summary['stacked']} (target 0)")
     print(f"  render {summary['render_over_decode']}x plain decode of the same stems over all sessions "
-          f"(worst session {summary['render_over_decode_max']}x; render {render_s:.2f} s, decode {decode_s:.2f} s)")
+          f"(sessions with moves {summary['render_over_decode_with_moves']}x, worst session "
+          f"{summary['render_over_decode_max']}x; render {render_s:.2f} s, decode {decode_s:.2f} s)")
     print(f"  sessions failing a property: {len(failing)} of {len(rows)}")
     for row in rows:
         if row["failures"] or row["collateral"] or row["untreated"]:
