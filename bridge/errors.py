@@ -110,6 +110,11 @@ class BridgeError(Exception):
         base = MESSAGES[self.code]
         return f"{base}: {self.detail}" if self.detail else base
 
+    def __str__(self) -> str:
+        # OSError subclasses (DawUnavailable, DawTimeout, PathNotFound, ...) would otherwise format the
+        # arguments given to __new__, which are none: str() must be the message for every class.
+        return self.message
+
     def line(self) -> str:
         """The one line a command prints: ``E_CODE: message``."""
         return f"{self.code}: {self.message}"

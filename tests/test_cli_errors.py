@@ -56,6 +56,16 @@ def test_every_error_class_has_one_code_and_an_exit_status():
     assert errors_module.NoStems("x").exit_status == ExitStatus.NOTHING_USABLE
 
 
+def test_str_of_every_error_is_its_message_with_or_without_detail():
+    # OSError-derived classes (DawTimeout, DawUnavailable, PathNotFound ...) once printed as ''.
+    classes = [c for _, c in inspect.getmembers(errors_module, inspect.isclass)
+               if issubclass(c, BridgeError) and "code" in c.__dict__]
+    for cls in classes:
+        assert str(cls()) == MESSAGES[cls.code], cls.__name__
+        assert str(cls("at 3 s")) == f"{MESSAGES[cls.code]}: at 3 s", cls.__name__
+        assert cls("x").line() == f"{cls.code}: {MESSAGES[cls.code]}: x"
+
+
 def test_a_malformed_mixbridge_toml_is_one_line_with_its_code(stems, tmp_path, capsys):
     folder = tmp_path / "s"
     folder.mkdir()
