@@ -537,6 +537,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     watch.add_argument("--reference", metavar="REF", help="a reference track to steer tonal balance towards")
     watch.add_argument("--amount", type=float, default=1.0, help="scale every move, 0..1")
     watch.add_argument("--roles", metavar="FILE", help="roles file over DIR's mixbridge.toml (read once at start)")
+    watch.add_argument("--markers", metavar="FILE",
+                       help="sections: REAPER marker/region CSV export or JSON (read once at start)")
     watch.add_argument("--surface", action="store_true", help="also serve the OSC control surface (docs/osc.md)")
     watch.add_argument("--review-page", action="store_true",
                        help="also serve the review page: hear, accept and reject each suggestion in a browser "

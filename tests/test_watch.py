@@ -225,6 +225,22 @@ def test_a_bounce_becomes_one_pass_with_plan_and_notes(watcher, renders):
     assert line.startswith(outcome.line) and " proposed (no DAW target)" in line and "notes.html" in line
 
 
+def test_watch_markers_give_the_passes_their_sections(watcher, renders, tmp_path):
+    """``watch --markers FILE``: the producer's regions name the sections every pass judges."""
+    from bridge.cli import _settings, build_parser
+
+    markers = tmp_path / "regions.csv"
+    markers.write_text("#,Name,Start,End\nR1,Verse,0.0,1.5\nR2,Chorus,1.5,3.0\n")
+    args = build_parser()[0].parse_args(["watch", str(renders), "--markers", str(markers)])
+    settings = _settings(args, stems=renders)
+    assert settings.markers and [m[0] for m in settings.markers] == ["Verse", "Chorus"]
+    w = watcher(markers=settings.markers)
+    _stems(renders, 2)
+    assert w.wait_for(lambda: w.passes, DEADLINE_S), "no pass"
+    sections = [s.section for s in w.passes[0].result.mix.sections]
+    assert [(s.name, s.start_s) for s in sections] == [("Verse", 0.0), ("Chorus", 1.5)]
+
+
 def test_a_second_bounce_reports_what_changed(watcher, renders):
     w = watcher()
     _stems(renders, 3)
