@@ -106,6 +106,10 @@ def run_loop(stems_dir: Path, out_dir: Path, markers=None, role_config=None) -> 
 
 # --- ground truth of recorded-material sessions -----------------------------------------------------
 
+#: How close a pan move must come to the truth's position (REAPER pan, -1..1).
+PAN_TOLERANCE = 0.25
+
+
 def _on(plan: MixPlan, stem: str | None):
     return [m for m in plan.moves if stem is None or stem in m.tracks]
 
@@ -147,8 +151,16 @@ def truth_matches(plan: MixPlan, move: dict) -> bool | None:
     if kind == "compressor":
         lo, hi = move.get("ratio_range", (1.01, 100.0))
         return any(m.kind == "comp" and lo <= m.comp.ratio <= hi for m in moves)
-    if kind in ("pan", "width"):
-        return any(m.kind in ("width",) for m in moves)
+    if kind == "pan":
+        # A placement needs a move that puts the part there: a pan move to within PAN_TOLERANCE, or -
+        # for the centre only - a fold to mono (width 0), which is how a part bounced to one side of
+        # a stereo file is centred (REAPER's balance pan cannot move sound across).  Narrowing is not
+        # a placement.
+        want = float(move.get("pan", 0.0))
+        return any((m.kind == "pan" and abs((m.pan or 0.0) - want) <= PAN_TOLERANCE)
+                   or (want == 0.0 and m.kind == "width" and m.width == 0.0) for m in moves)
+    if kind == "width":
+        return any(m.kind == "width" for m in moves)
     return None
 
 

@@ -114,7 +114,7 @@ W_HEADROOM = 10.0
 COST_PER_DB = {"fader": 0.05, "eq": 0.08, "automation": 0.05, "comp": 0.15, "width": 0.05}
 #: Fixed cost per move: the hysteresis.  A high-pass counts as a move, not by dB.
 COST_PER_MOVE = {"fader": 0.8, "eq": 1.0, "highpass": 0.8, "automation": 1.0, "automated_section": 0.2,
-                 "comp": 1.5, "polarity": 0.3, "width": 0.8}
+                 "comp": 1.5, "polarity": 0.3, "width": 0.8, "pan": 0.3}
 
 #: 1/3-octave band importance for speech (ANSI S3.5-1997, table 3), 160 Hz .. 8 kHz; used as how
 #: much each band matters to a vocal's clarity.
@@ -727,6 +727,8 @@ class Objective:
             if d.width is not None:
                 per_db += COST_PER_DB["width"] * abs(20.0 * math.log10(max(d.width, 0.05)))
                 fixed += COST_PER_MOVE["width"]
+            if d.pan is not None:
+                fixed += COST_PER_MOVE["pan"]
         return per_db, fixed
 
     def trims(self, part: PartUnit, decisions, units_state) -> list[float]:

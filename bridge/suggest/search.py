@@ -74,6 +74,7 @@ class TrackFx:
     width: float | None = None
     comp_percentile: float | None = None  # where the compressor's threshold sits in what it hears
     trim_db: float = 0.0  # a part's own fader move inside its group (kit balance), on top of the group's
+    pan: float | None = None  # REAPER pan (-1..1) for one half of a split stereo pair
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ class Optimiser:
         for k, s in enumerate(self.model.stems):
             um = state.units[self.unit_of_stem[k]]
             fx = state.tracks[k]
-            d = TrackDecision(round(um.fader_db + fx.trim_db, 2), fx.eq, fx.comp, um.sections, fx.polarity, fx.width)
+            d = TrackDecision(round(um.fader_db + fx.trim_db, 2), fx.eq, fx.comp, um.sections, fx.polarity, fx.width,
+                              fx.pan)
             if not d.empty:
                 out[s.name] = d
         return out
