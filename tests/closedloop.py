@@ -10,7 +10,9 @@ Used by tests/test_closed_loop.py and benchmarks/bench_advice.py.  Definitions (
   larger than 1 dB; or a second-pass EQ band that undoes a first-pass one (opposite sign within half
   an octave, larger than 1 dB).
 * a **stacked cut**: a second-pass cut (peak or shelf with negative gain, or a high-pass) on a track
-  within half an octave of one of its first-pass cuts or high-passes.
+  within half an octave of one of its first-pass cuts or high-passes; and a **stacked compressor**:
+  a second-pass compressor on a track the first pass already compressed (the first one stopped
+  short of its target; followed literally, the part would run through two).
 """
 from __future__ import annotations
 
@@ -53,9 +55,12 @@ def compare_passes(first: MixPlan, second: MixPlan) -> tuple[list[str], list[str
     moved: dict[str, float] = {}
     rides: dict[tuple[str, str], float] = {}
     cuts: dict[str, list] = {}
+    comps: dict[str, object] = {}
     for m in first.moves:
         for t in m.tracks:
-            if m.kind == "fader":
+            if m.kind == "comp":
+                comps[t] = m.comp
+            elif m.kind == "fader":
                 moved[t] = moved.get(t, 0.0) + m.fader_db
             elif m.kind == "automation":
                 for g in m.sections:
@@ -64,7 +69,11 @@ def compare_passes(first: MixPlan, second: MixPlan) -> tuple[list[str], list[str
                 cuts.setdefault(t, []).append(m.band)
     for m in second.moves:
         for t in m.tracks:
-            if m.kind == "fader" and t in moved and moved[t] * m.fader_db < 0 and abs(m.fader_db) > 1.0:
+            if m.kind == "comp" and t in comps:
+                old = comps[t]
+                stacked.append(f"{t}: compressor {m.comp.ratio:g}:1 from {m.comp.threshold_db:.1f} dB on top of "
+                               f"{old.ratio:g}:1 from {old.threshold_db:.1f} dB")
+            elif m.kind == "fader" and t in moved and moved[t] * m.fader_db < 0 and abs(m.fader_db) > 1.0:
                 reversals.append(f"{t}: fader {moved[t]:+.1f} then {m.fader_db:+.1f} dB")
             elif m.kind == "automation":
                 for g in m.sections:

@@ -21,7 +21,8 @@ from ..analyze.spectrum import BAND_CENTERS_HZ, BAND_HIGH_HZ, BAND_LOW_HZ
 from .groups import detect_groups
 from .model import (BAND_KINDS, MAX_EQ_BANDS, Automation, Change, CompSettings, Effect, EqBand, Finding, Group, Move,
                     SectionGain, StemView, SuggestionRecord, TrackPlan)
-from .objective import (COST_PER_DB, COST_PER_MOVE, HOT_DBTP, REFERENCE_TOLERANCE_DB, SECTION_SHARE, W_DYNAMICS,
+from .objective import (COST_PER_DB, COST_PER_MOVE, HOT_DBTP, REFERENCE_TOLERANCE_DB, SECTION_SHARE,
+                        UNEVEN_SECTIONS_LU, W_DYNAMICS,
                         W_HEADROOM, W_LEVEL, W_MASKING, W_REFERENCE, W_RUMBLE, RUMBLE_ALLOWED_BASS_DB,
                         RUMBLE_ALLOWED_DB, MUTUAL_BUILDUP_DB, PART_BALANCE_TOLERANCE_LU, SNARE_BOTTOM_OFFSET_LU, Objective, Terms,
                         nice_hz)
@@ -544,13 +545,24 @@ def _comp_move(ctx: _Context, k: int, fx: TrackFx) -> Move:
     gr = ctx.model.stem_state(k, d_with).mean_gr_db
     c = fx.comp
     ceiling = s.profile.spread_max_lu
-    msg = (f"{s.name}: within-section dynamics {sp0:.1f} LU against {ceiling:.0f} LU for a {label(s.role)}: "
-           f"compress {c.ratio:.1f}:1 from {c.threshold_db:.1f} dBFS (measured after the AI EQ; REAPER's fader is "
+    how = (f"compress {c.ratio:.1f}:1 from {c.threshold_db:.1f} dBFS (measured after the AI EQ; REAPER's fader is "
            f"post-FX), {c.attack_ms:.0f} ms attack, {c.release_ms:.0f} ms release, {c.makeup_db:+.1f} dB make-up")
     evidence = {"spread_lu": _r(sp0, 2), "ceiling_lu": ceiling, "mean_gain_reduction_db": _r(gr, 2),
                 "lra_lu": s.view.analysis.loudness.lra_lu}
-    effects = (Effect(f"{s.name} within-section dynamics", "spread_lu", round(sp0, 1), round(sp1, 1), "LU"),
-               Effect(f"{s.name} mean gain reduction", "gain_reduction_db", 0.0, round(gr, 1), "dB"))
+    effects = [Effect(f"{s.name} within-section dynamics", "spread_lu", round(sp0, 1), round(sp1, 1), "LU")]
+    sw0, sw1 = ctx.obj.swing(k, d_without), ctx.obj.swing(k, d_with)
+    if sw0 is not None and sw1 is not None:
+        uneven = ctx.obj.uneven.get(ctx.obj.units[ctx.opt.unit_of_stem[k]].group, {})
+        kind = sw0[1]
+        where = ", ".join(f"{n} {v:+.1f} LU" for n, v in uneven.get("sections", {}).items()) if uneven.get("kind") == kind else kind
+        msg = (f"{s.name}'s {kind} sections sit {sw0[0]:.1f} LU apart against the band ({where}) while the band plays "
+               f"them alike: its level follows its phrases, not the arrangement, so it is levelled rather than ridden "
+               f"(within-section dynamics {sp0:.1f} LU, {ceiling:.0f} LU for a {label(s.role)}): {how}")
+        evidence.update({"swing_lu": _r(sw0[0], 2), "swing_kind": kind, "swing_limit_lu": UNEVEN_SECTIONS_LU})
+        effects.append(Effect(f"{s.name} {kind} sections apart", "swing_lu", round(sw0[0], 1), round(sw1[0], 1), "LU"))
+    else:
+        msg = f"{s.name}: within-section dynamics {sp0:.1f} LU against {ceiling:.0f} LU for a {label(s.role)}: {how}"
+    effects = tuple(effects) + (Effect(f"{s.name} mean gain reduction", "gain_reduction_db", 0.0, round(gr, 1), "dB"),)
     return Move("comp", "dynamics", (s.name,), Finding("dynamics", "info", msg, evidence), effects,
                 _gain(ctx, without), 0.5, comp=c)
 
