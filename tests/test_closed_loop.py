@@ -19,8 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from types import SimpleNamespace
+
+from bridge.suggest.model import CompSettings, Finding, Move
 from bridge.synth import default_session, write_session
-from tests.closedloop import judge, run_loop
+from tests.closedloop import compare_passes, judge, run_loop, truth_matches
 
 FORM = (("intro", 1), ("verse", 2), ("chorus", 2), ("verse", 2), ("chorus", 2), ("bridge", 1), ("outro", 1))
 SECOND_PASS_SHARE = 0.15
@@ -35,6 +38,32 @@ def _check_loop(loop, label):
         + "; ".join(m.finding.message for m in loop.second.moves))
     assert not loop.reversals, f"{label}: {loop.reversals}"
     assert not loop.stacked, f"{label}: {loop.stacked}"
+
+
+# --- the judge itself ---------------------------------------------------------------------------------
+
+def _move(kind, track, **content):
+    return Move(kind, kind, (track,), Finding(kind, "info", kind, {}), **content)
+
+
+def test_a_second_compressor_on_a_compressed_track_counts_as_stacked():
+    first = SimpleNamespace(moves=(_move("comp", "Lead", comp=CompSettings(-30.0, 3.0, 10.0, 100.0, 2.0)),))
+    again = SimpleNamespace(moves=(_move("comp", "Lead", comp=CompSettings(-28.0, 2.0, 10.0, 100.0, 1.0)),))
+    elsewhere = SimpleNamespace(moves=(_move("comp", "Bass", comp=CompSettings(-28.0, 2.0, 10.0, 100.0, 1.0)),))
+    _, stacked = compare_passes(first, again)
+    assert len(stacked) == 1 and "Lead" in stacked[0] and "compressor" in stacked[0]
+    assert compare_passes(first, elsewhere) == ([], [])
+
+
+def test_a_pan_expectation_needs_a_pan_move():
+    hard_left = {"type": "pan", "stem": "OH L", "pan": -1.0}
+    centre = {"type": "pan", "stem": "Bass", "pan": 0.0}
+    assert truth_matches(SimpleNamespace(moves=(_move("pan", "OH L", pan=-1.0),)), hard_left)
+    assert not truth_matches(SimpleNamespace(moves=(_move("pan", "OH L", pan=1.0),)), hard_left)
+    assert not truth_matches(SimpleNamespace(moves=(_move("width", "OH L", width=0.5),)), hard_left)
+    # A part bounced to one side of a stereo file is centred by folding it to mono, not by narrowing.
+    assert truth_matches(SimpleNamespace(moves=(_move("width", "Bass", width=0.0),)), centre)
+    assert not truth_matches(SimpleNamespace(moves=(_move("width", "Bass", width=0.5),)), centre)
 
 
 # --- synthesised sessions --------------------------------------------------------------------------
