@@ -60,7 +60,8 @@ from tests.closedloop import judge, run_loop, truth_matches  # noqa: E402
 SECOND_PASS_SHARE = 0.15
 CLEAN_MAX_MOVES = 6
 #: Planted problems the planner must fix (tests/test_closed_loop.py's MUST_FIX); the others are reported.
-MUST_FIX = {"level_hot", "level_quiet", "lead_chorus_dip", "pad_rumble", "inverted_channel", "dc_offset", "hard_pan"}
+MUST_FIX = {"level_hot", "level_quiet", "lead_chorus_dip", "pad_rumble", "inverted_channel", "dc_offset", "hard_pan",
+            "over_dynamic_lead"}
 
 SHORT_FORM = (("intro", 1), ("verse", 2), ("chorus", 2), ("verse", 2), ("chorus", 2), ("bridge", 1), ("outro", 1))
 
