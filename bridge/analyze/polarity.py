@@ -6,7 +6,7 @@ path difference (a millisecond or two) and, when one mic faces the other (a snar
 inverted.  Band energies cannot tell: polarity is a property of the waveforms.
 
 So each stem keeps, from the one streamed read of the analysis, a small **low-band signal**
-(:class:`LowBandSignal`): the mono sum, averaged down to about 4 kHz, band-passed to
+(:class:`LowBandSignal`): the mono sum, averaged down to about 2 kHz, band-passed to
 :data:`LOW_BAND_HZ` and decimated to about 1 kHz, stored as float16 (about 0.5 MB for a 4-minute
 stem).  :func:`polarity_between` correlates two of them over lags up to :data:`MAX_LAG_MS`
 (band-limited interpolation between the 1 ms samples) and returns the correlation at the lag of
@@ -26,9 +26,9 @@ from scipy import signal
 #: The band the signal keeps, Hz: a drum's body and fundamental, below a snare's wires.
 LOW_BAND_HZ = (40.0, 350.0)
 #: First stage: block means down to about this rate (a cheap anti-alias filter), Hz.
-STAGE_RATE_HZ = 4000.0
+STAGE_RATE_HZ = 2000.0
 #: Second stage: every this-many samples of the band-passed signal are kept (about 1 kHz).
-SECOND_DECIMATION = 4
+SECOND_DECIMATION = 2
 #: Lags searched either side of zero, ms (mics of one drum are within about 1.5 m of each other).
 MAX_LAG_MS = 5.0
 #: Interpolation grid between the signal's samples, ms.
@@ -64,24 +64,39 @@ class LowBandSignal:
         self.q1 = stage_factor(sample_rate)
         rate1 = sample_rate / self.q1
         high = min(LOW_BAND_HZ[1], 0.45 * rate1)
-        self._sos = signal.butter(4, [LOW_BAND_HZ[0], high], "bandpass", fs=rate1, output="sos")
+        self._sos = signal.butter(3, [LOW_BAND_HZ[0], high], "bandpass", fs=rate1, output="sos")
+        self._ones = np.ones(self.q1, dtype=np.float32)
         self._zi = np.zeros((self._sos.shape[0], 2))
-        self._rest = np.zeros(0)
+        self._rest = np.zeros((0, 0), dtype=np.float32)
         self._phase = 0  # index (in stage-1 samples) of the next kept sample, relative to the next block
         self._parts: list[np.ndarray] = []
 
     def feed(self, samples: np.ndarray) -> None:
         """One block, shape ``(channels, n)``."""
-        if samples.shape[1] == 0:
+        n = samples.shape[1]
+        if n == 0:
             return
-        mono = samples.mean(axis=0, dtype=np.float64)
-        if len(self._rest):
-            mono = np.concatenate([self._rest, mono])
-        whole = len(mono) // self.q1 * self.q1
-        self._rest = mono[whole:]
-        if whole == 0:
+        channels = samples.shape[0]
+        start = 0
+        means = []
+        if self._rest.shape[1] if self._rest.ndim == 2 else 0:
+            # Complete the block mean left open by the previous block.
+            need = self.q1 - self._rest.shape[1]
+            head = np.concatenate([self._rest, samples[:, :need]], axis=1)
+            start = min(need, n)
+            if head.shape[1] < self.q1:
+                self._rest = head
+                return
+            means.append(np.array([head.sum(dtype=np.float64) / (channels * self.q1)]))
+        whole = (n - start) // self.q1 * self.q1
+        if whole:
+            # One pass over the block, in its own precision: channels and q1 samples summed together.
+            body = samples[:, start:start + whole].reshape(channels, -1, self.q1)
+            means.append((body @ self._ones).sum(axis=0, dtype=np.float64) / (channels * self.q1))
+        self._rest = samples[:, start + whole:].copy()
+        if not means:
             return
-        stage = mono[:whole].reshape(-1, self.q1).mean(axis=1)
+        stage = np.concatenate(means) if len(means) > 1 else means[0]
         filtered, self._zi = signal.sosfilt(self._sos, stage, zi=self._zi)
         kept = filtered[self._phase::SECOND_DECIMATION]
         self._phase = (self._phase - len(filtered)) % SECOND_DECIMATION
