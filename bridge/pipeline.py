@@ -1292,6 +1292,7 @@ def stem_views(result: SessionResult, roles: dict[str, str] | None = None, manua
             role_findings=(decision.finding,) if decision.finding is not None else (),
             band_power=feats.band_power if feats is not None else None,
             subhop_power=feats.subhop_power if feats is not None else None,
+            low_signal=feats.low_signal if feats is not None else None,
             sample_rate=feats.sample_rate if feats is not None else 48000))
     return views
 

@@ -10,7 +10,9 @@ Used by tests/test_closed_loop.py and benchmarks/bench_advice.py.  Definitions (
   larger than 1 dB; or a second-pass EQ band that undoes a first-pass one (opposite sign within half
   an octave, larger than 1 dB).
 * a **stacked cut**: a second-pass cut (peak or shelf with negative gain, or a high-pass) on a track
-  within half an octave of one of its first-pass cuts or high-passes.
+  within half an octave of one of its first-pass cuts or high-passes; and a **stacked compressor**:
+  a second-pass compressor on a track the first pass already compressed (the first one stopped
+  short of its target; followed literally, the part would run through two).
 """
 from __future__ import annotations
 
@@ -53,9 +55,12 @@ def compare_passes(first: MixPlan, second: MixPlan) -> tuple[list[str], list[str
     moved: dict[str, float] = {}
     rides: dict[tuple[str, str], float] = {}
     cuts: dict[str, list] = {}
+    comps: dict[str, object] = {}
     for m in first.moves:
         for t in m.tracks:
-            if m.kind == "fader":
+            if m.kind == "comp":
+                comps[t] = m.comp
+            elif m.kind == "fader":
                 moved[t] = moved.get(t, 0.0) + m.fader_db
             elif m.kind == "automation":
                 for g in m.sections:
@@ -64,7 +69,11 @@ def compare_passes(first: MixPlan, second: MixPlan) -> tuple[list[str], list[str
                 cuts.setdefault(t, []).append(m.band)
     for m in second.moves:
         for t in m.tracks:
-            if m.kind == "fader" and t in moved and moved[t] * m.fader_db < 0 and abs(m.fader_db) > 1.0:
+            if m.kind == "comp" and t in comps:
+                old = comps[t]
+                stacked.append(f"{t}: compressor {m.comp.ratio:g}:1 from {m.comp.threshold_db:.1f} dB on top of "
+                               f"{old.ratio:g}:1 from {old.threshold_db:.1f} dB")
+            elif m.kind == "fader" and t in moved and moved[t] * m.fader_db < 0 and abs(m.fader_db) > 1.0:
                 reversals.append(f"{t}: fader {moved[t]:+.1f} then {m.fader_db:+.1f} dB")
             elif m.kind == "automation":
                 for g in m.sections:
@@ -105,6 +114,10 @@ def run_loop(stems_dir: Path, out_dir: Path, markers=None, role_config=None) -> 
 
 
 # --- ground truth of recorded-material sessions -----------------------------------------------------
+
+#: How close a pan move must come to the truth's position (REAPER pan, -1..1).
+PAN_TOLERANCE = 0.25
+
 
 def _on(plan: MixPlan, stem: str | None):
     return [m for m in plan.moves if stem is None or stem in m.tracks]
@@ -147,8 +160,16 @@ def truth_matches(plan: MixPlan, move: dict) -> bool | None:
     if kind == "compressor":
         lo, hi = move.get("ratio_range", (1.01, 100.0))
         return any(m.kind == "comp" and lo <= m.comp.ratio <= hi for m in moves)
-    if kind in ("pan", "width"):
-        return any(m.kind in ("width",) for m in moves)
+    if kind == "pan":
+        # A placement needs a move that puts the part there: a pan move to within PAN_TOLERANCE, or -
+        # for the centre only - a fold to mono (width 0), which is how a part bounced to one side of
+        # a stereo file is centred (REAPER's balance pan cannot move sound across).  Narrowing is not
+        # a placement.
+        want = float(move.get("pan", 0.0))
+        return any((m.kind == "pan" and abs((m.pan or 0.0) - want) <= PAN_TOLERANCE)
+                   or (want == 0.0 and m.kind == "width" and m.width == 0.0) for m in moves)
+    if kind == "width":
+        return any(m.kind == "width" for m in moves)
     return None
 
 

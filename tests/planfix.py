@@ -123,7 +123,7 @@ def decisions_of(plan) -> dict[str, TrackDecision]:
     for move in plan.moves:
         for name in move.tracks:
             d = out.setdefault(name, {"fader_db": 0.0, "eq": [], "comp": None, "sections": (), "polarity": None,
-                                      "width": None})
+                                      "width": None, "pan": None})
             if move.kind == "fader":
                 d["fader_db"] += move.fader_db
             elif move.kind == "automation":
@@ -139,7 +139,10 @@ def decisions_of(plan) -> dict[str, TrackDecision]:
                 d["polarity"] = move.polarity
             elif move.kind == "width":
                 d["width"] = move.width
-    return {n: TrackDecision(d["fader_db"], tuple(d["eq"]), d["comp"], tuple(d["sections"]), d["polarity"], d["width"])
+            elif move.kind == "pan":
+                d["pan"] = move.pan
+    return {n: TrackDecision(d["fader_db"], tuple(d["eq"]), d["comp"], tuple(d["sections"]), d["polarity"], d["width"],
+                             d["pan"])
             for n, d in out.items()}
 
 

@@ -8,7 +8,9 @@ and tempos, a split overhead pair), clean twins and planted problems:
   never reverses a move by more than 1 dB and never stacks a cut on a band already cut;
 * a clean twin gets at most 6 moves;
 * the planted problems the planner addresses are fixed within the ground truth's tolerance, and
-  nothing the ground truth says to avoid is done.
+  nothing the ground truth says to avoid is done;
+* the moves every variant of a recipe calls for (the truth's ``expected_moves``: the snare bottom
+  mic flipped against the top, the halves of a split stereo pair panned apart) are in the plan.
 
 Material is built once into the material cache ($MIXBRIDGE_MATERIAL_CACHE, else
 ~/.cache/mixbridge-material) and reused; cold, this module takes about a minute on one core.
@@ -19,14 +21,18 @@ from pathlib import Path
 
 import pytest
 
+from types import SimpleNamespace
+
+from bridge.suggest.model import CompSettings, Finding, Move
 from bridge.synth import default_session, write_session
-from tests.closedloop import judge, run_loop
+from tests.closedloop import compare_passes, judge, run_loop, truth_matches
 
 FORM = (("intro", 1), ("verse", 2), ("chorus", 2), ("verse", 2), ("chorus", 2), ("bridge", 1), ("outro", 1))
 SECOND_PASS_SHARE = 0.15
 CLEAN_MAX_MOVES = 6
 #: Planted problems the planner must fix (the others are documented in docs/suggestions.md).
-MUST_FIX = {"level_hot", "level_quiet", "lead_chorus_dip", "pad_rumble", "inverted_channel", "dc_offset", "hard_pan"}
+MUST_FIX = {"level_hot", "level_quiet", "lead_chorus_dip", "pad_rumble", "inverted_channel", "dc_offset", "hard_pan",
+            "over_dynamic_lead"}
 
 
 def _check_loop(loop, label):
@@ -35,6 +41,32 @@ def _check_loop(loop, label):
         + "; ".join(m.finding.message for m in loop.second.moves))
     assert not loop.reversals, f"{label}: {loop.reversals}"
     assert not loop.stacked, f"{label}: {loop.stacked}"
+
+
+# --- the judge itself ---------------------------------------------------------------------------------
+
+def _move(kind, track, **content):
+    return Move(kind, kind, (track,), Finding(kind, "info", kind, {}), **content)
+
+
+def test_a_second_compressor_on_a_compressed_track_counts_as_stacked():
+    first = SimpleNamespace(moves=(_move("comp", "Lead", comp=CompSettings(-30.0, 3.0, 10.0, 100.0, 2.0)),))
+    again = SimpleNamespace(moves=(_move("comp", "Lead", comp=CompSettings(-28.0, 2.0, 10.0, 100.0, 1.0)),))
+    elsewhere = SimpleNamespace(moves=(_move("comp", "Bass", comp=CompSettings(-28.0, 2.0, 10.0, 100.0, 1.0)),))
+    _, stacked = compare_passes(first, again)
+    assert len(stacked) == 1 and "Lead" in stacked[0] and "compressor" in stacked[0]
+    assert compare_passes(first, elsewhere) == ([], [])
+
+
+def test_a_pan_expectation_needs_a_pan_move():
+    hard_left = {"type": "pan", "stem": "OH L", "pan": -1.0}
+    centre = {"type": "pan", "stem": "Bass", "pan": 0.0}
+    assert truth_matches(SimpleNamespace(moves=(_move("pan", "OH L", pan=-1.0),)), hard_left)
+    assert not truth_matches(SimpleNamespace(moves=(_move("pan", "OH L", pan=1.0),)), hard_left)
+    assert not truth_matches(SimpleNamespace(moves=(_move("width", "OH L", width=0.5),)), hard_left)
+    # A part bounced to one side of a stereo file is centred by folding it to mono, not by narrowing.
+    assert truth_matches(SimpleNamespace(moves=(_move("width", "Bass", width=0.0),)), centre)
+    assert not truth_matches(SimpleNamespace(moves=(_move("width", "Bass", width=0.5),)), centre)
 
 
 # --- synthesised sessions --------------------------------------------------------------------------
@@ -106,3 +138,11 @@ def test_planted_problems_are_fixed_and_nothing_to_avoid_is_done(material_loop):
         if kind in MUST_FIX:
             assert all(f is not False for f in v["fixed"]), (
                 f"{name}/{variant}: {kind} not fixed: " + "; ".join(m.finding.message for m in loop.first.moves))
+
+
+@needs_material
+def test_the_expected_moves_are_made(material_loop):
+    name, variant, session, loop = material_loop
+    assert session.expected_moves, "every recipe has a snare bottom mic"
+    missing = [mv for mv in session.expected_moves if truth_matches(loop.first, mv) is False]
+    assert not missing, f"{name}/{variant}: expected moves not in the plan: {missing}"

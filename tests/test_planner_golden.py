@@ -312,3 +312,103 @@ def test_following_a_plan_on_fixtures_leaves_nothing_to_do():
     assert len(first.moves) >= 3
     second, _ = _plan(apply_plan(first, stems, views))
     assert plan_total_db(second) <= 0.15 * plan_total_db(first), [m.finding.message for m in second.moves]
+
+
+# --- uneven parts: levelled, not ridden ------------------------------------------------------------
+
+def _uneven_vocal(gains):
+    steady = envelope(N, on=[(0.0, 38.0)], seed=70)
+    g = gain_to(steady[:, None] * shape(VOCAL), A, channels=1)
+    v = envelope(N, on=[(0.0, 38.0)], gain_db=gains, seed=70)
+    return stem(g * v[:, None] * shape(VOCAL), None, channels=1)
+
+
+def test_a_vocal_whose_repeated_sections_disagree_is_levelled_by_a_compressor_not_ridden():
+    # Verse 1 at its place, verse 2 8 dB under it; chorus 1 8 dB under, chorus 2 3 dB over: the band
+    # plays the repeats alike, so the swings are the performance's.
+    swings = {(10.0, 20.0): -8.0, (20.0, 30.0): -8.0, (30.0, 38.0): 3.0}
+    stems = {**_band_session(), "Lead Vocal": _uneven_vocal(swings)}
+    plan, views = _plan(stems, markers=MARKERS)
+    (comp,) = _moves(plan, "comp", "Lead Vocal")
+    assert not _moves(plan, "automation", "Lead Vocal"), [m.finding.message for m in plan.moves]
+    ev = comp.finding.evidence
+    assert ev["swing_lu"] > 8.0 and ev["swing_kind"] in ("verse", "chorus"), ev
+    swing = next(e for e in comp.effects if e.metric == "swing_lu")
+    assert swing.after <= 4.0 - 1.0 + 1e-6, swing  # under the limit with the compressor's margin
+    # Followed (by the planner's own prediction), the next pass asks for no second compressor and no ride.
+    again, _ = _plan(apply_plan(plan, stems, views), markers=MARKERS)
+    assert not _moves(again, "comp", "Lead Vocal") and not _moves(again, "automation", "Lead Vocal"), \
+        [m.finding.message for m in again.moves]
+
+
+def test_a_compressor_never_stops_short_of_its_target():
+    # Phrases 2 s loud, 2 s 14 dB quieter: the usual thresholds sit above the quiet phrases, so only a
+    # levelling threshold brings the spread under the ceiling with margin.
+    e = envelope(N, seed=71) * np.where((np.arange(N) // 20) % 2, 1.0, 10 ** -1.4)
+    stems = {**_band_session(), "Lead Vocal": stem(e[:, None] * shape(VOCAL), A, channels=1)}
+    plan, views = _plan(stems)
+    (comp,) = _moves(plan, "comp", "Lead Vocal")
+    spread = next(e for e in comp.effects if e.metric == "spread_lu")
+    assert spread.after <= PROFILES["lead_vocal"].spread_max_lu - 1.0 + 1e-6, comp.finding.message
+    again, _ = _plan(apply_plan(plan, stems, views))
+    assert not _moves(again, "comp", "Lead Vocal"), [m.finding.message for m in again.moves]
+
+
+# --- between stems: partner mics and split pairs -----------------------------------------------------
+
+def _hits(t, every_s, freq_hz, tau_s, delay_s=0.0):
+    """Decaying tone bursts (a drum's body) every ``every_s``, arriving ``delay_s`` late."""
+    x = (t - delay_s) % every_s
+    return np.where(t >= delay_s, np.exp(-x / tau_s) * np.sin(2 * np.pi * freq_hz * x), 0.0)
+
+
+def test_an_inverted_snare_bottom_is_flipped_and_a_delayed_kick_out_is_not():
+    from dataclasses import replace
+
+    from bridge.analyze.polarity import signal_rate_hz
+    stems = {**_band_session(), **_kit()}
+    snare = _band({200: 0, 2500: 2, 5000: 0}, seed=12, pulse=10, depth_db=15)
+    kick = _band(KICK, seed=11, pulse=5, depth_db=15)
+    stems["Snare Bottom"] = stem(0.3 * snare + 0.02 * kick, A - 16)
+    stems["Kick Out"] = stem(kick * 1.2 + 0.01 * snare, A - 6)
+    rate = signal_rate_hz(48000)
+    t = np.arange(int(N * 0.1 * rate)) / rate
+    rng = np.random.default_rng(72)
+    body = _hits(t, 1.0, 185.0, 0.08)
+    thump = _hits(t, 0.5, 58.0, 0.1)
+    low = {"Snare Top": body + 0.05 * thump, "Snare Bottom": -0.4 * _hits(t, 1.0, 185.0, 0.08, 0.0006) + 0.02 * thump,
+           "Kick In": thump + 0.05 * body, "Kick Out": 0.9 * _hits(t, 0.5, 58.0, 0.1, 0.0012) + 0.02 * body}
+    views, mix = session(stems)
+    views = [replace(v, low_signal=(low[v.name] + 0.01 * rng.standard_normal(len(t))).astype(np.float16))
+             if v.name in low else v for v in views]
+    plan = build_plan(views, mix, PlanSettings())
+    flips = _moves(plan, "polarity")
+    assert [m.tracks for m in flips] == [("Snare Bottom",)], [m.finding.message for m in flips]
+    (flip,) = flips
+    assert flip.polarity == "both" and flip.code == "mic_polarity"
+    ev = flip.finding.evidence
+    assert ev["against"] == "Snare Top" and ev["correlation"] < -0.8 and ev["zero_lag_correlation"] < -0.2, ev
+    assert 0.3 <= ev["lag_ms"] <= 0.9, ev
+    assert "-0." in flip.finding.message and "Flip its polarity" in flip.finding.message
+    # Flipped, the pair correlates positively: nothing is asked again.
+    low["Snare Bottom"] = -low["Snare Bottom"]
+    views = [replace(v, low_signal=low[v.name].astype(np.float16)) if v.name in low else v for v in views]
+    assert not _moves(build_plan(views, mix, PlanSettings()), "polarity")
+
+
+def test_the_halves_of_a_split_pair_are_panned_apart_and_left_there():
+    stems = _band_session()
+    gtr = _band(GUITAR, seed=80)
+    stems.pop("Guitar")
+    stems["Gtr L"] = stem(gtr, A - 12.0, channels=1)
+    stems["Gtr R"] = stem(gtr * 1.1, A - 12.0, channels=1)
+    plan, _ = _plan(stems)
+    pans = {m.tracks[0]: m.pan for m in _moves(plan, "pan")}
+    assert pans == {"Gtr L": -1.0, "Gtr R": 1.0}, [m.finding.message for m in plan.moves]
+    change = next(c for c in plan.track("Gtr R").changes if c.param == "pan")
+    assert (change.target, change.value) == ("track", 1.0)
+    # Once panned (each half a stereo file with sound on its own side), nothing more: no pan, no fold.
+    stems["Gtr L"] = stem(gtr, A - 12.0, correlation=0.0, balance=0.0)
+    stems["Gtr R"] = stem(gtr * 1.1, A - 12.0, correlation=0.0, balance=1e9)
+    again, _ = _plan(stems)
+    assert not [m for m in again.moves if set(m.tracks) & {"Gtr L", "Gtr R"}], [m.finding.message for m in again.moves]

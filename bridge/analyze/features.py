@@ -14,6 +14,7 @@ import numpy as np
 
 from .levels import ClipDetector, ClipStats, FrameLevels
 from .loudness import KWeightedEnergy
+from .polarity import LowBandSignal
 from .spectrum import BandEnergy
 from .truepeak import TruePeakMeter
 
@@ -49,6 +50,9 @@ class StemFeatures:
     dc_mean : ndarray [shape=(channels,)]
         Mean sample value per channel.
     clip : ClipStats
+    low_signal : ndarray [shape=(n,)] or None
+        The mono low-band signal (float16, about 1 kHz: :mod:`bridge.analyze.polarity`), what
+        cross-stem polarity is measured on.
     """
 
     sample_rate: int
@@ -65,6 +69,7 @@ class StemFeatures:
     true_peak: float
     dc_mean: np.ndarray
     clip: ClipStats
+    low_signal: np.ndarray | None = None
 
     def slim(self) -> "StemFeatures":
         """What cross-stem analysis needs, in float32: band power and K-weighted energies.
@@ -78,7 +83,8 @@ class StemFeatures:
             subhop_power=_float32(self.subhop_power),
             frame_power=np.zeros((0, self.channels)), frame_peak=np.zeros(0, np.float32),
             band_power=_float32(self.band_power), band_ll=None, band_rr=None, band_lr=None,
-            sample_peak=self.sample_peak, true_peak=self.true_peak, dc_mean=self.dc_mean, clip=self.clip)
+            sample_peak=self.sample_peak, true_peak=self.true_peak, dc_mean=self.dc_mean, clip=self.clip,
+            low_signal=self.low_signal)
 
     @property
     def n_frames(self) -> int:
@@ -154,6 +160,7 @@ class FeatureExtractor:
         self._clips = ClipDetector(channels, quantum)
         self._levels = FrameLevels(sample_rate, channels)
         self._bands = BandEnergy(sample_rate, channels)
+        self._low = LowBandSignal(sample_rate)
         self._pending = np.zeros((channels, 0), dtype=np.float32)
         self._frames = 0
 
@@ -182,6 +189,7 @@ class FeatureExtractor:
         self._clips.feed(new, magnitudes[:, fresh], block_peak)
         self._levels.feed_all(new)
         self._loudness.feed(new)
+        self._low.feed(new)
         if whole:
             self._bands.feed(samples[:, :whole])
         self._pending = samples[:, whole:].copy()
@@ -207,4 +215,5 @@ class FeatureExtractor:
             true_peak=float(true_peak),
             dc_mean=self._levels.sum / frames,
             clip=self._clips.result(self._true_peak.sample_peak),
+            low_signal=self._low.result(),
         )

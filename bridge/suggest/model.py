@@ -6,7 +6,7 @@ Everything here is a frozen dataclass.  JSON exists only at the edge
 * :class:`StemView` is one stem as the planner sees it: role, analysis, and the per-frame arrays
   the predicted-mix model works on.
 * :class:`TrackDecision` is everything the plan does to one track (fader, up to five ReaEQ bands,
-  compressor, section automation, polarity, width); the optimiser works on these.
+  compressor, section automation, polarity, width, pan); the optimiser works on these.
 * :class:`Move` is one proposed move with the finding behind it and its predicted effects; a
   move becomes one suggestion per track it touches.
 * :class:`Change`, :class:`Automation`, :class:`TrackPlan` are the per-track parameter records
@@ -83,11 +83,12 @@ class TrackDecision:
     sections: tuple[SectionGain, ...] = ()
     polarity: str | None = None  # "left" | "right" | "both"
     width: float | None = None   # REAPER width, 1 = unchanged
+    pan: float | None = None     # REAPER pan, -1 (hard left) .. 1 (hard right); None = unchanged
 
     @property
     def empty(self) -> bool:
         return (self.fader_db == 0.0 and not self.eq and self.comp is None and not self.sections
-                and self.polarity is None and self.width is None)
+                and self.polarity is None and self.width is None and self.pan is None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,9 @@ class StemView:
         Mean over channels of the 1/3-octave band mean squares, 100 ms grid.
     subhop_power : ndarray [shape=(subhops, channels)] or None
         K-weighted mean squares per 10 ms (BS.1770-4).
+    low_signal : ndarray [shape=(n,)] or None
+        The mono low-band signal (:mod:`bridge.analyze.polarity`, about 1 kHz at ``sample_rate``):
+        what the polarity between two mics of one drum is measured on.
     sample_rate : int
         Hz (the EQ curves are evaluated at it).
     """
@@ -131,6 +135,7 @@ class StemView:
     band_power: np.ndarray | None = field(default=None, compare=False, repr=False)
     subhop_power: np.ndarray | None = field(default=None, compare=False, repr=False)
     sample_rate: int = 48000
+    low_signal: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def usable(self) -> bool:
@@ -189,7 +194,7 @@ class Move:
     Attributes
     ----------
     kind : str
-        ``fader``, ``eq``, ``highpass``, ``comp``, ``automation``, ``polarity``, ``width``.
+        ``fader``, ``eq``, ``highpass``, ``comp``, ``automation``, ``polarity``, ``width``, ``pan``.
     code : str
         Reason code (``too_loud``, ``masking``, ``low_rumble``, ...), also its finding's code.
     tracks : tuple of str
@@ -200,7 +205,7 @@ class Move:
     gain : float
         What the objective gains by the move, net of its own cost (points; see docs/suggestions.md).
     confidence : float
-    fader_db, band, comp, sections, polarity, width :
+    fader_db, band, comp, sections, polarity, width, pan :
         The move's content; only the fields of its ``kind`` are set.
     """
 
@@ -217,6 +222,7 @@ class Move:
     sections: tuple[SectionGain, ...] = ()
     polarity: str | None = None
     width: float | None = None
+    pan: float | None = None
 
     @property
     def summary(self) -> str:

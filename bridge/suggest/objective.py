@@ -40,6 +40,7 @@ Terms (u: a level unit = a source group or a lone stem; A: the anchor level):
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -47,7 +48,8 @@ import numpy as np
 from ..analyze.spectrum import BAND_CENTERS_HZ, BAND_HIGH_HZ, BAND_LOW_HZ, N_BANDS
 from .model import EqBand, StemView, TrackDecision
 from ..analyze.masking import CLARITY_MARGIN_DB, THRESHOLD_OFFSET_DB
-from .predict import MASKING_ONSET_DB, MixModel, integrated_from_frames, momentary_from_frames, _db
+from .predict import (MASKING_ONSET_DB, MixModel, comp_gain_reduction_db, integrated_from_frames,
+                      momentary_from_frames, _db)
 from .roles import BACKING_VOCAL, LEAD_VOCAL, NEUTRAL, PROFILES, SNARE, is_bottom_mic
 
 # --- weights -------------------------------------------------------------------------------------
@@ -101,6 +103,10 @@ W_DYNAMICS = 0.3
 #: A compressor, once proposed, is judged against the ceiling minus this (hysteresis: it brings the
 #: part under its ceiling with margin, so the re-analysed result is not a candidate again).
 DYNAMICS_MARGIN_LU = 1.0
+#: A steady part whose sections of one kind sit further apart than this against the band is uneven
+#: (its level follows its phrases; see Objective._find_uneven_units).  The ride tolerance
+#: (search.SECTION_TOLERANCE_LU): a spread automation would leave alone is no fault either way.
+UNEVEN_SECTIONS_LU = 4.0
 #: Reference: points per dB^2 beyond the tolerance, per broad band.
 W_REFERENCE = 0.3
 REFERENCE_TOLERANCE_DB = 1.5
@@ -108,13 +114,17 @@ REFERENCE_SATURATION_DB = 3.0
 #: Headroom: a stem's true peak above this is penalised steeply (10 points per dB^2).
 HOT_DBTP = -1.0
 W_HEADROOM = 10.0
+#: The share of the static gain reduction at a stem's loudest detector level that its true peak
+#: loses under the compressor (assumed, on the safe side; checked against the renderer in
+#: tests/test_planner_golden.py).
+COMP_PEAK_SHARE = 0.5
 
 #: Cost per dB of processing, by kind.  "dB" of automation is per section, weighted by the share of
 #: the part's judged time; of a compressor, its mean gain reduction over the part's active frames.
 COST_PER_DB = {"fader": 0.05, "eq": 0.08, "automation": 0.05, "comp": 0.15, "width": 0.05}
 #: Fixed cost per move: the hysteresis.  A high-pass counts as a move, not by dB.
 COST_PER_MOVE = {"fader": 0.8, "eq": 1.0, "highpass": 0.8, "automation": 1.0, "automated_section": 0.2,
-                 "comp": 1.5, "polarity": 0.3, "width": 0.8}
+                 "comp": 1.5, "polarity": 0.3, "width": 0.8, "pan": 0.3}
 
 #: 1/3-octave band importance for speech (ANSI S3.5-1997, table 3), 160 Hz .. 8 kHz; used as how
 #: much each band matters to a vocal's clarity.
@@ -166,6 +176,11 @@ class LevelUnit:
     section_frames: tuple[np.ndarray, ...] = ()
     song_frames: np.ndarray | None = None
     active: np.ndarray | None = None
+    #: A steady role whose level follows its performance, not the arrangement (see
+    #: :meth:`Objective._find_uneven_units`): judged by the dynamics term, not section by section.
+    uneven: bool = False
+    #: Per judged section, the band's lift there that the part should follow (LU; uneven units).
+    band_lift: tuple[float, ...] = ()
 
 
 @dataclass
@@ -250,6 +265,10 @@ class Objective:
             if u.offset_lu is not None:
                 for i, k in enumerate(u.sections):
                     self._present.setdefault(k, []).append((u.group, i))
+        #: Per uneven unit's group: how its sections of one kind disagree (for the explanation).
+        self.uneven: dict[int, dict] = {}
+        self._find_uneven_units()
+        self._unit_of_stem = {k: u for u in self.units for k in u.members}
         self._place_steady_units()
         # The lead vocal's clarity is what a mix is built around: it is judged from a lower onset.
         self._onset = {g: (LEAD_MASKING_ONSET_DB if any(model.stems[k].role == LEAD_VOCAL for k in members)
@@ -473,6 +492,40 @@ class Objective:
             out[name] = replace(d, fader_db=0.0, sections=()) if (d.fader_db or d.sections) else d
         return out
 
+    def _find_uneven_units(self) -> None:
+        """Steady parts whose level follows the performance, not the arrangement.
+
+        Sections of one kind ("Verse 1" and "Verse 2", every detected "A") are where the band plays
+        alike, so a part placed by the arrangement sits alike in them.  When a steady part's sections
+        of one kind sit more than :data:`UNEVEN_SECTIONS_LU` apart against the band (its verse 1 at its
+        place, verse 2 10 LU under it), its level swings with its phrases: that is dynamics (levelled
+        by a compressor), not a section sitting low against the band (automation).  Such a unit is
+        judged on its whole level and by the dynamics term with the swings in it (:meth:`spread`),
+        and gets no section term.  Decided once, on the analysis.
+        """
+        lifts = self._lift_table({})
+        for unit in self.units:
+            if not unit.steady or len(unit.sections) < 2:
+                continue
+            d, es, _, _ = self.unit_level_terms(unit, {}, 0.0, None)
+            if d is None or not es:
+                continue
+            kinds: dict[str, list[tuple[str, float]]] = {}
+            for k, e in zip(unit.sections, es):
+                name = self.model.song.sections[k][0]
+                kinds.setdefault(section_kind(name), []).append((name, e - d))
+            apart = {kind: max(e for _, e in rows) - min(e for _, e in rows) for kind, rows in kinds.items()
+                     if len(rows) >= 2}
+            if not apart or max(apart.values()) <= UNEVEN_SECTIONS_LU:
+                continue
+            unit.uneven, unit.steady = True, False
+            # The band's lift per section: the part's own lift minus its departure there.
+            unit.band_lift = tuple(lift - (e - d) for lift, e in zip(lifts[unit.group], es))
+            worst = max(apart, key=lambda kind: (apart[kind], kind))
+            self.uneven[unit.group] = {"kind": worst, "apart_lu": round(apart[worst], 2),
+                                       "sections": {n: round(e, 2) for n, e in kinds[worst]}}
+        self._lifts_for, self._lifts = None, None
+
     def _place_steady_units(self) -> None:
         """For each steady unit, the fixed per-frame gain that puts it at its place in every judged
         section (from the analysis: its section lifts against the band's)."""
@@ -633,19 +686,41 @@ class Objective:
             return None
         return float(np.percentile(allv, 95) - np.percentile(allv, 10))
 
+    def swing(self, k: int, decision: TrackDecision) -> tuple[float, str] | None:
+        """An uneven part's swing: how far apart its sections of one kind sit against the band (LU)
+        under ``decision``, the largest over kinds, and that kind; ``None`` for other parts."""
+        unit = self._unit_of_stem.get(k)
+        if unit is None or not unit.uneven:
+            return None
+        key = ("swing", k, decision)
+        if key in self._memo:
+            return self._memo[key]
+        kf = self.model.stem_state(k, decision).kf
+        kinds: dict[str, list[float]] = {}
+        for sec, frames, lift in zip(unit.sections, unit.section_frames, unit.band_lift):
+            kinds.setdefault(section_kind(self.model.song.sections[sec][0]), []).append(
+                float(_db(kf[frames].mean())) - lift)
+        apart = [(max(v) - min(v), kind) for kind, v in kinds.items() if len(v) >= 2]
+        value = max(apart) if apart else None
+        self._memo[key] = value
+        return value
+
     def dynamics(self, k: int, decision: TrackDecision) -> tuple[float | None, float]:
+        """(within-section spread, points): beyond the role's ceiling; for an uneven part also its
+        swing beyond :data:`UNEVEN_SECTIONS_LU` (its phrase-to-phrase swings between sections)."""
         s = self.model.stems[k]
         ceiling = s.profile.spread_max_lu
         if ceiling is None or not s.movable:
             return None, 0.0
         sp = self.spread(k, decision)
-        if sp is None:
-            return None, 0.0
         # Hysteresis: a part is compressed only when it exceeds its ceiling, and a compressor, once
         # there, is set to bring it DYNAMICS_MARGIN_LU under it (re-analysis then finds nothing).
-        if decision.comp is not None:
-            ceiling -= DYNAMICS_MARGIN_LU
-        return sp, W_DYNAMICS * max(0.0, sp - ceiling) ** 2
+        margin = DYNAMICS_MARGIN_LU if decision.comp is not None else 0.0
+        points = 0.0 if sp is None else W_DYNAMICS * max(0.0, sp - (ceiling - margin)) ** 2
+        swing = self.swing(k, decision)
+        if swing is not None:
+            points += W_DYNAMICS * max(0.0, swing[0] - (UNEVEN_SECTIONS_LU - margin)) ** 2
+        return sp, points
 
     def peak(self, k: int, decision: TrackDecision) -> tuple[float | None, float]:
         s = self.model.stems[k]
@@ -653,8 +728,24 @@ class Objective:
             return None, 0.0
         boost = max((b.gain_db for b in decision.eq if b.kind not in ("highpass", "lowpass")), default=0.0)
         tp = (s.true_peak_dbtp + decision.fader_db + max(0.0, max((x.gain_db for x in decision.sections), default=0.0))
-              + max(0.0, boost) + (decision.comp.makeup_db if decision.comp is not None else 0.0))
+              + max(0.0, boost))
+        if decision.comp is not None:
+            tp += decision.comp.makeup_db - self.comp_peak_reduction(k, decision)
         return tp, W_HEADROOM * max(0.0, tp - HOT_DBTP) ** 2
+
+    def comp_peak_reduction(self, k: int, decision: TrackDecision) -> float:
+        """What the compressor takes off the stem's peak, dB: :data:`COMP_PEAK_SHARE` of the static
+        gain reduction at its loudest detector level (after the AI EQ).  The loudest moments are
+        held notes and phrases, where the reduction has settled; a transient's first milliseconds
+        pass the attack, hence only a share."""
+        key = ("peak_gr", k, decision.eq, decision.comp)
+        if key not in self._memo:
+            s = self.model.stems[k]
+            eq = self.model.stem_state(k, replace(decision, comp=None)).eq_gain
+            loudest = s.detector_levels_db(eq).max(initial=-300.0)
+            gr = float(comp_gain_reduction_db(np.array([loudest]), decision.comp)[0])
+            self._memo[key] = COMP_PEAK_SHARE * gr
+        return self._memo[key]
 
     def reference(self, decisions) -> tuple[np.ndarray | None, float]:
         """(per broad band delta, points): the level-matched distance from the reference.
@@ -727,6 +818,8 @@ class Objective:
             if d.width is not None:
                 per_db += COST_PER_DB["width"] * abs(20.0 * math.log10(max(d.width, 0.05)))
                 fixed += COST_PER_MOVE["width"]
+            if d.pan is not None:
+                fixed += COST_PER_MOVE["pan"]
         return per_db, fixed
 
     def trims(self, part: PartUnit, decisions, units_state) -> list[float]:
@@ -797,6 +890,11 @@ def lowest_sustained_band(E: np.ndarray, active: np.ndarray, lowest_hz: float = 
     if len(found) == 0:
         return None
     return float(BAND_CENTERS_HZ[int(found[0])])
+
+
+def section_kind(name: str) -> str:
+    """What a section is, without its number: "Verse 2" -> "verse", "Chorus_1" -> "chorus", "A" -> "a"."""
+    return re.sub(r"[\s_\-]*\d+$", "", name.strip()).strip().lower() or name.strip().lower()
 
 
 def nice_hz(freq: float) -> float:

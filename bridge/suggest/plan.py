@@ -21,7 +21,8 @@ from ..analyze.spectrum import BAND_CENTERS_HZ, BAND_HIGH_HZ, BAND_LOW_HZ
 from .groups import detect_groups
 from .model import (BAND_KINDS, MAX_EQ_BANDS, Automation, Change, CompSettings, Effect, EqBand, Finding, Group, Move,
                     SectionGain, StemView, SuggestionRecord, TrackPlan)
-from .objective import (COST_PER_DB, COST_PER_MOVE, HOT_DBTP, REFERENCE_TOLERANCE_DB, SECTION_SHARE, W_DYNAMICS,
+from .objective import (COST_PER_DB, COST_PER_MOVE, HOT_DBTP, REFERENCE_TOLERANCE_DB, SECTION_SHARE,
+                        UNEVEN_SECTIONS_LU, W_DYNAMICS,
                         W_HEADROOM, W_LEVEL, W_MASKING, W_REFERENCE, W_RUMBLE, RUMBLE_ALLOWED_BASS_DB,
                         RUMBLE_ALLOWED_DB, MUTUAL_BUILDUP_DB, PART_BALANCE_TOLERANCE_LU, SNARE_BOTTOM_OFFSET_LU, Objective, Terms,
                         nice_hz)
@@ -29,7 +30,7 @@ from .predict import MASKING_ONSET_DB, MixModel, band_range_label, integrated_fr
 from .reference import BROAD_BANDS, ReferenceComparison
 from .roles import NEUTRAL, PROFILES, label
 from .search import MAX_FADER_DB, Optimiser, State, TrackFx, UnitMove
-from .stereo import stereo_decision
+from .stereo import partner_polarity, split_pair_pans, split_pairs, stereo_decision
 
 SCHEMA_VERSION = 2
 #: The level tolerance the fader's costs imply: no move within about this many LU of the target.
@@ -143,7 +144,8 @@ def scale_state(state: State, amount: float) -> State:
             comp = replace(fx.comp, ratio=round(1.0 + (fx.comp.ratio - 1.0) * amount, 2),
                            makeup_db=round(fx.comp.makeup_db * amount * 2) / 2)
         width = None if fx.width is None else round(1.0 + (fx.width - 1.0) * amount, 2)
-        tracks.append(TrackFx(eq, fx.why, comp, fx.polarity, width, fx.comp_percentile, _r(fx.trim_db * amount)))
+        pan = None if fx.pan is None else round(fx.pan * amount, 2)
+        tracks.append(TrackFx(eq, fx.why, comp, fx.polarity, width, fx.comp_percentile, _r(fx.trim_db * amount), pan))
     return State(units, tuple(tracks))
 
 
@@ -199,7 +201,7 @@ def build_plan(stems: list[StemView], mix: MixAnalysis, settings: PlanSettings =
     model = MixModel(views, groups, _sections_of(mix))
     ref_delta, ref_bands = _reference_inputs(reference)
     obj = Objective(model, settings.role_offsets, ref_delta, ref_bands)
-    fixed, stereo_moves = _stereo_fixes(model)
+    fixed, stereo_moves = _stereo_fixes(model, views, groups)
     opt = Optimiser(obj, fixed, max_fader_db=settings.max_gain_move_db)
     full, anchor = opt.run()
     state = scale_state(full, settings.amount)
@@ -234,11 +236,15 @@ def _anchor_record(ctx: _Context) -> Anchor | None:
     return Anchor("mix", None, round(ctx.anchor, 2))
 
 
-def _stereo_fixes(model: MixModel) -> tuple[dict[int, TrackFx], list[tuple[int, str, dict, Finding, tuple, float]]]:
+def _stereo_fixes(model: MixModel, views: list[StemView], groups: list[Group]
+                  ) -> tuple[dict[int, TrackFx], list[tuple[int, str, dict, Finding, tuple, float]]]:
+    """Polarity, width and pan fixes, decided before the level/EQ search (bridge/suggest/stereo.py):
+    each stem's own channels, then partner mics of one drum, then split stereo pairs."""
     fixed: dict[int, TrackFx] = {}
     found = []
+    pair_side = {v.name: side for pair in split_pairs(views) for v, side in zip(pair, ("left", "right"))}
     for k, s in enumerate(model.stems):
-        decision = stereo_decision(s.view)
+        decision = stereo_decision(s.view, pair_side.get(s.name))
         if decision is None:
             continue
         kind, content, finding, effects, confidence = decision
@@ -249,6 +255,20 @@ def _stereo_fixes(model: MixModel) -> tuple[dict[int, TrackFx], list[tuple[int, 
             fixed[k] = TrackFx(polarity=content["channel"])
         else:
             fixed[k] = TrackFx(width=content["width"])
+    for name, finding, effects, confidence in partner_polarity(views, groups):
+        k = model.index.get(name)
+        if k is None or any(f[0] == k for f in found):
+            continue  # a stem with a fix of its own channels is judged on those first
+        found.append((k, "polarity", {"channel": "both"}, finding, effects, confidence))
+        if not model.stems[k].view.manual:
+            fixed[k] = TrackFx(polarity="both")
+    for name, pan, finding, effects, confidence in split_pair_pans(views):
+        k = model.index.get(name)
+        if k is None or any(f[0] == k for f in found):
+            continue
+        found.append((k, "pan", {"pan": pan}, finding, effects, confidence))
+        if not model.stems[k].view.manual:
+            fixed[k] = TrackFx(pan=pan)
     return fixed, found
 
 
@@ -376,8 +396,7 @@ def _moves(ctx: _Context, stereo_moves) -> list[Move]:
     for k, kind, content, finding, effects, confidence in stereo_moves:
         if m.stems[k].view.manual:
             continue
-        without = state.with_track(k, replace(state.tracks[k], polarity=None) if kind == "polarity"
-                                   else replace(state.tracks[k], width=None))
+        without = state.with_track(k, replace(state.tracks[k], **{kind: None}))
         fx = state.tracks[k]
         if kind == "polarity" and fx.polarity is not None:
             out.append(Move("polarity", finding.code, (m.stems[k].name,), finding, effects, _gain(ctx, without),
@@ -385,6 +404,9 @@ def _moves(ctx: _Context, stereo_moves) -> list[Move]:
         elif kind == "width" and fx.width is not None:
             out.append(Move("width", finding.code, (m.stems[k].name,), finding, effects, _gain(ctx, without),
                             confidence, width=fx.width))
+        elif kind == "pan" and fx.pan is not None:
+            out.append(Move("pan", finding.code, (m.stems[k].name,), finding, effects, _gain(ctx, without),
+                            confidence, pan=fx.pan))
     return [replace(mv, finding=_explained(mv.finding, mv.effects)) for mv in out]
 
 
@@ -523,13 +545,24 @@ def _comp_move(ctx: _Context, k: int, fx: TrackFx) -> Move:
     gr = ctx.model.stem_state(k, d_with).mean_gr_db
     c = fx.comp
     ceiling = s.profile.spread_max_lu
-    msg = (f"{s.name}: within-section dynamics {sp0:.1f} LU against {ceiling:.0f} LU for a {label(s.role)}: "
-           f"compress {c.ratio:.1f}:1 from {c.threshold_db:.1f} dBFS (measured after the AI EQ; REAPER's fader is "
+    how = (f"compress {c.ratio:.1f}:1 from {c.threshold_db:.1f} dBFS (measured after the AI EQ; REAPER's fader is "
            f"post-FX), {c.attack_ms:.0f} ms attack, {c.release_ms:.0f} ms release, {c.makeup_db:+.1f} dB make-up")
     evidence = {"spread_lu": _r(sp0, 2), "ceiling_lu": ceiling, "mean_gain_reduction_db": _r(gr, 2),
                 "lra_lu": s.view.analysis.loudness.lra_lu}
-    effects = (Effect(f"{s.name} within-section dynamics", "spread_lu", round(sp0, 1), round(sp1, 1), "LU"),
-               Effect(f"{s.name} mean gain reduction", "gain_reduction_db", 0.0, round(gr, 1), "dB"))
+    effects = [Effect(f"{s.name} within-section dynamics", "spread_lu", round(sp0, 1), round(sp1, 1), "LU")]
+    sw0, sw1 = ctx.obj.swing(k, d_without), ctx.obj.swing(k, d_with)
+    if sw0 is not None and sw1 is not None:
+        uneven = ctx.obj.uneven.get(ctx.obj.units[ctx.opt.unit_of_stem[k]].group, {})
+        kind = sw0[1]
+        where = ", ".join(f"{n} {v:+.1f} LU" for n, v in uneven.get("sections", {}).items()) if uneven.get("kind") == kind else kind
+        msg = (f"{s.name}'s {kind} sections sit {sw0[0]:.1f} LU apart against the band ({where}) while the band plays "
+               f"them alike: its level follows its phrases, not the arrangement, so it is levelled rather than ridden "
+               f"(within-section dynamics {sp0:.1f} LU, {ceiling:.0f} LU for a {label(s.role)}): {how}")
+        evidence.update({"swing_lu": _r(sw0[0], 2), "swing_kind": kind, "swing_limit_lu": UNEVEN_SECTIONS_LU})
+        effects.append(Effect(f"{s.name} {kind} sections apart", "swing_lu", round(sw0[0], 1), round(sw1[0], 1), "LU"))
+    else:
+        msg = f"{s.name}: within-section dynamics {sp0:.1f} LU against {ceiling:.0f} LU for a {label(s.role)}: {how}"
+    effects = tuple(effects) + (Effect(f"{s.name} mean gain reduction", "gain_reduction_db", 0.0, round(gr, 1), "dB"),)
     return Move("comp", "dynamics", (s.name,), Finding("dynamics", "info", msg, evidence), effects,
                 _gain(ctx, without), 0.5, comp=c)
 
@@ -701,6 +734,8 @@ def _tracks(ctx: _Context, moves: list[Move], findings: dict[str, list[Finding]]
                 changes.append(Change("track", "polarity", 1, "flag", mv.code, sid, {"channel": mv.polarity}))
             elif mv.kind == "width":
                 changes.append(Change("track", "width", mv.width, "", mv.code, sid))
+            elif mv.kind == "pan":
+                changes.append(Change("track", "pan", mv.pan, "", mv.code, sid))
             elif mv.kind in ("eq", "highpass"):
                 count = 1
                 if mv.kind == "highpass":
@@ -780,7 +815,8 @@ def move_db(move: Move) -> float:
 
     Fader: |dB| per track it moves.  EQ band: |gain dB| (a high-pass counts 3 dB per section, its
     -3 dB point).  Automation: the largest |section gain| per track.  Compressor: its predicted mean
-    gain reduction.  Width: |20 log10 width| (mono counts 6 dB).  Polarity: 0 (a fix, not processing).
+    gain reduction.  Width: |20 log10 width| (mono counts 6 dB).  Polarity and pan: 0 (a fix of
+    the recording or the delivery, not processing).
     """
     n = len(move.tracks)
     if move.kind == "fader":

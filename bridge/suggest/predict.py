@@ -183,6 +183,13 @@ class StemModel:
             g = g - gr + decision.comp.makeup_db
         return g, mean_gr
 
+    def detector_levels_db(self, eq_gain: np.ndarray) -> np.ndarray:
+        """What the compressor's detector reads per 10 ms sub-hop, shape ``(frames, 10)``, dB
+        (see :meth:`comp_frame_reduction_db`)."""
+        share = self.sub / np.maximum(self.sub.mean(axis=1, keepdims=True), _FLOOR)
+        return (_db((self.E * eq_gain[None, :]).sum(axis=1))[:, None] + _db(np.maximum(share, _FLOOR))
+                + self.detector_crest_db)
+
     def comp_frame_reduction_db(self, comp: CompSettings, eq_gain: np.ndarray) -> np.ndarray:
         """Per frame, the loudness the compressor takes away, dB (>= 0).
 
@@ -193,9 +200,7 @@ class StemModel:
         own one-pole recursion (:func:`bridge.render.dynamics._release_stage`); a frame loses the
         power-weighted mean of its sub-hops' gains.
         """
-        share = self.sub / np.maximum(self.sub.mean(axis=1, keepdims=True), _FLOOR)
-        level = (_db((self.E * eq_gain[None, :]).sum(axis=1))[:, None] + _db(np.maximum(share, _FLOOR))
-                 + self.detector_crest_db)
+        level = self.detector_levels_db(eq_gain)
         gr = comp_gain_reduction_db(level.reshape(-1), comp)
         a = math.exp(-1000.0 * lu.SUBHOP_S / max(comp.release_ms, 1e-3))
         gr, _ = _release_stage(gr, a, 0.0, 0.0)

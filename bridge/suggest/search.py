@@ -29,6 +29,9 @@ MAX_SECTION_DB = 10.0
 #: Compressor candidates: threshold at these percentiles of what it hears, these ratios.
 COMP_THRESHOLD_PERCENTILES = (50, 70)
 COMP_RATIOS = (2.0, 3.0, 4.0, 6.0)
+#: ... and, for a part none of those bring under its limit or an uneven one (levelling: the quieter
+#: phrases sit under the threshold less, so the swings shrink from both sides), also these.
+LEVELLING_PERCENTILES = (10, 20, 30)
 #: Sections within this many LU of their place get no automation (a section 4 LU off is taste).
 SECTION_TOLERANCE_LU = 4.0
 #: Masking cuts tried (dB) and their limits; a cut lives within an octave-ish region around the
@@ -74,6 +77,7 @@ class TrackFx:
     width: float | None = None
     comp_percentile: float | None = None  # where the compressor's threshold sits in what it hears
     trim_db: float = 0.0  # a part's own fader move inside its group (kit balance), on top of the group's
+    pan: float | None = None  # REAPER pan (-1..1) for one half of a split stereo pair
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,8 @@ class Optimiser:
         for k, s in enumerate(self.model.stems):
             um = state.units[self.unit_of_stem[k]]
             fx = state.tracks[k]
-            d = TrackDecision(round(um.fader_db + fx.trim_db, 2), fx.eq, fx.comp, um.sections, fx.polarity, fx.width)
+            d = TrackDecision(round(um.fader_db + fx.trim_db, 2), fx.eq, fx.comp, um.sections, fx.polarity, fx.width,
+                              fx.pan)
             if not d.empty:
                 out[s.name] = d
         return out
@@ -500,13 +505,22 @@ class Optimiser:
             alone = len(self.obj.units[u].members) == 1
             loud = self.model.stem_state(k, replace(d, comp=None)).integrated_lufs
             settings = []
-            for percentile in COMP_THRESHOLD_PERCENTILES:
-                for ratio in COMP_RATIOS:
-                    comp = self._comp_for(k, d, percentile, ratio)
-                    if comp is not None:
-                        spread = self.obj.spread(k, replace(d, comp=comp))
-                        settings.append((percentile, comp, spread is not None
-                                         and spread <= s.profile.spread_max_lu - DYNAMICS_MARGIN_LU))
+
+            def try_settings(percentiles):
+                for percentile in percentiles:
+                    for ratio in COMP_RATIOS:
+                        comp = self._comp_for(k, d, percentile, ratio)
+                        if comp is not None:
+                            # Enough: the dynamics term is clear with the compressor's margin (its
+                            # spread DYNAMICS_MARGIN_LU under the ceiling, an uneven part's swing
+                            # under its limit).
+                            spread, pts_after = self.obj.dynamics(k, replace(d, comp=comp))
+                            settings.append((percentile, comp, spread is not None and pts_after <= 0.0))
+            try_settings(COMP_THRESHOLD_PERCENTILES)
+            if self.obj.units[u].uneven or not any(ok for _, _, ok in settings):
+                # Levelling: a part whose swings the usual thresholds cannot bring under its limit
+                # (or an uneven one) is compressed from lower in what it hears.
+                try_settings(LEVELLING_PERCENTILES)
             # When acting, act enough: a compressor that leaves the part above its ceiling less the
             # margin is offered only when no setting reaches it.
             if any(ok for _, _, ok in settings):
