@@ -352,6 +352,10 @@ def test_a_compressor_never_stops_short_of_its_target():
     assert spread.after <= PROFILES["lead_vocal"].spread_max_lu - 1.0 + 1e-6, comp.finding.message
     again, _ = _plan(apply_plan(plan, stems, views))
     assert not _moves(again, "comp", "Lead Vocal"), [m.finding.message for m in again.moves]
+    # The level the compressor takes beyond ReaComp's +6 dB make-up comes back on the fader, and its
+    # explanation says so (it is not a level fault of the part).
+    (fader,) = _moves(plan, "fader", "Lead Vocal")
+    assert "compressor takes" in fader.finding.message, fader.finding.message
 
 
 # --- between stems: partner mics and split pairs -----------------------------------------------------

@@ -295,6 +295,20 @@ def _level_effect(ctx: _Context, u: int, state: State) -> float | None:
     return d
 
 
+def _compressor_takes_lu(ctx: _Context, u: int, without_fader: State, d0: float | None) -> float | None:
+    """How much of a part's shortfall its own compressor in this plan causes (LU), when over 1 LU."""
+    squeezed = [k for k in ctx.obj.units[u].members if without_fader.tracks[k].comp is not None]
+    if not squeezed or d0 is None:
+        return None
+    bare = without_fader
+    for k in squeezed:
+        bare = bare.with_track(k, replace(bare.tracks[k], comp=None))
+    d_bare = _level_effect(ctx, u, bare)
+    if d_bare is None or d_bare - d0 <= 1.0:
+        return None
+    return min(d_bare - d0, -d0) if d0 < 0 else None
+
+
 def _section_effect(ctx: _Context, u: int, state: State) -> tuple[float, ...]:
     decisions = ctx.opt.decisions(state)
     played = ctx.model.played_k(decisions)
@@ -347,6 +361,10 @@ def _moves(ctx: _Context, stereo_moves) -> list[Move]:
                 msg = (f"{who} sits {abs(d0 or 0.0):.1f} LU {side} its target ({target:.1f} LUFS: the anchor "
                        f"{ctx.anchor:.1f} LUFS {unit.offset_lu:+.1f} LU for a {label(unit.role)}"
                        f"{' group' if len(tracks) > 1 else ''}): fader {move.fader_db:+.1f} dB")
+                taken = _compressor_takes_lu(ctx, u, without, d0)
+                if taken is not None:
+                    msg += (f" ({taken:.1f} LU of that is what this plan's compressor takes beyond its make-up: "
+                            f"ReaComp's make-up stops at +6 dB and REAPER's fader comes after the FX)")
                 evidence = {"integrated_lufs": _r(d0 + target, 2) if d0 is not None else None,
                             "target_lufs": _r(target, 2), "ideal_gain_db": _r(-(d0 or 0.0), 2),
                             "anchor_lufs": _r(ctx.anchor, 2), "offset_lu": _r(unit.offset_lu, 2),
