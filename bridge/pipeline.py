@@ -8,12 +8,11 @@ this process computes the masking between the stems.  No stem is ever held whole
 none is decoded twice.
 
 Start-up: the worker pool is started first thing, so its fork server imports the analysis
-(scipy, numba's kernel, soundfile) on one core while this process reads the headers on the
+(numpy, scipy.fft, soundfile) on one core while this process reads the headers on the
 other; this module itself imports only numpy and the standard library.
 """
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 import os
 import shutil
@@ -308,11 +307,8 @@ def _state(state: _WorkerState | None) -> _WorkerState:
 # ------------------------------------------------------------------------------------ the pool
 def _preload() -> list[str]:
     """The heavy modules the fork server imports once, before the first worker forks from it."""
-    modules = ["bridge.pipeline", "bridge.analyze.features", "bridge.analyze.stem", "bridge.cache", "soundfile",
-               "scipy.fft", "bridge.analyze.kweight"]
-    if importlib.util.find_spec("numba") is None:
-        modules.append("scipy.signal")  # the scipy K-weighting kernel
-    return modules
+    return ["bridge.pipeline", "bridge.analyze.features", "bridge.analyze.stem", "bridge.cache", "soundfile",
+            "scipy.fft", "bridge.analyze.kweight"]
 
 
 def _warm_up() -> int:
