@@ -520,14 +520,15 @@ def _frames_at(infos: Iterable[StemInfo], mix_rate: int | None) -> int:
 
 
 def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int,
-                  out_path: str | None = None) -> StemFeatures:
+                  out_path: str | None = None, part: str | None = None) -> StemFeatures:
     """Add the workers' partial sums block by block and measure the result.
 
     With ``out_path`` the total is also written there (the cache keeps it for the next pass).
+    With ``part``, only that half of the features (:data:`bridge.analyze.features.PARTS`).
     """
     from .analyze.features import FeatureExtractor
 
-    extractor = FeatureExtractor(mix_rate, MIX_CHANNELS)
+    extractor = FeatureExtractor(mix_rate, MIX_CHANNELS, part=part)
     # A partial sum holds what was added to it (it grows on demand); an empty one adds nothing.
     # Read block by block (not mapped whole): resident memory stays flat in song length.
     parts = [open(p, "rb") for p in sorted(set(sum_files)) if os.path.getsize(p)]
@@ -554,9 +555,29 @@ def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int,
 
 
 def _mix_task(sum_files: list[str], mix_rate: int, mix_frames: int, out_path: str | None = None,
-              state: _WorkerState | None = None) -> StemFeatures:
-    """Worker: the mix stage (sum the partial sums, measure the mix)."""
-    return _mix_features(sum_files, mix_rate, mix_frames, out_path)
+              state: _WorkerState | None = None, part: str | None = None) -> StemFeatures:
+    """Worker: the mix stage (sum the partial sums, measure the mix, or one half of it)."""
+    return _mix_features(sum_files, mix_rate, mix_frames, out_path, part)
+
+
+def _measure_mix(workers: "_Pool | None", sum_files: list[str], mix_rate: int, mix_frames: int,
+                 meanwhile: Callable[[], None]) -> StemFeatures:
+    """The mix's features, running ``meanwhile`` here as they are measured.
+
+    With two or more workers the mix is measured in halves (:data:`~bridge.analyze.features.PARTS`),
+    one per worker, each summing the partial sums itself (page-cache reads, cheap): the mix
+    stage is the serial tail of a pass, and this halves it.
+    """
+    from .analyze.features import PARTS, merge_parts
+
+    if workers is None:
+        meanwhile()
+        return _mix_features(sum_files, mix_rate, mix_frames)
+    parts = PARTS if workers.jobs > 1 else (None,)
+    futures = [workers.submit(_mix_task, sum_files, mix_rate, mix_frames, None, None, part) for part in parts]
+    meanwhile()
+    results = [f.result() for f in futures]
+    return merge_parts(*results) if len(results) == 2 else results[0]
 
 
 # ------------------------------------------------------------------------------------ the session
@@ -709,16 +730,15 @@ def _analyze_full(files: list[Path], mix_rate: int | None, mix_frames: int, alig
             for p in files})
         mark = time.perf_counter()
         good = bool(analysed) and bool(mix_rate)
-        # The mix stage in a worker, the masking here, at the same time.
-        workers = pool.get()
-        future = workers.submit(_mix_task, sum_files, mix_rate, mix_frames) if good and workers else None
+        # The mix stage in the workers, the masking here, at the same time.
         keys = [f"pass-{uuid.uuid4().hex}-{k}" for k in range(len(analysed))]
         memo: dict = {}
-        _prefill_masking(analysed, keys, memo)
-        if future is not None:
-            mix = future.result()
+        mix = None
+        if good:
+            mix = _measure_mix(pool.get(), sum_files, mix_rate, mix_frames,
+                               lambda: _prefill_masking(analysed, keys, memo))
         else:
-            mix = _mix_features(sum_files, mix_rate, mix_frames) if good else None
+            _prefill_masking(analysed, keys, memo)
         timings["mix_s"] = time.perf_counter() - mark
     mix_analysis = _mix_analysis(analysed, mix, markers, alignment, keys, memo, timings)
     timings["total_s"] = time.perf_counter() - started

@@ -174,3 +174,28 @@ def test_features_are_block_size_independent():
         assert other.clip == results[0].clip
         assert other.true_peak == pytest.approx(results[0].true_peak, rel=1e-6)
         np.testing.assert_allclose(other.subhop_power, results[0].subhop_power, rtol=1e-5)
+
+
+def test_the_two_feature_parts_merge_into_the_whole():
+    """The mix is measured in two halves by two workers; joined, they are the one-pass features."""
+    from dataclasses import fields
+
+    from bridge.analyze.features import PARTS, merge_parts
+
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((4 * FS + 123, 2)) * 0.3).astype(np.float32)
+    x[FS:FS + 300] = 1.0  # clipping
+    x[2 * FS:2 * FS + 7, 1] = 0.9999  # a short flat run at the peak, one channel
+    extractors = [FeatureExtractor(FS, 2)] + [FeatureExtractor(FS, 2, part=p) for p in PARTS]
+    for start in range(0, len(x), FS):
+        for ex in extractors:
+            ex.feed(x[start:start + FS])
+    whole, loud, spectral = (ex.finish() for ex in extractors)
+    merged = merge_parts(loud, spectral)
+    for field in fields(whole):
+        a, b = getattr(whole, field.name), getattr(merged, field.name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=field.name)
+        else:
+            assert a == b, field.name
+    assert whole.clip.runs >= 1 and whole.true_peak > whole.sample_peak * 0.99
