@@ -199,3 +199,26 @@ def test_the_two_feature_parts_merge_into_the_whole():
         else:
             assert a == b, field.name
     assert whole.clip.runs >= 1 and whole.true_peak > whole.sample_peak * 0.99
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_silent_frames_skip_their_ffts_and_read_zero(channels):
+    """Band energies with the frame peaks given (silent frames skipped) equal the plain pass."""
+    from bridge.analyze.spectrum import BandEnergy
+
+    hop = FS // 10
+    rng = np.random.default_rng(channels)
+    x = (rng.standard_normal((channels, 30 * hop)) * 0.2).astype(np.float32)
+    x[:, 3 * hop:9 * hop] = 0.0  # silent frames
+    x[0, 20 * hop:21 * hop] = 0.0  # silent in one channel only: still sounding
+    peaks = np.abs(x).reshape(channels, 30, hop).max(axis=(0, 2))
+    a, b = BandEnergy(FS, channels), BandEnergy(FS, channels)
+    a.feed(x)
+    b.feed(x, peaks)
+    ra, rb = a.result(), b.result()
+    for key in ra:
+        if ra[key] is None:
+            assert rb[key] is None
+            continue
+        np.testing.assert_array_equal(ra[key], rb[key], err_msg=key)
+    assert not ra["power"][3:9].any() and ra["power"][10].all()

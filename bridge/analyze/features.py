@@ -207,7 +207,7 @@ class FeatureExtractor:
             self._clips.feed(new, magnitudes[:, fresh], block_peak)
             self._levels.feed_all(new)
             if whole:
-                self._bands.feed(samples[:, :whole])
+                self._bands.feed(samples[:, :whole], peaks)
         else:
             block_peak = float(max(new.max(initial=0.0), -new.min(initial=0.0)))
         self._true_peak.feed(new, block_peak)
