@@ -116,13 +116,14 @@ class KWeighting:
         self._impulse_t = np.ascontiguousarray(toeplitz.T, dtype=np.float32)
         self._observe_t = np.ascontiguousarray(observe.T, dtype=np.float32)
         self._gain = gain
-        # (A^L)^(2^j) for the scan, block-diagonal over channels and transposed for row vectors.
+        # (A^L)^(2^j) for the scan, transposed for row-vector states.
         self._jumps: list[np.ndarray] = []
         jump = power  # A^L
         while len(self._jumps) < 48 and np.abs(jump).max() > TINY_STATE:
-            self._jumps.append(np.kron(np.eye(channels), jump.T))
+            self._jumps.append(np.ascontiguousarray(jump.T))
             jump = jump @ jump
-        self._state = np.zeros(4 * channels)
+        self._buffers: dict[str, np.ndarray] = {}
+        self._state = np.zeros((channels, 4))
         self._pending = np.zeros((channels, 0), dtype=np.float32)  # input short of a whole block
         self._open = np.zeros((channels, 0), dtype=np.float32)  # output short of a whole sub-hop
 
@@ -148,30 +149,43 @@ class KWeighting:
         self._pending = padded[:, :0]
         return self._energies(self._filter(padded, 1)[:, :left])
 
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A scratch array kept between calls (1 s blocks reuse the same memory every time)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[name] = np.empty(shape, dtype=dtype)
+        return buf
+
     def _filter(self, x: np.ndarray, blocks: int) -> np.ndarray:
-        """K-weighted ``x`` (``(channels, blocks * L)``), carrying the states on."""
+        """K-weighted ``x`` (``(channels, blocks * L)``), carrying the states on.
+
+        The result is a scratch array: valid until the next call.
+        """
         channels, length = self.channels, self.block
         rows = np.ascontiguousarray(x).reshape(channels * blocks, length)
-        y = rows @ self._impulse_t
+        y = np.matmul(rows, self._impulse_t, out=self._buffer("y", (channels * blocks, length), np.float32))
         # Input-to-state in float64: the high-pass keeps low-frequency content in its states, and a
         # float32 product there would cost 1e-3 dB on quiet passages of bass-heavy stems.
-        grown = (rows.astype(np.float64) @ self._gain).reshape(channels, blocks, 4)
-        ends = grown.transpose(1, 0, 2).reshape(blocks, 4 * channels)  # ends[k]: state after block k
-        ends[0] += self._state @ self._jumps[0]
+        wide = self._buffer("rows64", rows.shape, np.float64)
+        np.copyto(wide, rows)
+        ends = np.matmul(wide, self._gain, out=self._buffer("ends", (channels * blocks, 4), np.float64))
+        ends = ends.reshape(channels, blocks, 4)  # ends[c, k]: channel c's state after block k
+        ends[:, 0] += self._state @ self._jumps[0]
         span = 1
         for jump in self._jumps:
             if span >= blocks:
                 break
-            ends[span:] += ends[:-span] @ jump
+            ends[:, span:] += ends[:, :-span] @ jump
             span *= 2
-        starts = np.empty_like(ends)
-        starts[0] = self._state
-        starts[1:] = ends[:-1]
-        starts[np.abs(starts) < TINY_STATE] = 0.0
-        self._state = ends[-1].copy()
+        starts = self._buffer("starts", (channels, blocks, 4), np.float32)
+        starts[:, 0] = self._state
+        starts[:, 1:] = ends[:, :-1]
+        self._state = ends[:, -1].copy()
         self._state[np.abs(self._state) < TINY_STATE] = 0.0
-        y += starts.reshape(blocks, channels, 4).transpose(1, 0, 2).reshape(channels * blocks, 4).astype(
-            np.float32) @ self._observe_t
+        # float32 flushes the float64 states below ~1e-45 to zero by itself; tinier than
+        # TINY_STATE but still float32-subnormal ones are set to zero here.
+        starts[np.abs(starts) < TINY_STATE] = 0.0
+        y += starts.reshape(channels * blocks, 4) @ self._observe_t
         return y.reshape(channels, blocks * length)
 
     def _energies(self, weighted: np.ndarray) -> np.ndarray:
