@@ -13,7 +13,6 @@ other; this module itself imports only numpy and the standard library.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import sys
@@ -305,14 +304,10 @@ def _state(state: _WorkerState | None) -> _WorkerState:
 
 
 # ------------------------------------------------------------------------------------ the pool
-def _preload() -> list[str]:
-    """The heavy modules the fork server imports once, before the first worker forks from it."""
-    return ["bridge.pipeline", "bridge.analyze.features", "bridge.analyze.stem", "bridge.cache", "soundfile",
-            "scipy.fft", "bridge.analyze.kweight"]
-
-
 def _warm_up() -> int:
-    for name in _preload():
+    from .forkserver import PRELOAD
+
+    for name in PRELOAD:
         __import__(name)
     return os.getpid()
 
@@ -326,14 +321,12 @@ class _Pool:
     """
 
     def __init__(self, jobs: int):
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, "1")
-        method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-        context = multiprocessing.get_context(method)
-        if method == "forkserver":
-            # The first pool of a process pays the imports once; every later pool (a watcher's next
-            # pass) forks from the warm server in milliseconds.
-            context.set_forkserver_preload(_preload())
+        from .forkserver import context as pool_context
+
+        # The first pool of a process pays the imports once (unless the command started the server
+        # earlier, bridge.forkserver.start_early); every later pool (a watcher's next pass) forks
+        # from the warm server in milliseconds.
+        context = pool_context()
         self.jobs = jobs
         self._executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pool_initializer,
                                              initargs=(os.getpid(),))
