@@ -701,7 +701,8 @@ def _analyze_full(files: list[Path], mix_rate: int | None, mix_frames: int, alig
             results[path] = outcome
             _report(progress, path, outcome)
 
-        _run([(extract_stem, (str(p), mix_rate, mix_frames, scratch), p) for p in files], pool, _done, state)
+        _run([(extract_stem, (str(p), mix_rate, mix_frames, scratch), p) for p in _longest_first(files)], pool,
+             _done, state)
         _raise_disk_full(o[2] for o in results.values())
         ok = [p for p in files if results[p][1] is not None]
         # The mix is as long as the stems that were read whole, whatever the others' headers said.
@@ -736,6 +737,18 @@ def _analyze_full(files: list[Path], mix_rate: int | None, mix_frames: int, alig
     mix_analysis = _mix_analysis(analysed, mix, markers, alignment, keys, memo, timings)
     timings["total_s"] = time.perf_counter() - started
     return SessionResult(tuple(stems), mix_analysis, features, timings)
+
+
+def _longest_first(files: list[Path]) -> list[Path]:
+    """The stems in the order to hand them to the workers: largest file first, so the pass does not end
+    with one worker reading a long stem while the other waits (longest-processing-time-first)."""
+    def size(path: Path) -> int:
+        try:
+            return path.stat().st_size
+        except OSError:
+            return 0  # the worker reports it
+
+    return sorted(files, key=size, reverse=True)
 
 
 def _raise_disk_full(errors: Iterable) -> None:
