@@ -12,12 +12,12 @@ float64 for ``G``).  The only recursion left runs over blocks, not samples: the 
 ``s_k`` come from a doubling scan (``s_{k+2^j} += (A^L)^{2^j} s_k``), about ten small products
 per second of audio.  The sub-hop energies are one ``einsum`` over the output.
 
-Why this and not a compiled loop: the previous kernel was a numba loop (about 1.6x faster per
-sample), but numba and llvmlite add about 110 MB to the resident memory of every process that
-loads them (the fork server and each worker), 1.3 s of import on the pool's critical path, and a
-200 MB dependency.  A C extension would need wheels for every platform REAPER runs on.  This
-kernel needs numpy alone and runs at about 0.6 ms per second of stereo audio (the file's decode
-is about 0.75 ms); see ``docs/analysis.md``.
+Why this and not a compiled loop: the previous kernel was a numba loop (about 1.2x faster per
+sample than this one), but numba and llvmlite cost 180 MB of the benchmark session's 551 MB peak
+resident memory (the fork server and each worker load them), 1.3 s of import on the critical
+path of a process's first pool, and a 200 MB dependency.  A C extension would need wheels for
+every platform REAPER runs on.  This kernel needs numpy alone and runs at about 0.43 ms per second
+of stereo audio on one core (the file's decode takes about 0.75 ms); see ``docs/analysis.md``.
 
 Precision: the block products run in float32 and the states in float64; sub-hop energies agree
 with a float64 ``sosfilt`` to about 2e-5 dB at every level (``tests/test_vectorised.py``).  No
