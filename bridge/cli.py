@@ -96,7 +96,18 @@ def _analysis_status(result) -> ExitStatus:
 
 # --- commands ------------------------------------------------------------------------------------
 
+def _start_workers_early(args) -> None:
+    """Start the analysis fork server before this process imports numpy and the session (a full
+    pass on more than one worker starts its pool anyway; this only moves its imports earlier)."""
+    one_file = len(args.paths) == 1 and not Path(args.paths[0]).is_dir()
+    if getattr(args, "jobs", None) != 1 and not one_file:
+        from .forkserver import start_early
+
+        start_early()
+
+
 def cmd_analyze(args, out: TextIO) -> ExitStatus:
+    _start_workers_early(args)
     from .report import table, write_json
     from .session import Session
 
@@ -113,6 +124,7 @@ def cmd_analyze(args, out: TextIO) -> ExitStatus:
 
 
 def cmd_plan(args, out: TextIO) -> ExitStatus:
+    _start_workers_early(args)
     from .report import table
     from .session import Session, notes_input
 

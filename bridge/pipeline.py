@@ -8,13 +8,11 @@ this process computes the masking between the stems.  No stem is ever held whole
 none is decoded twice.
 
 Start-up: the worker pool is started first thing, so its fork server imports the analysis
-(scipy, numba's kernel, soundfile) on one core while this process reads the headers on the
+(numpy, scipy.fft, soundfile) on one core while this process reads the headers on the
 other; this module itself imports only numpy and the standard library.
 """
 from __future__ import annotations
 
-import importlib.util
-import multiprocessing
 import os
 import shutil
 import sys
@@ -306,17 +304,10 @@ def _state(state: _WorkerState | None) -> _WorkerState:
 
 
 # ------------------------------------------------------------------------------------ the pool
-def _preload() -> list[str]:
-    """The heavy modules the fork server imports once, before the first worker forks from it."""
-    modules = ["bridge.pipeline", "bridge.analyze.features", "bridge.analyze.stem", "bridge.cache", "soundfile",
-               "scipy.fft", "bridge.analyze.kweight"]
-    if importlib.util.find_spec("numba") is None:
-        modules.append("scipy.signal")  # the scipy K-weighting kernel
-    return modules
-
-
 def _warm_up() -> int:
-    for name in _preload():
+    from .forkserver import PRELOAD
+
+    for name in PRELOAD:
         __import__(name)
     return os.getpid()
 
@@ -330,14 +321,12 @@ class _Pool:
     """
 
     def __init__(self, jobs: int):
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, "1")
-        method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-        context = multiprocessing.get_context(method)
-        if method == "forkserver":
-            # The first pool of a process pays the imports once; every later pool (a watcher's next
-            # pass) forks from the warm server in milliseconds.
-            context.set_forkserver_preload(_preload())
+        from .forkserver import context as pool_context
+
+        # The first pool of a process pays the imports once (unless the command started the server
+        # earlier, bridge.forkserver.start_early); every later pool (a watcher's next pass) forks
+        # from the warm server in milliseconds.
+        context = pool_context()
         self.jobs = jobs
         self._executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pool_initializer,
                                              initargs=(os.getpid(),))
@@ -524,14 +513,15 @@ def _frames_at(infos: Iterable[StemInfo], mix_rate: int | None) -> int:
 
 
 def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int,
-                  out_path: str | None = None) -> StemFeatures:
+                  out_path: str | None = None, part: str | None = None) -> StemFeatures:
     """Add the workers' partial sums block by block and measure the result.
 
     With ``out_path`` the total is also written there (the cache keeps it for the next pass).
+    With ``part``, only that half of the features (:data:`bridge.analyze.features.PARTS`).
     """
     from .analyze.features import FeatureExtractor
 
-    extractor = FeatureExtractor(mix_rate, MIX_CHANNELS)
+    extractor = FeatureExtractor(mix_rate, MIX_CHANNELS, part=part)
     # A partial sum holds what was added to it (it grows on demand); an empty one adds nothing.
     # Read block by block (not mapped whole): resident memory stays flat in song length.
     parts = [open(p, "rb") for p in sorted(set(sum_files)) if os.path.getsize(p)]
@@ -558,9 +548,29 @@ def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int,
 
 
 def _mix_task(sum_files: list[str], mix_rate: int, mix_frames: int, out_path: str | None = None,
-              state: _WorkerState | None = None) -> StemFeatures:
-    """Worker: the mix stage (sum the partial sums, measure the mix)."""
-    return _mix_features(sum_files, mix_rate, mix_frames, out_path)
+              state: _WorkerState | None = None, part: str | None = None) -> StemFeatures:
+    """Worker: the mix stage (sum the partial sums, measure the mix, or one half of it)."""
+    return _mix_features(sum_files, mix_rate, mix_frames, out_path, part)
+
+
+def _measure_mix(workers: "_Pool | None", sum_files: list[str], mix_rate: int, mix_frames: int,
+                 meanwhile: Callable[[], None]) -> StemFeatures:
+    """The mix's features, running ``meanwhile`` here as they are measured.
+
+    With two or more workers the mix is measured in halves (:data:`~bridge.analyze.features.PARTS`),
+    one per worker, each summing the partial sums itself (page-cache reads, cheap): the mix
+    stage is the serial tail of a pass, and this halves it.
+    """
+    from .analyze.features import PARTS, merge_parts
+
+    if workers is None:
+        meanwhile()
+        return _mix_features(sum_files, mix_rate, mix_frames)
+    parts = PARTS if workers.jobs > 1 else (None,)
+    futures = [workers.submit(_mix_task, sum_files, mix_rate, mix_frames, None, None, part) for part in parts]
+    meanwhile()
+    results = [f.result() for f in futures]
+    return merge_parts(*results) if len(results) == 2 else results[0]
 
 
 # ------------------------------------------------------------------------------------ the session
@@ -691,7 +701,8 @@ def _analyze_full(files: list[Path], mix_rate: int | None, mix_frames: int, alig
             results[path] = outcome
             _report(progress, path, outcome)
 
-        _run([(extract_stem, (str(p), mix_rate, mix_frames, scratch), p) for p in files], pool, _done, state)
+        _run([(extract_stem, (str(p), mix_rate, mix_frames, scratch), p) for p in _longest_first(files)], pool,
+             _done, state)
         _raise_disk_full(o[2] for o in results.values())
         ok = [p for p in files if results[p][1] is not None]
         # The mix is as long as the stems that were read whole, whatever the others' headers said.
@@ -713,20 +724,31 @@ def _analyze_full(files: list[Path], mix_rate: int | None, mix_frames: int, alig
             for p in files})
         mark = time.perf_counter()
         good = bool(analysed) and bool(mix_rate)
-        # The mix stage in a worker, the masking here, at the same time.
-        workers = pool.get()
-        future = workers.submit(_mix_task, sum_files, mix_rate, mix_frames) if good and workers else None
+        # The mix stage in the workers, the masking here, at the same time.
         keys = [f"pass-{uuid.uuid4().hex}-{k}" for k in range(len(analysed))]
         memo: dict = {}
-        _prefill_masking(analysed, keys, memo)
-        if future is not None:
-            mix = future.result()
+        mix = None
+        if good:
+            mix = _measure_mix(pool.get(), sum_files, mix_rate, mix_frames,
+                               lambda: _prefill_masking(analysed, keys, memo))
         else:
-            mix = _mix_features(sum_files, mix_rate, mix_frames) if good else None
+            _prefill_masking(analysed, keys, memo)
         timings["mix_s"] = time.perf_counter() - mark
     mix_analysis = _mix_analysis(analysed, mix, markers, alignment, keys, memo, timings)
     timings["total_s"] = time.perf_counter() - started
     return SessionResult(tuple(stems), mix_analysis, features, timings)
+
+
+def _longest_first(files: list[Path]) -> list[Path]:
+    """The stems in the order to hand them to the workers: largest file first, so the pass does not end
+    with one worker reading a long stem while the other waits (longest-processing-time-first)."""
+    def size(path: Path) -> int:
+        try:
+            return path.stat().st_size
+        except OSError:
+            return 0  # the worker reports it
+
+    return sorted(files, key=size, reverse=True)
 
 
 def _raise_disk_full(errors: Iterable) -> None:

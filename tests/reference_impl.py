@@ -1,15 +1,15 @@
 """The block-wise implementations the vectorised ones replaced (issue 15), kept as test oracles.
 
-Verbatim copies of ``ClipDetector`` (bridge/analyze/levels.py) and ``TruePeakMeter``
-(bridge/analyze/truepeak.py) before the whole-block rewrite; tests/test_vectorised.py checks that
-the new code gives the same numbers on random and adversarial signals.
+A verbatim copy of ``ClipDetector`` (bridge/analyze/levels.py) before the whole-block rewrite;
+tests/test_vectorised.py checks that the new code gives the same numbers on random and adversarial
+signals.  (The true-peak meter is checked against interpolating everything, not against its old
+code: the old segment pruning missed peaks that straddle a segment boundary after silence.)
 """
 from __future__ import annotations
 
 import numpy as np
 
 from bridge.analyze.levels import _BIN_DB, _BINS, CLIP_MIN_RUN, CLIP_NEAR_PEAK_DB, FLAT_FLOOR_DBFS, ClipStats
-from bridge.analyze.truepeak import _ROW_MATRIX, MAX_PHASE_GAIN, OVERSAMPLE_BELOW_HZ, SEGMENT_ROWS, TAPS
 
 
 class OldClipDetector:
@@ -87,78 +87,3 @@ class OldClipDetector:
                          clipped_samples=int(self._samples[counted].sum()))
 
 
-class OldTruePeakMeter:
-    """Streaming true-peak meter over all channels.
-
-    Parameters
-    ----------
-    sample_rate : int
-        Hz.  Below 176.4 kHz the signal is interpolated 4x; at 176.4 kHz and above the stream is
-        already oversampled enough and the sample peak is reported.
-    channels : int
-
-    Notes
-    -----
-    The reported value is ``max(interpolated peak, sample peak)``: the Annex filter is not
-    exactly interpolating (its phase 0 has a 0.97 centre tap), and a true peak below the sample
-    peak would be a measurement artefact.
-    """
-
-    def __init__(self, sample_rate: int, channels: int):
-        self.oversample = sample_rate < OVERSAMPLE_BELOW_HZ
-        # Per channel, the input samples not yet consumed by a whole row (at least 11).
-        self._context = np.zeros((channels, TAPS - 1), dtype=np.float32)
-        self.peak = 0.0
-        self.sample_peak = 0.0
-
-    def feed(self, channel_major: np.ndarray, block_peak: float) -> None:
-        """Measure one block, shape ``(channels, frames)``, whose sample peak is ``block_peak``."""
-        if channel_major.shape[1] == 0:
-            return
-        self.sample_peak = max(self.sample_peak, block_peak)
-        self.peak = max(self.peak, block_peak)
-        if not self.oversample:
-            return
-        carried = float(np.abs(self._context).max(initial=0.0))
-        padded = np.concatenate([self._context, channel_major], axis=1)
-        rows = (padded.shape[1] - TAPS) // TAPS
-        if max(block_peak, carried) * MAX_PHASE_GAIN > self.peak:
-            self._interpolate_where_needed(padded, rows)
-        self._context = padded[:, rows * TAPS:].copy()
-
-    def finish(self) -> float:
-        """Flush the interpolator's tail with zeros; returns the true peak as a linear value."""
-        if self.oversample:
-            tail = np.concatenate([self._context, np.zeros((len(self._context), 2 * TAPS), np.float32)], axis=1)
-            rows = (tail.shape[1] - TAPS) // TAPS
-            self._interpolate_where_needed(tail, rows)
-        return self.peak
-
-    def _interpolate_where_needed(self, padded: np.ndarray, rows: int) -> None:
-        """Interpolate the runs of segments whose inputs could beat the running peak."""
-        segments = -(-rows // SEGMENT_ROWS)
-        span = segments * SEGMENT_ROWS * TAPS + TAPS
-        magnitudes = np.abs(padded[:, :span])
-        if magnitudes.shape[1] < span:
-            magnitudes = np.pad(magnitudes, ((0, 0), (0, span - magnitudes.shape[1])))
-        # Segment k's outputs read inputs [k*S*12, (k+1)*S*12 + 12): its own samples and the next row.
-        body = magnitudes[:, : segments * SEGMENT_ROWS * TAPS].reshape(len(padded), segments, -1).max(axis=(0, 2))
-        head = magnitudes[:, SEGMENT_ROWS * TAPS::SEGMENT_ROWS * TAPS].max(axis=0)[:segments]
-        bound = np.maximum(body, np.pad(head, (0, segments - len(head)))) * MAX_PHASE_GAIN
-        hot = bound > self.peak
-        if not hot.any():
-            return
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], hot.view(np.int8), [0]])))
-        for start, stop in zip(edges[::2], edges[1::2]):
-            first_row, last_row = start * SEGMENT_ROWS, min(stop * SEGMENT_ROWS, rows)
-            for channel in range(len(padded)):
-                self._interpolate(padded[channel, first_row * TAPS:], last_row - first_row)
-
-    def _interpolate(self, samples: np.ndarray, rows: int) -> None:
-        """All 4 phases of outputs ``[0, 12 * rows)`` of one contiguous channel."""
-        if rows <= 0:
-            return
-        view = np.lib.stride_tricks.as_strided(
-            samples, shape=(rows, 2 * TAPS), strides=(TAPS * samples.strides[0], samples.strides[0]))
-        out = view @ _ROW_MATRIX
-        self.peak = max(self.peak, float(out.max()), float(-out.min()))

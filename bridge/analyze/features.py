@@ -131,6 +131,22 @@ def _float32(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float32)
 
 
+#: The two halves of the features, about equal in work: K-weighted energies and true peak;
+#: band energies, frame levels, clip runs and DC.
+PARTS = ("loudness", "spectrum")
+_NO_BANDS = {"power": np.zeros((0, 0), np.float32), "ll": None, "rr": None, "lr": None}
+
+
+def merge_parts(loudness: StemFeatures, spectrum: StemFeatures) -> StemFeatures:
+    """One stream's features from its two halves (``FeatureExtractor(..., part=...)``)."""
+    from dataclasses import replace
+
+    if (loudness.frames, loudness.sample_rate, loudness.channels) != (spectrum.frames, spectrum.sample_rate,
+                                                                       spectrum.channels):
+        raise ValueError("the two feature parts are not of the same stream")
+    return replace(spectrum, subhop_power=loudness.subhop_power, true_peak=loudness.true_peak)
+
+
 class FeatureExtractor:
     """Streaming reducer from audio blocks to :class:`StemFeatures`.
 
@@ -142,6 +158,9 @@ class FeatureExtractor:
     quantum : float
         The source's quantisation step (PCM: ``2**-(bits-1)``), 0 for float sources and the mix;
         see :class:`~bridge.analyze.levels.ClipDetector`.
+    part : {None, "loudness", "spectrum"}, optional
+        Measure only half of the features (:data:`PARTS`), so two processes can share one stream
+        (the mix) and :func:`merge_parts` joins their results.  ``None`` measures everything.
 
     Examples
     --------
@@ -151,16 +170,22 @@ class FeatureExtractor:
     >>> features = extractor.finish()
     """
 
-    def __init__(self, sample_rate: int, channels: int, quantum: float = 0.0):
+    def __init__(self, sample_rate: int, channels: int, quantum: float = 0.0, part: str | None = None):
+        if part is not None and part not in PARTS:
+            raise ValueError(f"unknown feature part {part!r} (have {PARTS})")
         self.sample_rate = sample_rate
         self.channels = channels
         self.hop = sample_rate // 10
-        self._loudness = KWeightedEnergy(sample_rate, channels)
-        self._true_peak = TruePeakMeter(sample_rate, channels)
+        self.part = part
+        self._loud = part in (None, "loudness")
+        self._spectral = part in (None, "spectrum")
+        self._loudness = KWeightedEnergy(sample_rate, channels) if self._loud else None
+        self._true_peak = TruePeakMeter(sample_rate, channels)  # its sample peak is every part's
+        self._true_peak.oversample &= self._loud
         self._clips = ClipDetector(channels, quantum)
         self._levels = FrameLevels(sample_rate, channels)
-        self._bands = BandEnergy(sample_rate, channels)
-        self._low = LowBandSignal(sample_rate)
+        self._bands = BandEnergy(sample_rate, channels) if self._spectral else None
+        self._low = LowBandSignal(sample_rate) if self._spectral else None
         self._pending = np.zeros((channels, 0), dtype=np.float32)
         self._frames = 0
 
@@ -179,32 +204,36 @@ class FeatureExtractor:
             fresh = slice(self._pending.shape[1], None)
         else:
             fresh = slice(None)
-        magnitudes = np.abs(samples)
         whole = samples.shape[1] // self.hop * self.hop
-        peaks = self._levels.feed_frames(samples[:, :whole], magnitudes[:, :whole]) if whole else None
-        tail_peak = float(magnitudes[:, whole:].max(initial=0.0))
-        block_peak = max(float(peaks.max()) if peaks is not None else 0.0, tail_peak)
         new = samples[:, fresh]
+        if self._spectral:
+            magnitudes = np.abs(samples)
+            peaks = self._levels.feed_frames(samples[:, :whole], magnitudes[:, :whole]) if whole else None
+            tail_peak = float(magnitudes[:, whole:].max(initial=0.0))
+            block_peak = max(float(peaks.max()) if peaks is not None else 0.0, tail_peak)
+            self._clips.feed(new, magnitudes[:, fresh], block_peak)
+            self._levels.feed_all(new)
+            self._low.feed(new)
+            if whole:
+                self._bands.feed(samples[:, :whole], peaks)
+        else:
+            block_peak = float(max(new.max(initial=0.0), -new.min(initial=0.0)))
         self._true_peak.feed(new, block_peak)
-        self._clips.feed(new, magnitudes[:, fresh], block_peak)
-        self._levels.feed_all(new)
-        self._loudness.feed(new)
-        self._low.feed(new)
-        if whole:
-            self._bands.feed(samples[:, :whole])
+        if self._loud:
+            self._loudness.feed(new)
         self._pending = samples[:, whole:].copy()
 
     def finish(self) -> StemFeatures:
         """Close the stream.  A final partial frame counts for peaks and DC, not for the grid."""
         levels = self._levels.result()
-        bands = self._bands.result()
+        bands = self._bands.result() if self._spectral else _NO_BANDS
         true_peak = self._true_peak.finish()
         frames = max(self._frames, 1)
         return StemFeatures(
             sample_rate=self.sample_rate,
             channels=self.channels,
             frames=self._frames,
-            subhop_power=self._loudness.result(),
+            subhop_power=self._loudness.result() if self._loud else np.zeros((0, self.channels)),
             frame_power=levels["power"],
             frame_peak=levels["peak"],
             band_power=bands["power"],
@@ -215,5 +244,5 @@ class FeatureExtractor:
             true_peak=float(true_peak),
             dc_mean=self._levels.sum / frames,
             clip=self._clips.result(self._true_peak.sample_peak),
-            low_signal=self._low.result(),
+            low_signal=self._low.result() if self._spectral else None,
         )

@@ -44,6 +44,13 @@ class ClipStats:
     clipped_samples: int
 
 
+def _history(samples: np.ndarray, before: np.ndarray, last: np.ndarray, row: np.ndarray,
+             index: np.ndarray) -> np.ndarray:
+    """``samples[row, index]`` where ``index`` may be -1 (the last block's last sample) or -2 (the one before)."""
+    picked = samples[row, np.maximum(index, 0)]
+    return np.where(index >= 0, picked, np.where(index == -1, last[row], before[row]))
+
+
 class ClipDetector:
     """Counts flat runs per channel, carrying an open run across block boundaries.
 
@@ -109,9 +116,7 @@ class ClipDetector:
         np.equal(samples[:, 1:], samples[:, :-1], out=hot[:, 1:n])
         hot[:, :n] &= magnitudes >= floor
         quantised = self._edge > 0.0
-        if quantised:
-            # Two samples of history, so a run's entering step is known even at the block's start.
-            ext = np.concatenate([self._before[:, None], self._last[:, None], samples], axis=1)
+        before, last = self._before, self._last
         ending = (self._open > 0) & ~hot[:, 0]
         if ending.any():  # open runs from the last block that stop at its edge
             kinked = None
@@ -121,8 +126,16 @@ class ClipDetector:
             self._close(self._open[ending], self._open_level[ending], kinked)
         self._before = samples[:, -2].copy() if n > 1 else self._last.copy()
         self._last = samples[:, -1].copy()
-        edges = np.flatnonzero(np.diff(hot.view(np.int8).ravel(), prepend=np.int8(0)))
-        starts, stops = edges[0::2], edges[1::2]
+        # Runs are the groups of consecutive flat samples; each row ends with a False column, so no
+        # group crosses from one channel into the next.  Flat samples are few: grouping their
+        # indices costs less than differencing the whole block.
+        flat = np.flatnonzero(hot)
+        if flat.size:
+            breaks = np.flatnonzero(np.diff(flat) != 1)
+            starts = flat[np.concatenate([[0], breaks + 1])]
+            stops = flat[np.concatenate([breaks, [flat.size - 1]])] + 1
+        else:
+            starts = stops = flat
         row = starts // (n + 1)
         first = starts - row * (n + 1)
         lengths = stops - starts
@@ -133,8 +146,10 @@ class ClipDetector:
         trailing = end == n
         kink = None
         if quantised:
-            # Entering step: the run's first sample (block index first-1) against the one before it.
-            entry = np.abs(ext[row, first + 1].astype(np.float64) - ext[row, first])
+            # Entering step: the run's first sample (block index first-1) against the one before it,
+            # reaching back into the last block's two samples at the block's start.
+            entry = np.abs(_history(samples, before, last, row, first - 1).astype(np.float64)
+                           - _history(samples, before, last, row, first - 2))
             entry = np.where(np.isfinite(entry), entry, 0.0)
             kink = entry > self._edge
             kink[carried] |= self._open_kink[row[carried]]

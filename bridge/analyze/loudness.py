@@ -80,26 +80,21 @@ class KWeightedEnergy:
     sample_rate : int
         Hz; must be a multiple of 100 so a sub-hop is a whole number of samples.
     channels : int
-    kernel : {"numba", "scipy"}, optional
-        The implementation (:mod:`bridge.analyze.kweight`); defaults to the fastest installed.
 
     Notes
     -----
-    The filter state is carried between blocks, so the result does not depend on the block size.
-    Samples after the last whole sub-hop are not measured, as BS.1770 counts only whole blocks.
+    The filter state is carried between blocks (:mod:`bridge.analyze.kweight`), so the result
+    does not depend on the block size.  Samples after the last whole sub-hop are not measured,
+    as BS.1770 counts only whole blocks.
     """
 
-    def __init__(self, sample_rate: int, channels: int, kernel: str | None = None):
+    def __init__(self, sample_rate: int, channels: int):
         from .kweight import KWeighting
 
         self.subhop = sample_rate // 100
         self.channels = channels
-        self._filter = KWeighting(k_weighting_sos(sample_rate), channels, self.subhop, kernel)
+        self._filter = KWeighting(k_weighting_sos(sample_rate), channels, self.subhop)
         self._chunks: list[np.ndarray] = []
-
-    @property
-    def kernel(self) -> str:
-        return self._filter.kernel
 
     def feed(self, channel_major: np.ndarray) -> None:
         """Filter one block, shape ``(channels, frames)`` float32, and keep its sub-hop energies."""
@@ -108,7 +103,13 @@ class KWeightedEnergy:
             self._chunks.append(energy)
 
     def result(self) -> np.ndarray:
-        """Mean square per 10 ms sub-hop and channel, shape ``(subhops, channels)``, float64."""
+        """Mean square per 10 ms sub-hop and channel, shape ``(subhops, channels)``, float64.
+
+        Closes the stream: the samples the filter still holds are measured first.
+        """
+        last = self._filter.finish()
+        if len(last):
+            self._chunks.append(last)
         chunks, self._chunks = self._chunks, []
         if not chunks:
             return np.zeros((0, self.channels))

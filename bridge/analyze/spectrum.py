@@ -99,31 +99,53 @@ class BandEnergy:
         self._rr: list[np.ndarray] = []
         self._lr: list[np.ndarray] = []
 
-    def feed(self, frames: np.ndarray) -> None:
-        """Take whole frames, shape ``(channels, n_frames * hop)`` float32."""
+    def feed(self, frames: np.ndarray, peaks: np.ndarray | None = None) -> None:
+        """Take whole frames, shape ``(channels, n_frames * hop)`` float32.
+
+        ``peaks`` (``(n_frames,)``, each frame's largest ``|sample|`` over all channels), when the
+        caller has them, spares a pass over the audio and lets digitally silent frames skip their
+        FFTs: their band energies are exactly zero either way.
+        """
         n_frames = frames.shape[1] // self.hop
         if n_frames == 0:
             return
         shaped = frames[:, : n_frames * self.hop].reshape(self.channels, n_frames, self.hop)
-        if float(np.abs(shaped).max(initial=0.0)) > OVERFLOW_PEAK:
+        top = float(peaks.max()) if peaks is not None else float(np.abs(shaped).max(initial=0.0))
+        if top > OVERFLOW_PEAK:
             self._feed_wide(shaped)
             return
+        if peaks is None or peaks.all():
+            bands = self._bands(shaped)
+        else:
+            sounding = np.flatnonzero(peaks)
+            bands = [np.zeros((n_frames, N_BANDS), np.float32) for _ in range(1 if self.channels == 1 else 4)]
+            if len(sounding):
+                for whole, part in zip(bands, self._bands(shaped[:, sounding])):
+                    whole[sounding] = part
+        if self.channels == 1:
+            self._power.append(bands[0])
+            return
+        power, ll, rr, lr = bands
+        self._power.append(power)
+        self._ll.append(ll)
+        self._rr.append(rr)
+        self._lr.append(lr)
+
+    def _bands(self, shaped: np.ndarray) -> list[np.ndarray]:
+        """``[power]`` (mono) or ``[power, ll, rr, lr]`` of frames ``(ch, frames, hop)``."""
         windowed = shaped * self._window  # (ch, frames, hop)
         spectra = self._rfft(windowed, axis=-1, overwrite_x=True)
         interleaved = spectra.view(np.float32)  # (ch, frames, 2 * bins)
         if self.channels == 1:
-            self._power.append(self._reduce(np.square(interleaved[0])))
-            return
+            return [self._reduce(np.square(interleaved[0]))]
         ll = self._reduce(np.square(interleaved[0]))
         rr = self._reduce(np.square(interleaved[1]))
-        self._ll.append(ll)
-        self._rr.append(rr)
-        self._lr.append(self._reduce(interleaved[0] * interleaved[1]))
+        lr = self._reduce(interleaved[0] * interleaved[1])
         if self.channels == 2:
-            self._power.append((ll + rr) * 0.5)
+            power = (ll + rr) * 0.5
         else:
-            total = sum(self._reduce(np.square(interleaved[c])) for c in range(self.channels))
-            self._power.append(total / self.channels)
+            power = sum(self._reduce(np.square(interleaved[c])) for c in range(self.channels)) / self.channels
+        return [power, ll, rr, lr]
 
     def _feed_wide(self, shaped: np.ndarray) -> None:
         """Frames whose float32 spectra would overflow: the same reduction in float64, then each band

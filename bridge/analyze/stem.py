@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..units import finite_or_none, gain_to_db, power_to_db
+from ..units import POWER_FLOOR, finite_or_none, gain_to_db, power_to_db
 from . import loudness as lu
 from .features import StemFeatures
 from .levels import ClipStats
@@ -137,7 +137,9 @@ class StemAnalysis:
 
 def _series(values: np.ndarray, lead: int) -> tuple[float | None, ...]:
     """Loudness values to a JSON-safe tuple, ``lead`` leading ``None`` for incomplete windows."""
-    cleaned = [round(float(v), 2) if np.isfinite(v) and v > lu.SILENCE_LUFS else None for v in values]
+    values = np.asarray(values, dtype=np.float64)
+    keep = (np.isfinite(values) & (values > lu.SILENCE_LUFS)).tolist()
+    cleaned = [round(v, 2) if k else None for v, k in zip(values.tolist(), keep)]
     return (None,) * lead + tuple(cleaned)
 
 
@@ -194,12 +196,7 @@ def spectrum_measures(features: StemFeatures, active: np.ndarray) -> SpectrumMea
     mean = chosen.mean(axis=0) if len(chosen) else np.zeros(bands.shape[1])
     band_db = tuple(power_to_db(float(p)) for p in mean)
     band_db = tuple(round(v, 2) if v is not None else None for v in band_db)
-    per = int(round(SPECTRUM_REPORT_S / 0.1))
-    over_time = []
-    for start in range(0, len(bands), per):
-        chunk = bands[start:start + per].mean(axis=0)
-        over_time.append(tuple(round(v, 1) if (v := power_to_db(float(p))) is not None else None
-                               for p in chunk))
+    over_time = _over_time_db(bands, int(round(SPECTRUM_REPORT_S / 0.1)))
     total = float(mean.sum())
     rumble = float(mean[BAND_CENTERS_HZ < RUMBLE_BELOW_HZ].sum())
     useful_low = None
@@ -225,6 +222,24 @@ def spectrum_measures(features: StemFeatures, active: np.ndarray) -> SpectrumMea
         useful_low_hz=useful_low,
         centroid_hz=round(centroid, 1) if centroid is not None else None,
     )
+
+
+def _over_time_db(bands: np.ndarray, per: int) -> list[tuple[float | None, ...]]:
+    """Mean band power per ``per`` frames (the last group may be shorter), in dB to 0.1 dB.
+
+    :func:`~bridge.units.power_to_db` applied to every value, vectorised: ``None`` at or below its
+    floor.  The group means add the frames in order, exactly as a per-group ``mean`` does.
+    """
+    n, width = bands.shape
+    whole = n // per
+    means = bands[:whole * per].reshape(whole, per, width).mean(axis=1)
+    if n > whole * per:
+        means = np.concatenate([means, bands[whole * per:].mean(axis=0)[None]])
+    audible = (means > POWER_FLOOR) & np.isfinite(means)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        db = np.where(audible, 10.0 * np.log10(np.where(audible, means, 1.0)), 0.0)
+    return [tuple(round(v, 1) if k else None for v, k in zip(row, keep))
+            for row, keep in zip(db.tolist(), audible.tolist())]
 
 
 def _rel_db(part: float, whole: float) -> float | None:

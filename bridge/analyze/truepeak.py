@@ -5,9 +5,10 @@ The Annex's 48-tap, 4-phase interpolator runs as one matrix product per block an
 the 4 phases of the 12 outputs that row fully determines.  That is one well-shaped BLAS call
 instead of 48 skinny ones, about as fast as decoding the file.
 
-Whole blocks are skipped when they provably cannot beat the running peak: an interpolated sample
-can exceed the largest ``|x|`` among its inputs by at most the largest per-phase sum of ``|h|``
-(2.023, +6.1 dB).  The result is identical to interpolating everything.
+Segments of 1200 samples are skipped when they provably cannot beat the running peak: an
+interpolated sample can exceed the largest ``|x|`` among its 12 inputs by at most the largest
+per-phase sum of ``|h|`` (2.023, +6.1 dB), and a segment's inputs are its own samples and the
+first 11 of the next.  The result is identical to interpolating everything.
 """
 from __future__ import annotations
 
@@ -99,15 +100,16 @@ class TruePeakMeter:
             return
         channels = len(padded)
         segments = -(-rows // SEGMENT_ROWS)
-        span = segments * SEGMENT_ROWS * TAPS + TAPS
-        magnitudes = np.abs(padded[:, :span])
-        if magnitudes.shape[1] < span:
-            magnitudes = np.pad(magnitudes, ((0, 0), (0, span - magnitudes.shape[1])))
-        # Segment k's outputs read inputs [k*S*12, (k+1)*S*12 + 12): its own samples and the next row.
-        body = magnitudes[:, : segments * SEGMENT_ROWS * TAPS].reshape(channels, segments, -1).max(axis=(0, 2))
-        head = magnitudes[:, SEGMENT_ROWS * TAPS::SEGMENT_ROWS * TAPS].max(axis=0)[:segments]
-        bound = np.maximum(body, np.pad(head, (0, segments - len(head)))) * MAX_PHASE_GAIN
-        hot = bound > self.peak
+        width = SEGMENT_ROWS * TAPS
+        # Segment k's outputs read inputs [k*S*12, (k+1)*S*12 + 11): its own samples and the first
+        # 11 of the next segment's (the last row's outputs put their centre taps there).
+        covered = min(padded.shape[1], segments * width + TAPS - 1)
+        magnitudes = np.zeros((channels, (segments + 1) * width), np.float32)
+        np.abs(padded[:, :covered], out=magnitudes[:, :covered])
+        shaped = magnitudes.reshape(channels, segments + 1, width)
+        body = shaped[:, :segments].max(axis=(0, 2))
+        head = shaped[:, 1:, :TAPS - 1].max(axis=(0, 2))
+        hot = np.maximum(body, head) * MAX_PHASE_GAIN > self.peak
         if not hot.any():
             return
         samples = np.ascontiguousarray(padded)
