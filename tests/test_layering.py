@@ -96,6 +96,20 @@ def test_importing_the_watch_package_does_not_import_watchdog():
     assert out.stdout.strip() == "False"
 
 
+def test_the_analysis_workers_never_import_scipy_signal():
+    # scipy.signal pulls in scipy.stats, optimize, interpolate ...: about a second of import and
+    # tens of MB in the fork server and in every worker (issue 15's memory target).
+    import subprocess
+    import sys
+
+    from bridge.forkserver import PRELOAD
+
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in PRELOAD)
+            + "print(sorted(m for m in sys.modules if m.startswith('scipy.signal')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("module", PURE_MODULES)
 def test_reconciliation_and_the_shared_records_are_pure(module):
     path = PACKAGE / module

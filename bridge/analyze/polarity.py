@@ -7,7 +7,8 @@ inverted.  Band energies cannot tell: polarity is a property of the waveforms.
 
 So each stem keeps, from the one streamed read of the analysis, a small **low-band signal**
 (:class:`LowBandSignal`): the mono sum, averaged down to about 2 kHz, band-passed to
-:data:`LOW_BAND_HZ` and decimated to about 1 kHz, stored as float16 (about 0.5 MB for a 4-minute
+:data:`LOW_BAND_HZ` (a linear-phase windowed-sinc FIR, :func:`band_pass_taps`: every stem is
+delayed alike, so lags between stems are kept) and decimated to about 1 kHz, stored as float16 (about 0.5 MB for a 4-minute
 stem).  :func:`polarity_between` correlates two of them over lags up to :data:`MAX_LAG_MS`
 (band-limited interpolation between the 1 ms samples) and returns the correlation at the lag of
 best alignment (largest magnitude), the best positive correlation in the window, and the
@@ -21,7 +22,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 #: The band the signal keeps, Hz: a drum's body and fundamental, below a snare's wires.
 LOW_BAND_HZ = (40.0, 350.0)
@@ -35,6 +35,23 @@ MAX_LAG_MS = 5.0
 LAG_STEP_MS = 0.05
 #: Half-length of the windowed-sinc interpolator, samples.
 _SINC_HALF = 12
+#: Taps of the band-pass FIR at the first stage's rate (odd: a whole-sample delay of (n - 1) / 2).
+BAND_TAPS = 129
+
+
+def band_pass_taps(rate_hz: float, low_hz: float, high_hz: float, taps: int = BAND_TAPS) -> np.ndarray:
+    """A linear-phase band-pass: the difference of two Blackman-windowed sinc low-passes, float64.
+
+    numpy only: the analysis workers never import ``scipy.signal`` (a second of import and tens
+    of MB in every process).  Unity gain at the band's geometric centre.
+    """
+    n = np.arange(taps) - (taps - 1) / 2.0
+    ideal = 2.0 * high_hz / rate_hz * np.sinc(2.0 * high_hz / rate_hz * n) \
+        - 2.0 * low_hz / rate_hz * np.sinc(2.0 * low_hz / rate_hz * n)
+    h = ideal * np.blackman(taps)
+    centre = math.sqrt(low_hz * high_hz)
+    gain = abs(np.sum(h * np.exp(-2j * math.pi * centre / rate_hz * np.arange(taps))))
+    return h / gain
 
 
 def stage_factor(sample_rate: int) -> int:
@@ -64,9 +81,9 @@ class LowBandSignal:
         self.q1 = stage_factor(sample_rate)
         rate1 = sample_rate / self.q1
         high = min(LOW_BAND_HZ[1], 0.45 * rate1)
-        self._sos = signal.butter(3, [LOW_BAND_HZ[0], high], "bandpass", fs=rate1, output="sos")
+        self._taps = band_pass_taps(rate1, LOW_BAND_HZ[0], high)
         self._ones = np.ones(self.q1, dtype=np.float32)
-        self._zi = np.zeros((self._sos.shape[0], 2))
+        self._history = np.zeros(len(self._taps) - 1)  # the FIR's last inputs (zeros before the start)
         self._rest = np.zeros((0, 0), dtype=np.float32)
         self._phase = 0  # index (in stage-1 samples) of the next kept sample, relative to the next block
         self._parts: list[np.ndarray] = []
@@ -97,7 +114,9 @@ class LowBandSignal:
         if not means:
             return
         stage = np.concatenate(means) if len(means) > 1 else means[0]
-        filtered, self._zi = signal.sosfilt(self._sos, stage, zi=self._zi)
+        joined = np.concatenate([self._history, stage])
+        filtered = np.convolve(joined, self._taps, mode="valid")  # causal: y[n] = sum h[k] x[n - k]
+        self._history = joined[len(joined) - len(self._history):]
         kept = filtered[self._phase::SECOND_DECIMATION]
         self._phase = (self._phase - len(filtered)) % SECOND_DECIMATION
         if len(kept):
