@@ -54,31 +54,8 @@ from bench_analyze import decode  # noqa: E402  (the same decode baseline as ben
 from bridge.render import render_plan  # noqa: E402
 from bridge.suggest.plan import move_db, plan_dict  # noqa: E402
 from bridge.synth import default_session, write_session  # noqa: E402
-from tests.closedloop import judge, run_loop, truth_matches  # noqa: E402
-
-#: The properties (issue 10; the same limits as tests/test_closed_loop.py).
-SECOND_PASS_SHARE = 0.15
-CLEAN_MAX_MOVES = 6
-#: Planted problems the planner must fix (tests/test_closed_loop.py's MUST_FIX); the others are reported.
-MUST_FIX = {"level_hot", "level_quiet", "lead_chorus_dip", "pad_rumble", "inverted_channel", "dc_offset", "hard_pan",
-            "over_dynamic_lead"}
-
-SHORT_FORM = (("intro", 1), ("verse", 2), ("chorus", 2), ("verse", 2), ("chorus", 2), ("bridge", 1), ("outro", 1))
-
-#: name -> Recipe fields.  Different fonts, kits, seeds, tempos, keys, forms, splits.
-RECIPES = {
-    "fluidr3-colombo": dict(seed=11, tempo_bpm=132.0, key="E minor", form=SHORT_FORM),
-    "gmbank-millo-split": dict(seed=12, tempo_bpm=100.0, key="Bb major", form=SHORT_FORM, soundfont="sf_GMbank",
-                               kit="Millo-Drums_v.1", split=("overheads",)),
-    "musescore-bja": dict(seed=21, tempo_bpm=146.0, key="F# minor", soundfont="MuseScore_General",
-                          kit="BJA_Pacific", lead_source="gm",
-                          drum_stems=("kick_in", "kick_out", "snare_top", "snare_bottom", "tom1", "floor_tom",
-                                      "hats", "overheads", "room")),
-    "fluidr3-blackpearl-split": dict(seed=31, key="D major", kit="The Black Pearl 1.0", split=("guitar", "bvs"),
-                                     drum_styles=(("chorus", "four"),),
-                                     parts=("bass", "keys", "pad", "guitar", "arp", "lead", "bvs", "brass")),
-    "default-s5": dict(seed=5),
-}
+from tests.closedloop import (CLEAN_MAX_MOVES, MUST_FIX, RECIPES, SECOND_PASS_SHARE, judge,  # noqa: E402
+                              run_loop, truth_matches)
 
 #: (session name, variant) in run order; variants: clean, default (DEFAULT_PROBLEMS), other (OTHER_PROBLEMS).
 FULL = ([("synth", "clean"), ("synth", "planted")]

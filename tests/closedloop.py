@@ -28,6 +28,32 @@ from bridge.render import render_plan
 from bridge.suggest.plan import MixPlan, move_db, plan_dict, plan_total_db
 
 
+#: The properties (issue 10), used by tests/test_closed_loop.py and benchmarks/bench_advice.py alike.
+SECOND_PASS_SHARE = 0.15
+CLEAN_MAX_MOVES = 6
+#: Planted problems the planner must fix (the others are reported, and docs/suggestions.md says why).
+MUST_FIX = frozenset({"level_hot", "level_quiet", "lead_chorus_dip", "pad_rumble", "inverted_channel", "dc_offset",
+                      "hard_pan", "over_dynamic_lead"})
+
+SHORT_FORM = (("intro", 1), ("verse", 2), ("chorus", 2), ("verse", 2), ("chorus", 2), ("bridge", 1), ("outro", 1))
+
+#: Recorded-material sessions: name -> ``tools.material.Recipe`` fields.  Different fonts, kits, seeds,
+#: tempos, keys, forms, splits.  The tests run the first two; the benchmark runs them all.
+RECIPES = {
+    "fluidr3-colombo": dict(seed=11, tempo_bpm=132.0, key="E minor", form=SHORT_FORM),
+    "gmbank-millo-split": dict(seed=12, tempo_bpm=100.0, key="Bb major", form=SHORT_FORM, soundfont="sf_GMbank",
+                               kit="Millo-Drums_v.1", split=("overheads",)),
+    "musescore-bja": dict(seed=21, tempo_bpm=146.0, key="F# minor", soundfont="MuseScore_General",
+                          kit="BJA_Pacific", lead_source="gm",
+                          drum_stems=("kick_in", "kick_out", "snare_top", "snare_bottom", "tom1", "floor_tom",
+                                      "hats", "overheads", "room")),
+    "fluidr3-blackpearl-split": dict(seed=31, key="D major", kit="The Black Pearl 1.0", split=("guitar", "bvs"),
+                                     drum_styles=(("chorus", "four"),),
+                                     parts=("bass", "keys", "pad", "guitar", "arp", "lead", "bvs", "brass")),
+    "default-s5": dict(seed=5),
+}
+
+
 @dataclass
 class LoopResult:
     first: MixPlan

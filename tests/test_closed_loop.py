@@ -25,14 +25,9 @@ from types import SimpleNamespace
 
 from bridge.suggest.model import CompSettings, Finding, Move
 from bridge.synth import default_session, write_session
-from tests.closedloop import compare_passes, judge, run_loop, truth_matches
+from tests.closedloop import (CLEAN_MAX_MOVES, MUST_FIX, RECIPES, SECOND_PASS_SHARE, compare_passes, judge, run_loop,
+                              truth_matches)
 
-FORM = (("intro", 1), ("verse", 2), ("chorus", 2), ("verse", 2), ("chorus", 2), ("bridge", 1), ("outro", 1))
-SECOND_PASS_SHARE = 0.15
-CLEAN_MAX_MOVES = 6
-#: Planted problems the planner must fix (the others are documented in docs/suggestions.md).
-MUST_FIX = {"level_hot", "level_quiet", "lead_chorus_dip", "pad_rumble", "inverted_channel", "dc_offset", "hard_pan",
-            "over_dynamic_lead"}
 
 
 def _check_loop(loop, label):
@@ -94,12 +89,9 @@ material = pytest.importorskip("tools.material")
 _MISSING = material.missing_tools()
 needs_material = pytest.mark.skipif(bool(_MISSING), reason="material builder needs: " + "; ".join(_MISSING))
 
-RECIPES = {
-    "fluidr3-colombo": dict(seed=11, tempo_bpm=132.0, key="E minor", form=FORM),
-    "gmbank-millo-split": dict(seed=12, tempo_bpm=100.0, key="Bb major", form=FORM, soundfont="sf_GMbank",
-                               kit="Millo-Drums_v.1", split=("overheads",)),
-}
-VARIANTS = [(name, v) for name in RECIPES for v in ("clean", "default")] + [("fluidr3-colombo", "other")]
+#: Two of the benchmark's sessions (suite time); benchmarks/bench_advice.py runs them all.
+TESTED = ("fluidr3-colombo", "gmbank-millo-split")
+VARIANTS = [(name, v) for name in TESTED for v in ("clean", "default")] + [("fluidr3-colombo", "other")]
 
 
 @pytest.fixture(scope="module", params=VARIANTS, ids=lambda p: f"{p[0]}-{p[1]}")
