@@ -25,7 +25,25 @@ Kick/bass (bands 50-100 Hz against 160-400 Hz or 224 Hz-4.5 kHz):
 - ``mix_low_mid_db``, ``mix_low125_mid_db``, ``mix_low_body_db``: the balanced mix's low end over its
   mids / body (one value per session: planted = a session with the build-up).
 
-Usage: python benchmarks/probe_separation.py [--cache DIR] [--analyses DIR] [--json OUT]
+Tonal templates (``tonal_*``): what a part of that role normally sounds like, from the role
+recogniser's corpus (tools/roles_corpus.py: labelled clean examples from three soundfonts, eleven
+Hydrogen kits, espeak-ng voices; examples given random EQ bells by ``_augmentation`` left out, the
+rest of its processing kept as honest spread).  Each example's and each part's long-term 1/3-octave
+spectrum over its active frames, as shares of its own energy (the descriptors' ``share_*``), is
+turned into a shape: ``share`` (as is), ``oct`` (each band over the mean of its two octave
+neighbours, so note range and tilt matter less) or ``smooth`` (over the mean of the bands 2-4 thirds
+away on either side).  Per corpus class and band: median and spread (1.4826 MAD, at least 1 dB);
+a part's deviation ``z`` = (shape - median) / spread.  Planted value: the boosted part's largest z
+in 1.6-2.5 kHz, a built-up bass's in 63-100 Hz, a built-up kick mic's in 50-80 Hz; natural value:
+every untouched part's largest z anywhere in 40 Hz-12.5 kHz (a term would look at every band).
+``_in`` variants: natural values only in the planted bands, of parts of the same families
+(keys/guitar/synth/horns/pad; bass/kick).  Template sources: ``all`` (the session's own soundfont
+and kit included), ``font`` (without the session's soundfont, or kit for drums) and ``lineage``
+(without every soundfont of its lineage -- FluidR3 and MuseScore_General share samples -- and the
+kit's whole evaluation fold).  The corpus is rendered by ``make train-roles`` (or here, into the
+material cache, on first use: about 6-20 minutes).
+
+Usage: python benchmarks/probe_separation.py [--cache DIR] [--analyses DIR] [--json OUT] [--no-tonal]
 (``--analyses`` keeps the analyses as pickles there and reuses them; the material must be built,
 e.g. by benchmarks/bench_advice.py.)
 """
@@ -156,6 +174,129 @@ def low_rows(model, balanced, shifts, built: set[str], session: str) -> list[dic
     return rows
 
 
+# ------------------------------------------------------------------ tonal templates from the corpus
+
+#: The material's stem labels (truth.json) as corpus classes.
+CORPUS_CLASS = {"kick": "kick", "snare": "snare", "toms": "toms", "overheads": "overheads", "room": "room",
+                "hats": "hats", "bass": "bass", "synth_bass": "bass", "piano": "keys", "electric_piano": "keys",
+                "strings": "pad", "pad": "pad", "electric_guitar": "guitar", "arp": "synth", "brass": "horns",
+                "lead_vocal": "lead_vocal", "backing_vocal": "backing_vocal"}
+#: Soundfonts that share samples (MuseScore_General grew out of FluidR3).
+LINEAGE = {"FluidR3_GM": "fluid", "FluidR3_GS": "fluid", "MuseScore_General": "fluid", "sf_GMbank": "gmbank"}
+DRUM_CLASSES = ("kick", "snare", "toms", "overheads", "room", "hats")
+#: Planted kinds that change a part's spectrum (their parts are neither natural nor judged here).
+TONAL_KINDS = ("masking_boost", "kick_bass_buildup", "pad_rumble", "clipped")
+PLANTED_BANDS_HZ = {"masking_boost": (1600, 2500), "bass": (63, 100), "kick": (50, 80)}
+SHAPES = ("share", "oct", "smooth")
+#: A class with fewer corpus examples than this (after leaving sources out) has no template.
+MIN_EXAMPLES = 10
+LEAVE = ("all", "font", "lineage")
+
+
+def shape_db(share: np.ndarray, how: str) -> np.ndarray:
+    """A long-term share spectrum (dB, ``(..., bands)``) as a shape; NaN where a band lacks neighbours."""
+    out = np.full(share.shape, np.nan)
+    if how == "share":
+        return share.astype(float)
+    if how == "oct":
+        out[..., 3:-3] = share[..., 3:-3] - 0.5 * (share[..., :-6] + share[..., 6:])
+        return out
+    for b in range(share.shape[-1]):
+        idx = [j for j in range(b - 4, b + 5) if 0 <= j < share.shape[-1] and abs(j - b) > 1]
+        out[..., b] = share[..., b] - share[..., idx].mean(axis=-1)
+    return out
+
+
+def corpus_shares(jobs: int = 2):
+    """The role corpus' long-term shares ``(n, bands)``, classes, sources, and which had EQ bells added."""
+    from bridge.analyze.spectrum import N_BANDS
+    from tools.roles_corpus import CorpusRecipe, build_corpus, plan_corpus
+
+    recipe = CorpusRecipe()
+    corpus = build_corpus(recipe, jobs=jobs)
+    planned = {e.id: e for e in plan_corpus(recipe)}
+    bells = np.array([bool(planned[i].params.get("augment", {}).get("bells")) for i in corpus.ids])
+    classes = np.array([corpus.classes[k] for k in corpus.y])
+    return corpus.X[:, :N_BANDS], classes, np.array(corpus.sources), bells
+
+
+def material_parts(result, truth: dict, session: str) -> list[dict]:
+    """Each analysed stem of a material session: its share spectrum, corpus class, source, planted kinds."""
+    from bridge.analyze.descriptors import _spectrum
+    from bridge.analyze.spectrum import N_BANDS
+
+    views = {v.name: v for v in stem_views(result, {}, (), {}, True)}
+    kinds: dict[str, list[str]] = {}
+    for p in truth["problems"]:
+        for name in p["stems"]:
+            kinds.setdefault(name, []).append(p["kind"])
+    out = []
+    for stem in truth["stems"]:
+        v = views.get(stem["name"])
+        if v is None or not v.usable:
+            continue
+        active = np.asarray(v.analysis.active, dtype=bool)[: len(v.band_power)]
+        source = stem["source"].get("soundfont") or stem["source"].get("kit") or "espeak"
+        out.append({"session": session, "part": stem["name"], "cls": CORPUS_CLASS[stem["label"]],
+                    "source": source, "kinds": kinds.get(stem["name"], []),
+                    "share": np.array(_spectrum(v.band_power.astype(np.float64), active)[:N_BANDS])})
+    return out
+
+
+def _template_mask(part: dict, classes, sources, bells, leave: str) -> np.ndarray:
+    from tools.roles_corpus import KIT_FOLDS
+
+    mask = (classes == part["cls"]) & ~bells
+    if leave == "font":
+        mask &= sources != part["source"]
+    elif leave == "lineage":
+        lineage = LINEAGE.get(part["source"], part["source"])
+        mask &= np.array([LINEAGE.get(s, s) != lineage for s in sources])
+        for fold in KIT_FOLDS:
+            if part["source"] in fold:
+                mask &= ~np.isin(sources, fold)
+    return mask
+
+
+def tonal_rows(parts: list[dict], corpus, how: str, leave: str) -> list[dict]:
+    """z of every part against its class template (see the module docstring), as measure rows."""
+    shares, classes, sources, bells = corpus
+    shapes = shape_db(shares, how)
+    lo, hi = bands(40, 12500)[[0, -1]]
+    templates: dict[tuple, tuple] = {}
+    rows = []
+    for p in parts:
+        mask = _template_mask(p, classes, sources, bells, leave)
+        if mask.sum() < MIN_EXAMPLES:
+            continue
+        key = (p["cls"], tuple(np.flatnonzero(mask)[:3]), int(mask.sum()))
+        if key not in templates:
+            chosen = shapes[mask]
+            median = np.nanmedian(chosen, axis=0)
+            templates[key] = (median, np.maximum(1.4826 * np.nanmedian(np.abs(chosen - median), axis=0), 1.0))
+        median, spread = templates[key]
+        z = (shape_db(p["share"], how) - median) / spread
+        family = "low" if p["cls"] in ("bass", "kick") else "boost" if p["cls"] in (
+            "keys", "guitar", "synth", "horns", "pad") else None
+        where = PLANTED_BANDS_HZ["masking_boost"] if family == "boost" else PLANTED_BANDS_HZ.get(p["cls"])
+        in_bands = float(np.nanmax(z[bands(*where)])) if where else None
+        anywhere = float(np.nanmax(z[lo:hi + 1]))
+        at_hz = float(C[lo + int(np.nanargmax(z[lo:hi + 1]))])
+        base = {"part": p["part"], "session": p["session"], "cls": p["cls"], "at_hz": at_hz}
+        if "masking_boost" in p["kinds"] or "kick_bass_buildup" in p["kinds"]:
+            kind = "boost" if "masking_boost" in p["kinds"] else "low"
+            for suffix in ("", "_in"):
+                rows.append({**base, "measure": f"tonal_{how}_{leave}_{kind}{suffix}", "value": in_bands,
+                             "planted": True})
+        elif not any(k in TONAL_KINDS for k in p["kinds"]):
+            for kind in ("boost", "low"):
+                rows.append({**base, "measure": f"tonal_{how}_{leave}_{kind}", "value": anywhere, "planted": False})
+            if family:
+                rows.append({**base, "measure": f"tonal_{how}_{leave}_{family}_in", "value": in_bands,
+                             "planted": False})
+    return rows
+
+
 def summary(rows: list[dict]) -> list[dict]:
     out = []
     for measure in dict.fromkeys(r["measure"] for r in rows):
@@ -179,6 +320,7 @@ def main() -> int:
     parser.add_argument("--cache", help="material cache (default $MIXBRIDGE_MATERIAL_CACHE or ~/.cache/mixbridge-material)")
     parser.add_argument("--analyses", help="keep and reuse the analyses (pickles) in this folder")
     parser.add_argument("--json", help="write every measured value and the summary here")
+    parser.add_argument("--no-tonal", action="store_true", help="skip the tonal templates (no role corpus needed)")
     args = parser.parse_args()
     cache = Path(args.cache or os.environ.get("MIXBRIDGE_MATERIAL_CACHE") or Path.home() / ".cache/mixbridge-material")
     keep = Path(args.analyses) if args.analyses else None
@@ -188,14 +330,21 @@ def main() -> int:
     if not folders:
         print(f"no material sessions under {cache}/sessions (build them with benchmarks/bench_advice.py)")
         return 1
-    rows = []
+    rows, parts = [], []
     for folder in folders:
         truth = json.loads((folder / "truth.json").read_text())
         touched = {kind: {s for p in truth["problems"] if p["kind"] == kind for s in p["stems"]}
                    for kind in ("masking_boost", "kick_bass_buildup")}
-        model, balanced, shifts = balanced_mix(analysis_of(folder, keep))
+        result = analysis_of(folder, keep)
+        parts += material_parts(result, truth, folder.name)
+        model, balanced, shifts = balanced_mix(result)
         rows += masking_rows(model, balanced, shifts, touched["masking_boost"], folder.name)
         rows += low_rows(model, balanced, shifts, touched["kick_bass_buildup"], folder.name)
+    if not args.no_tonal:
+        corpus = corpus_shares()
+        for how in SHAPES:
+            for leave in LEAVE:
+                rows += tonal_rows(parts, corpus, how, leave)
     table = summary(rows)
     print(f"{len(folders)} sessions under {cache}/sessions")
     print(f"{'measure':20s} {'natural n':>9s} {'p50':>7s} {'max':>7s}  {'planted':34s} {'margin':>7s}  highest natural / lowest planted")
