@@ -43,7 +43,7 @@ and kit included), ``font`` (without the session's soundfont, or kit for drums) 
 kit's whole evaluation fold).  The corpus is rendered by ``make train-roles`` (or here, into the
 material cache, on first use: about 6-20 minutes).
 
-Usage: python benchmarks/probe_separation.py [--cache DIR] [--analyses DIR] [--json OUT] [--no-tonal]
+Usage: python benchmarks/probe_separation.py [--cache DIR] [--analyses DIR] [--json OUT] [--no-tonal] [--rendered-corpus]
 (``--analyses`` keeps the analyses as pickles there and reuses them; the material must be built,
 e.g. by benchmarks/bench_advice.py.)
 """
@@ -207,17 +207,45 @@ def shape_db(share: np.ndarray, how: str) -> np.ndarray:
     return out
 
 
-def corpus_shares(jobs: int = 2):
-    """The role corpus' long-term shares ``(n, bands)``, classes, sources, and which had EQ bells added."""
+def corpus_shares(jobs: int = 2, rendered_only: bool = False):
+    """The role corpus' long-term shares ``(n, bands)``, classes, sources, and which had EQ bells added.
+
+    ``rendered_only``: only the batches already in the material cache (nothing is rendered).
+    """
+    from bridge.analyze.descriptors import _spectrum
+    from bridge.analyze.features import StemFeatures
     from bridge.analyze.spectrum import N_BANDS
-    from tools.roles_corpus import CorpusRecipe, build_corpus, plan_corpus
+    from bridge.analyze.stem import analyze_stem
+    from tools.roles_corpus import CorpusRecipe, _features_path, batches, build_corpus, plan_corpus
 
     recipe = CorpusRecipe()
-    corpus = build_corpus(recipe, jobs=jobs)
-    planned = {e.id: e for e in plan_corpus(recipe)}
-    bells = np.array([bool(planned[i].params.get("augment", {}).get("bells")) for i in corpus.ids])
-    classes = np.array([corpus.classes[k] for k in corpus.y])
-    return corpus.X[:, :N_BANDS], classes, np.array(corpus.sources), bells
+    planned = plan_corpus(recipe)
+    bells_of = {e.id: bool(e.params.get("augment", {}).get("bells")) for e in planned}
+    if not rendered_only:
+        corpus = build_corpus(recipe, jobs=jobs)
+        return (corpus.X[:, :N_BANDS], np.array([corpus.classes[k] for k in corpus.y]), np.array(corpus.sources),
+                np.array([bells_of[i] for i in corpus.ids]))
+    shares, classes, sources, bells = [], [], [], []
+    for batch in batches(planned):
+        path = _features_path(batch)
+        if not path.exists():
+            continue
+        with np.load(path, allow_pickle=False) as data:
+            for i, ex in enumerate(batch):
+                names = [k for k in data.files if k.startswith(f"{i}/")]
+                if not names:
+                    continue
+                features = StemFeatures.from_arrays({k.split("/", 1)[1]: data[k] for k in names})
+                analysis = analyze_stem(features)
+                if analysis.faults.silent or features.n_frames < 10:
+                    continue
+                active = np.asarray(analysis.active, dtype=bool)[: features.n_frames]
+                shares.append(_spectrum(features.band_power.astype(np.float64), active)[:N_BANDS])
+                classes.append(ex.cls)
+                sources.append(ex.source)
+                bells.append(bells_of[ex.id])
+    print(f"role corpus: {len(shares)} of {len(planned)} examples rendered")
+    return np.array(shares), np.array(classes), np.array(sources), np.array(bells)
 
 
 def material_parts(result, truth: dict, session: str) -> list[dict]:
@@ -279,21 +307,21 @@ def tonal_rows(parts: list[dict], corpus, how: str, leave: str) -> list[dict]:
         family = "low" if p["cls"] in ("bass", "kick") else "boost" if p["cls"] in (
             "keys", "guitar", "synth", "horns", "pad") else None
         where = PLANTED_BANDS_HZ["masking_boost"] if family == "boost" else PLANTED_BANDS_HZ.get(p["cls"])
-        in_bands = float(np.nanmax(z[bands(*where)])) if where else None
-        anywhere = float(np.nanmax(z[lo:hi + 1]))
-        at_hz = float(C[lo + int(np.nanargmax(z[lo:hi + 1]))])
-        base = {"part": p["part"], "session": p["session"], "cls": p["cls"], "at_hz": at_hz}
+        peak_in = bands(*where)[int(np.nanargmax(z[bands(*where)]))] if where else None
+        peak_any = lo + int(np.nanargmax(z[lo:hi + 1]))
+        base = {"part": p["part"], "session": p["session"], "cls": p["cls"]}
+        in_bands = {**base, "value": float(z[peak_in]) if where else None,
+                    "at_hz": float(C[peak_in]) if where else None}
+        anywhere = {**base, "value": float(z[peak_any]), "at_hz": float(C[peak_any])}
         if "masking_boost" in p["kinds"] or "kick_bass_buildup" in p["kinds"]:
             kind = "boost" if "masking_boost" in p["kinds"] else "low"
             for suffix in ("", "_in"):
-                rows.append({**base, "measure": f"tonal_{how}_{leave}_{kind}{suffix}", "value": in_bands,
-                             "planted": True})
+                rows.append({**in_bands, "measure": f"tonal_{how}_{leave}_{kind}{suffix}", "planted": True})
         elif not any(k in TONAL_KINDS for k in p["kinds"]):
             for kind in ("boost", "low"):
-                rows.append({**base, "measure": f"tonal_{how}_{leave}_{kind}", "value": anywhere, "planted": False})
+                rows.append({**anywhere, "measure": f"tonal_{how}_{leave}_{kind}", "planted": False})
             if family:
-                rows.append({**base, "measure": f"tonal_{how}_{leave}_{family}_in", "value": in_bands,
-                             "planted": False})
+                rows.append({**in_bands, "measure": f"tonal_{how}_{leave}_{family}_in", "planted": False})
     return rows
 
 
@@ -321,6 +349,8 @@ def main() -> int:
     parser.add_argument("--analyses", help="keep and reuse the analyses (pickles) in this folder")
     parser.add_argument("--json", help="write every measured value and the summary here")
     parser.add_argument("--no-tonal", action="store_true", help="skip the tonal templates (no role corpus needed)")
+    parser.add_argument("--rendered-corpus", action="store_true",
+                        help="tonal templates from the role corpus examples already rendered (render nothing)")
     args = parser.parse_args()
     cache = Path(args.cache or os.environ.get("MIXBRIDGE_MATERIAL_CACHE") or Path.home() / ".cache/mixbridge-material")
     keep = Path(args.analyses) if args.analyses else None
@@ -341,7 +371,7 @@ def main() -> int:
         rows += masking_rows(model, balanced, shifts, touched["masking_boost"], folder.name)
         rows += low_rows(model, balanced, shifts, touched["kick_bass_buildup"], folder.name)
     if not args.no_tonal:
-        corpus = corpus_shares()
+        corpus = corpus_shares(rendered_only=args.rendered_corpus)
         for how in SHAPES:
             for leave in LEAVE:
                 rows += tonal_rows(parts, corpus, how, leave)
