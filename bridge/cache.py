@@ -8,7 +8,7 @@ Lives in ``<stems dir>/.mixbridge/cache/`` (see ``docs/cache.md``)::
         entry.json               schema, analysis version, StemInfo, StemAnalysis (JSON) and its digest
         arrays.npz               slim StemFeatures + the activity mask (no pickles)
       mix/
-        state.json               mix rate and length; the groups: sum file, size, CRC-32, member hashes
+        state.json               mix rate and length; the groups: sum file, its stat, member hashes
         group-<token>.f32        float32 stereo sum of one group of stems at the mix rate
         features-<token>.npz     the summed mix's features (a no-change pass decodes nothing)
       tmp/                       entries and sums being built; renamed into place only when complete
@@ -278,16 +278,17 @@ class CachedStem:
 
 @dataclass(frozen=True, slots=True)
 class GroupSum:
-    """One stored group sum: a float32 stereo file holding the sum of ``members`` at the mix rate.
+    """One group sum: a float32 stereo file holding the sum of ``members`` at the mix rate.
 
-    ``members`` lists content hashes with repetition (two identical stems are both in the sum);
-    ``crc32`` and ``size_bytes`` are those of the file as written, checked whenever it is read.
+    ``members`` lists content hashes with repetition (two identical stems are both in the sum).
+    ``stat`` is the file's :func:`stat_key` once it is in ``mix/`` (``None`` while it is being
+    built): checked before and after it is read, so a sum rewritten, zeroed or replaced in any
+    way (its ctime moves) is never used -- the trust the stems' own stat fast path has.
     """
 
     path: Path
     members: tuple[str, ...]
-    crc32: int
-    size_bytes: int
+    stat: list[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,11 +522,11 @@ class AnalysisCache:
     def load_mix_state(self, mix_rate: int, mix_frames: int) -> MixState | None:
         """The last mix, if it was summed at this rate and length and its files check out.
 
-        ``state.json`` is validated field by field; every group file must have the recorded size
-        and the features file its recorded SHA-256 (a no-change pass uses the features as they
-        are).  A group file's CRC-32 is checked wherever it is read
-        (:func:`bridge.pipeline._mix_groups`), so a sum zeroed or altered at the same size is
-        never trusted: the pass sums the mix afresh.
+        ``state.json`` is validated field by field; every group file must have the recorded
+        :func:`stat_key` (size, mtime, ctime, inode: any write moves the ctime) and the features
+        file its recorded SHA-256 (a no-change pass uses the features as they are).  The stat is
+        checked again around every read (:func:`bridge.pipeline._mix_groups`), so a sum zeroed or
+        altered at the same size is never trusted: the pass sums the mix afresh.
         """
         doc = _read_json(self.mix_dir / "state.json")
         try:
@@ -540,16 +541,16 @@ class AnalysisCache:
                 return None
             groups = []
             for raw in raw_groups:
-                name, members, crc, size = (raw.get("sum"), raw.get("members"), raw.get("crc32"), raw.get("bytes"))
+                name, members, stat = raw.get("sum"), raw.get("members"), raw.get("stat")
                 if (not isinstance(name, str) or not isinstance(members, list) or not members
                         or not all(isinstance(m, str) and _is_sha(m) for m in members)
-                        or type(crc) is not int or type(size) is not int or not 0 <= size <= mix_frames * 8
-                        or size % 8):
+                        or not isinstance(stat, list) or len(stat) != 4
+                        or not all(type(x) is int and x >= 0 for x in stat) or not stat[0] <= mix_frames * 8):
                     return None
                 path = self.mix_dir / name
-                if path.parent != self.mix_dir or path.stat().st_size != size:
+                if path.parent != self.mix_dir or stat_key(path) != stat:
                     return None
-                groups.append(GroupSum(path, tuple(members), crc, size))
+                groups.append(GroupSum(path, tuple(members), stat))
             features_path = self.mix_dir / features_name
             if features_path.parent != self.mix_dir or hash_file(features_path) != features_sha:
                 return None
@@ -564,11 +565,12 @@ class AnalysisCache:
         """A fresh name for a group sum being written (in ``mix/``; only ``state.json`` makes it live)."""
         return self.mix_dir / f"group-{uuid.uuid4().hex[:12]}.f32"
 
-    def adopt_sum(self, path: Path) -> Path:
-        """Move a group sum built elsewhere in the cache (a pass's scratch in ``tmp/``) into ``mix/``."""
+    def adopt_sum(self, group: GroupSum) -> GroupSum:
+        """Move a group sum built elsewhere in the cache (a pass's scratch in ``tmp/``) into ``mix/``;
+        the group with its new path and its stat there."""
         target = self.new_sum_path()
-        os.rename(path, target)
-        return target
+        os.rename(group.path, target)
+        return GroupSum(target, group.members, stat_key(target))
 
     def save_mix_state(self, mix_rate: int, mix_frames: int, groups: list[GroupSum], features: StemFeatures) -> None:
         """Record the mix just summed: its groups (files already in ``mix/``) and the features of their
@@ -578,8 +580,7 @@ class AnalysisCache:
         _write_json_atomic(self.mix_dir / "state.json", {
             "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "analysis_version": ANALYSIS_VERSION,
             "mix_rate": mix_rate, "mix_frames": mix_frames, "channels": 2,
-            "groups": [{"sum": g.path.name, "members": sorted(g.members), "crc32": g.crc32, "bytes": g.size_bytes}
-                       for g in groups],
+            "groups": [{"sum": g.path.name, "members": sorted(g.members), "stat": list(g.stat)} for g in groups],
             "features": features_name, "features_sha256": hash_file(self.mix_dir / features_name)})
         self._prune_mix(keep={g.path.name for g in groups} | {features_name})
 

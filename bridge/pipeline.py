@@ -522,35 +522,42 @@ def _frames_at(infos: Iterable[StemInfo], mix_rate: int | None) -> int:
 class _GroupJob:
     """One group sum of the mix stage: files already summed, plus stems to decode into it.
 
-    ``sources`` are ``(file, crc32, size_bytes)``: a stored group sum (its CRC-32 and size checked
-    as it is read) or a pass's scratch sum (``crc32`` ``None``: nothing to check).  ``decode`` are
-    ``(stem path, sha256, stat)``: stems summed into ``out`` first, their stat checked before and
-    after.  ``out`` is where the group is written when it is not simply its one source.
+    ``sources`` are ``(file, stat)``: a stored group sum, whose :func:`~bridge.cache.stat_key`
+    must be the one recorded with it (any write moves its ctime), or a pass's scratch sum (``stat``
+    ``None``).  ``decode`` are ``(stem path, sha256, stat)``: stems summed into ``out`` first, their
+    stat checked before and after.  ``out`` is where the group is written when it is not simply its
+    one source.
     """
 
-    sources: tuple[tuple[str, int | None, int], ...] = ()
+    sources: tuple[tuple[str, list[int] | None], ...] = ()
     decode: tuple[tuple[str, str, list[int]], ...] = ()
     out: str | None = None
 
 
-def _mix_groups(jobs: Sequence[_GroupJob], mix_rate: int, mix_frames: int, checksums: bool = True
-                ) -> tuple[StemFeatures, list[tuple[str, int, int]], list[str]]:
+def _mix_groups(jobs: Sequence[_GroupJob], mix_rate: int, mix_frames: int) -> tuple[StemFeatures, list[str], list[str]]:
     """Sum the groups block by block, write those that change, and measure their total (the mix).
 
-    Returns ``(mix features, (file, crc32, size_bytes) per group, hashes decoded)``; without
-    ``checksums`` (no cache keeps the groups) no CRC is computed and every one reads 0.  A stem that
-    fails to decode is left out of its group (and of the hashes).
+    Returns ``(mix features, each group's file, hashes decoded)``.  A stem that fails to decode is
+    left out of its group (and of the hashes).
 
     Raises
     ------
     _MixUnavailable
-        A stored group sum does not match its size or CRC-32, or a stem changed under us.
+        A stored group sum is not the file recorded, or a stem changed under us.
     """
-    import zlib
-
     from .analyze.features import FeatureExtractor
     from .cache import stat_key
 
+    def _check_sources() -> None:
+        for job in jobs:
+            for path, stat in job.sources:
+                try:
+                    if stat is not None and stat_key(Path(path)) != stat:
+                        raise _MixUnavailable(f"{path}: a group sum is not the file recorded")
+                except OSError as exc:
+                    raise _MixUnavailable(str(exc)) from exc
+
+    _check_sources()
     decoded: list[str] = []
     for job in jobs:
         if not job.decode:
@@ -579,16 +586,13 @@ def _mix_groups(jobs: Sequence[_GroupJob], mix_rate: int, mix_frames: int, check
     lengths: list[int] = []
     try:
         for job in jobs:
-            files = [open(p, "rb") for p, _, _ in job.sources]
-            own = job.out if job.decode else None
-            if own is not None:
-                files.append(open(own, "rb"))
+            files = [open(p, "rb") for p, _ in job.sources]
+            if job.decode:
+                files.append(open(job.out, "rb"))  # what was decoded into it, then the sources added
             opened.append(files)
             sizes = [os.fstat(f.fileno()).st_size // (MIX_CHANNELS * 4) for f in files]
             lengths.append(min(max(sizes, default=0), mix_frames))
-            written.append(open(job.out, "r+b" if own else "wb") if job.out is not None else None)
-        checks = [[0] * len(files) for files in opened]
-        crcs = [0] * len(jobs)
+            written.append(open(job.out, "r+b" if job.decode else "wb") if job.out is not None else None)
         total = np.empty((mix_rate, MIX_CHANNELS), dtype=np.float32)
         group = np.empty_like(total)
         piece = np.empty_like(total)
@@ -600,19 +604,18 @@ def _mix_groups(jobs: Sequence[_GroupJob], mix_rate: int, mix_frames: int, check
                 m = min(n, lengths[j] - start)
                 if m <= 0:
                     continue
+                if len(files) == 1 and written[j] is None:  # a group kept as it is: straight in
+                    got = _read_frames(files[0], start, piece[:m])
+                    block[:got] += piece[:got]
+                    continue
                 acc = group[:m]
                 acc[:] = 0.0
-                for k, fh in enumerate(files):
+                for fh in files:
                     got = _read_frames(fh, start, piece[:m])
-                    if checksums and k < len(opened[j]) - (1 if jobs[j].decode else 0):
-                        checks[j][k] = zlib.crc32(memoryview(piece[:got]).cast("B"), checks[j][k])
                     acc[:got] += piece[:got]
                 out = written[j]
-                if out is not None:
-                    out.seek(start * MIX_CHANNELS * 4)
-                    out.write(memoryview(acc).cast("B"))
-                if checksums:
-                    crcs[j] = zlib.crc32(memoryview(acc).cast("B"), crcs[j])
+                out.seek(start * MIX_CHANNELS * 4)
+                out.write(memoryview(acc).cast("B"))
                 block[:m] += acc
             extractor.feed(block)
     except OSError as exc:
@@ -624,25 +627,21 @@ def _mix_groups(jobs: Sequence[_GroupJob], mix_rate: int, mix_frames: int, check
         for out in written:
             if out is not None:
                 out.close()
+    _check_sources()  # nothing rewrote a stored group while it was read
     groups = []
     for j, job in enumerate(jobs):
-        for k, (path, crc, size) in enumerate(job.sources):
-            if crc is not None and (checks[j][k] != crc or os.path.getsize(path) != size):
-                raise _MixUnavailable(f"{path}: a group sum does not match its checksum")
         if job.out is not None:
             os.truncate(job.out, lengths[j] * MIX_CHANNELS * 4)  # exactly what was written
-            groups.append((job.out, crcs[j], lengths[j] * MIX_CHANNELS * 4))
+            groups.append(job.out)
         else:
-            # Its one source as it is: the CRC of every byte read (a scratch sum may end in reserved zeros).
-            path = job.sources[0][0]
-            groups.append((path, checks[j][0], os.path.getsize(path)))
+            groups.append(job.sources[0][0])
     return extractor.finish(), groups, decoded
 
 
 def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int) -> StemFeatures:
     """Add the workers' partial sums block by block and measure the result."""
     files = [p for p in sorted(set(sum_files)) if os.path.getsize(p)]
-    return _mix_groups([_GroupJob(sources=((p, None, -1),)) for p in files], mix_rate, mix_frames, checksums=False)[0]
+    return _mix_groups([_GroupJob(sources=((p, None),)) for p in files], mix_rate, mix_frames)[0]
 
 
 def _mix_task(sum_files: list[str], mix_rate: int, mix_frames: int, state: _WorkerState | None = None) -> StemFeatures:
@@ -712,6 +711,11 @@ def _finite(value):
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, tuple):
+        try:  # the common case in one C loop: numbers and None only, all finite (NaN or inf poisons fsum)
+            if math.isfinite(math.fsum([v for v in value if v is not None])):
+                return value
+        except (TypeError, OverflowError):
+            pass  # nested values, or finite floats whose sum overflows: one by one
         items = tuple(_finite(v) for v in value)
         return value if all(a is b for a, b in zip(items, value)) else items
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -1193,7 +1197,7 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
             workers = pool.get()
             future = workers.submit(_mix_groups_task, jobs, mix_rate, mix_frames) if workers else None
             mix, written, _ = future.result() if future is not None else _mix_groups(jobs, mix_rate, mix_frames)
-            groups = [GroupSum(Path(f), tuple(m), crc, size) for (f, crc, size), m in zip(written, members)]
+            groups = [GroupSum(Path(f), tuple(m)) for f, m in zip(written, members)]
         timings["mix_s"] = time.perf_counter() - mark
 
     # Every provisional "unchanged" must pass its full hash before anything is recorded.
@@ -1221,8 +1225,8 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
     storable = (mix is not None and consistent and groups is not None and None not in ok_shas
                 and all(outcomes[p].stored for p in ok_paths))
     if storable and not (state is not None and groups == list(state.groups)):
-        kept = {g.path for g in state.groups} if state is not None else set()
-        groups = [g if g.path in kept else _with_path(g, cache.adopt_sum(g.path)) for g in groups]
+        # New sums move into mix/ (a rename moves ctime: their stat is taken there); kept ones keep theirs.
+        groups = [g if g.stat is not None else cache.adopt_sum(g) for g in groups]
         cache.save_mix_state(mix_rate, mix_frames, groups, mix)
     elif not storable:
         cache.drop_mix_state()
@@ -1238,12 +1242,6 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
     return SessionResult(tuple(stems), mix_analysis, features, timings, reanalysed, cached)
 
 
-def _with_path(group: "GroupSum", path: Path) -> "GroupSum":
-    from dataclasses import replace
-
-    return replace(group, path=path)
-
-
 @dataclass(frozen=True, slots=True)
 class _Layout:
     """The next pass's groups, planned from the last ones (:func:`_regroup`)."""
@@ -1252,20 +1250,21 @@ class _Layout:
     kept_members: tuple[tuple[str, ...], ...]  #: per job, the members already in its source files
     changed: bool
 
-    def groups(self, written: list[tuple[str, int, int]], decoded: list[str]) -> list["GroupSum"]:
+    def groups(self, written: list[str], decoded: list[str]) -> list["GroupSum"]:
         """The groups as written: each job's kept members plus the stems it decoded successfully."""
         from .cache import GroupSum
 
         done = Counter(decoded)
         out = []
-        for job, kept, (path, crc, size) in zip(self.jobs, self.kept_members, written):
+        for job, kept, path in zip(self.jobs, self.kept_members, written):
             members = list(kept)
             for _, sha, _ in job.decode:
                 if done[sha] > 0:
                     done[sha] -= 1
                     members.append(sha)
             if members:
-                out.append(GroupSum(Path(path), tuple(members), crc, size))
+                kept_stat = job.sources[0][1] if job.out is None else None  # a stored group kept as it is
+                out.append(GroupSum(Path(path), tuple(members), kept_stat))
         return out
 
 
@@ -1297,7 +1296,7 @@ def _regroup(state, contents: dict[Path, str], stats: dict[Path, list[int]], mos
         if not hit:
             for sha in members:
                 paths[sha].pop()
-            plans.append(([(str(group.path), group.crc32, group.size_bytes)], [], list(members)))
+            plans.append(([(str(group.path), group.stat)], [], list(members)))
     decodes = 0
     for members, hit in zip(remaining, touched):
         if hit and members:
@@ -1331,7 +1330,7 @@ def _merge_scratch(parts: list[tuple[str, list[str]]], aim: int, build: Path
         plans.sort(key=lambda p: len(p[1]))
         (f1, m1), (f2, m2) = plans[0], plans[1]
         plans[:2] = [(f1 + f2, m1 + m2)]
-    jobs = [_GroupJob(tuple((f, None, -1) for f in files),
+    jobs = [_GroupJob(tuple((f, None) for f in files),
                       out=None if len(files) == 1 else str(build / f"group-{uuid.uuid4().hex[:12]}.f32"))
             for files, _ in plans]
     return jobs, [m for _, m in plans]

@@ -191,7 +191,7 @@ def _groups(cache: AnalysisCache) -> list[dict]:
 
 
 def test_a_group_sum_with_wrong_bytes_is_never_used(stems):
-    """A group sum damaged in place (same size, same everything but a few bytes) fails its CRC:
+    """A group sum damaged in place (same size, a few bytes zeroed) no longer has its recorded stat:
     the mix is summed afresh, never measured from it."""
     cache = _cache(stems)
     analyze_session([stems], cache=cache, jobs=2)
