@@ -1110,95 +1110,98 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
     layout = None
     if state is not None and all(p in known and p in stats for p in infos):
         layout = _regroup(state, {p: known[p] for p in infos}, stats, most_groups, build)
-    with _scratch_folder() as scratch:
-        incremental = layout is not None
-        sum_folder = None if incremental else str(build)
-        mix_future = None
-        mix_inline = None
-        if incremental and layout.changed:
-            workers = pool.get()
-            args = (list(layout.jobs), mix_rate, mix_frames)
-            if workers is not None:
-                mix_future = workers.submit(_mix_groups_task, *args)
-            else:
-                mix_inline = args
-        tasks: list[tuple[Callable, tuple, object]] = [
-            (_extract_cached, (str(path), mix_rate, mix_frames, sum_folder, str(cache.folder), group_stems), path)
-            for path in todo]
-        if not incremental and mix_rate:
-            for path in entries:
-                tasks.append((_sum_task, (str(path), mix_rate, mix_frames, str(build), group_stems), ("sum", path)))
-        sum_files: dict[str, list[Path]] = {}
-        full: list[DiskFull] = []
+    incremental = layout is not None
+    sum_folder = None if incremental else str(build)
+    mix_future = None
+    mix_inline = None
+    if incremental and layout.changed:
+        workers = pool.get()
+        args = (list(layout.jobs), mix_rate, mix_frames)
+        if workers is not None:
+            mix_future = workers.submit(_mix_groups_task, *args)
+        else:
+            mix_inline = args
+    tasks: list[tuple[Callable, tuple, object]] = [
+        (_extract_cached, (str(path), mix_rate, mix_frames, sum_folder, str(cache.folder), group_stems), path)
+        for path in todo]
+    if not incremental and mix_rate:
+        for path in entries:
+            tasks.append((_sum_task, (str(path), mix_rate, mix_frames, str(build), group_stems), ("sum", path)))
+    sum_files: dict[str, list[Path]] = {}
+    full: list[DiskFull] = []
 
-        def _done(tag, result) -> None:
-            nonlocal consistent
-            if isinstance(result, DiskFull) or isinstance(getattr(result, "error", None), DiskFull):
-                full.append(result if isinstance(result, DiskFull) else result.error)
-            path = tag[1] if isinstance(tag, tuple) else tag
-            if isinstance(tag, tuple):  # a cached stem summed for the mix
-                if isinstance(result, Exception) or result.error is not None:
-                    consistent = False  # the sum lacks a stem the results have: re-summed below
-                elif result.sum_file:
-                    sum_files.setdefault(result.sum_file, []).append(path)
-            else:
-                if isinstance(result, Exception):
-                    result = _Worked(error=StemReadError(f"{tag}: worker failed: {result}"))
-                if result.sum_file and result.analysis is not None:
-                    sum_files.setdefault(result.sum_file, []).append(path)
-                _finish(tag, result)
+    def _done(tag, result) -> None:
+        nonlocal consistent
+        if isinstance(result, DiskFull) or isinstance(getattr(result, "error", None), DiskFull):
+            full.append(result if isinstance(result, DiskFull) else result.error)
+        path = tag[1] if isinstance(tag, tuple) else tag
+        if isinstance(tag, tuple):  # a cached stem summed for the mix
+            if isinstance(result, Exception) or result.error is not None:
+                consistent = False  # the sum lacks a stem the results have: re-summed below
+            elif result.sum_file:
+                sum_files.setdefault(result.sum_file, []).append(path)
+        else:
+            if isinstance(result, Exception):
+                result = _Worked(error=StemReadError(f"{tag}: worker failed: {result}"))
+            if result.sum_file and result.analysis is not None:
+                sum_files.setdefault(result.sum_file, []).append(path)
+            _finish(tag, result)
 
-        _run(tasks, pool, _done, worker_state)
+    _run(tasks, pool, _done, worker_state)
+    _raise_disk_full(full)
+    timings["extract_s"] = time.perf_counter() - started - timings["lookup_s"]
+    mark = time.perf_counter()
+    ok_paths = [p for p in files if outcomes[p].analysis is not None]
+    ok_shas = [outcomes[p].sha256 for p in ok_paths]
+    keys = [outcomes[p].sha256 for p in ok_paths]
+    stems, features, analysed = _assemble(files, names, {
+        p: (outcomes[p].info, outcomes[p].analysis, outcomes[p].features, outcomes[p].error) for p in files})
+    prefill = all(keys) and bool(analysed)
+    if prefill and mix_future is not None:
+        _prefill_masking(analysed, keys, memo)  # here, while a worker measures the mix
+        prefill = False
+    if incremental and not layout.changed:
+        mix, groups = state.features, list(state.groups)
+    elif incremental:
+        try:
+            measured = mix_future.result() if mix_future is not None else _mix_groups(*mix_inline)
+        except _MixUnavailable:
+            measured = None
+        except DiskFull:
+            raise
+        except Exception:  # noqa: BLE001 - a crashed worker: the mix is summed afresh below
+            measured = None
+        if measured is not None:
+            mix, written, decoded = measured
+            groups = layout.groups(written, decoded)
+    if groups is not None and sorted(m for g in groups for m in g.members) != sorted(ok_shas):
+        mix = groups = None  # a stem decoded for the analysis but not for the mix (or back)
+    if incremental and mix is None or not incremental and _dirty(sum_files):
+        # The incremental update could not be trusted, or a failed stem's share could not be
+        # taken out of a scratch sum: sum every good stem afresh.
+        consistent = True
+        fresh = Path(build) / "again"
+        fresh.mkdir(exist_ok=True)
+        sum_files = {}
+        sum_tasks = [(_sum_task, (str(p), mix_rate, mix_frames, str(fresh), group_stems), ("sum", p))
+                     for p in ok_paths]
+        _run(sum_tasks, pool, _done, worker_state)
         _raise_disk_full(full)
-        timings["extract_s"] = time.perf_counter() - started - timings["lookup_s"]
-        mark = time.perf_counter()
-        ok_paths = [p for p in files if outcomes[p].analysis is not None]
-        ok_shas = [outcomes[p].sha256 for p in ok_paths]
-        keys = [outcomes[p].sha256 for p in ok_paths]
-        stems, features, analysed = _assemble(files, names, {
-            p: (outcomes[p].info, outcomes[p].analysis, outcomes[p].features, outcomes[p].error) for p in files})
-        if all(keys):
+        incremental = False
+    worker_state.close()
+    if not incremental and ok_paths and mix_rate:
+        # Summed afresh: as long as the stems that were read whole, whatever the others' headers said.
+        mix_frames = _frames_at((outcomes[p].info for p in ok_paths), mix_rate)
+        parts = [(f, [outcomes[p].sha256 for p in members]) for f, members in sorted(sum_files.items())
+                 if os.path.getsize(f)]
+        jobs, members = _merge_scratch(parts, most_groups - 1, build)
+        workers = pool.get()
+        future = workers.submit(_mix_groups_task, jobs, mix_rate, mix_frames) if workers else None
+        if prefill:
             _prefill_masking(analysed, keys, memo)  # here, while a worker measures the mix
-        if incremental and not layout.changed:
-            mix, groups = state.features, list(state.groups)
-        elif incremental:
-            try:
-                measured = mix_future.result() if mix_future is not None else _mix_groups(*mix_inline)
-            except _MixUnavailable:
-                measured = None
-            except DiskFull:
-                raise
-            except Exception:  # noqa: BLE001 - a crashed worker: the mix is summed afresh below
-                measured = None
-            if measured is not None:
-                mix, written, decoded = measured
-                groups = layout.groups(written, decoded)
-        if groups is not None and sorted(m for g in groups for m in g.members) != sorted(ok_shas):
-            mix = groups = None  # a stem decoded for the analysis but not for the mix (or back)
-        if incremental and mix is None or not incremental and _dirty(sum_files):
-            # The incremental update could not be trusted, or a failed stem's share could not be
-            # taken out of a scratch sum: sum every good stem afresh.
-            consistent = True
-            fresh = Path(build) / "again"
-            fresh.mkdir(exist_ok=True)
-            sum_files = {}
-            sum_tasks = [(_sum_task, (str(p), mix_rate, mix_frames, str(fresh), group_stems), ("sum", p))
-                         for p in ok_paths]
-            _run(sum_tasks, pool, _done, worker_state)
-            _raise_disk_full(full)
-            incremental = False
-        worker_state.close()
-        if not incremental and ok_paths and mix_rate:
-            # Summed afresh: as long as the stems that were read whole, whatever the others' headers said.
-            mix_frames = _frames_at((outcomes[p].info for p in ok_paths), mix_rate)
-            parts = [(f, [outcomes[p].sha256 for p in members]) for f, members in sorted(sum_files.items())
-                     if os.path.getsize(f)]
-            jobs, members = _merge_scratch(parts, most_groups - 1, build)
-            workers = pool.get()
-            future = workers.submit(_mix_groups_task, jobs, mix_rate, mix_frames) if workers else None
-            mix, written, _ = future.result() if future is not None else _mix_groups(jobs, mix_rate, mix_frames)
-            groups = [GroupSum(Path(f), tuple(m)) for f, m in zip(written, members)]
-        timings["mix_s"] = time.perf_counter() - mark
+        mix, written, _ = future.result() if future is not None else _mix_groups(jobs, mix_rate, mix_frames)
+        groups = [GroupSum(Path(f), tuple(m)) for f, m in zip(written, members)]
+    timings["mix_s"] = time.perf_counter() - mark
 
     # Every provisional "unchanged" must pass its full hash before anything is recorded.
     for check in checks:

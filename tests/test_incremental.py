@@ -257,6 +257,40 @@ def test_a_real_kill_mid_pass_leaves_a_usable_cache(stems):
     assert again.reanalysed == ()
 
 
+def test_a_kill_while_a_re_bounce_writes_its_groups_leaves_a_usable_cache(tmp_path):
+    """SIGKILL a re-bounce while its new group sums exist only in tmp/ (not yet named by
+    state.json): the state left is the last whole one, and the next pass equals a fresh analysis."""
+    stems = tmp_path / "stems"
+    write_session(stems, SPECS, duration_s=40.0)  # long enough to be caught mid-pass
+    cache = _cache(stems)
+    analyze_session([stems], cache=cache, jobs=2)
+    before = (cache.folder / "mix" / "state.json").read_bytes()
+    _rerender(stems, 2, seed=77, duration_s=40.0)
+    code = ("from bridge.pipeline import analyze_session; from bridge.cache import AnalysisCache\n"
+            "if __name__ == '__main__':\n"
+            f"    analyze_session([{str(stems)!r}], cache=AnalysisCache.for_stems({str(stems)!r}), jobs=2)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True)
+    tmp = cache.folder / "tmp"
+    caught = False
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(p.stat().st_size > 0 for p in tmp.glob("*/group-*.f32")):
+                caught = True
+                break
+            time.sleep(0.002)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert caught, "the re-bounce ended before its group sums were seen being written"
+    assert (cache.folder / "mix" / "state.json").read_bytes() == before  # never a half state
+    result = analyze_session([stems], cache=_cache(stems), jobs=2)
+    assert_equals_fresh(result, stems)
+    assert not any(tmp.iterdir()), "the killed pass's build folders were not swept"
+    again = analyze_session([stems], cache=_cache(stems), jobs=2)
+    assert again.reanalysed == ()
+
+
 def test_analysis_json_round_trip_is_exact(stems):
     result = analyze_session([stems], jobs=1)
     for stem in result.ok:
