@@ -882,6 +882,7 @@ class _Worked:
     sha256: str | None = None
     stat: list[int] | None = None
     fingerprint: str | None = None
+    crc32: int | None = None
     from_cache: bool = False
     stored: bool = False
 
@@ -943,17 +944,17 @@ def _extract_cached(path: str, mix_rate: int | None, mix_frames: int, sum_folder
 
 def _extract_cached_once(path: str, mix_rate: int | None, mix_frames: int, sum_folder: str | None,
                          cache_folder: str, group_stems: int | None, state: _WorkerState | None) -> _Worked:
-    from .cache import HEADER_FIELDS, AnalysisCache, fingerprint, hash_file, stat_key
+    from .cache import HEADER_FIELDS, AnalysisCache, fingerprint, hash_and_crc, stat_key
     from .files import is_disk_full
 
     cache = AnalysisCache(cache_folder)
     source = Path(path)
     partial = _state(state).partial_sum(sum_folder, mix_frames, group_stems) if sum_folder and mix_rate else None
     sum_file = str(partial.path) if partial is not None else None
-    sha = before = print_ = None
+    sha = before = print_ = crc = None
     try:
         before = stat_key(source)
-        sha = hash_file(source)
+        sha, crc = hash_and_crc(source)
         print_ = fingerprint(source)
     except OSError:
         sha = None
@@ -964,11 +965,11 @@ def _extract_cached_once(path: str, mix_rate: int | None, mix_frames: int, sum_f
     entry = cache.load(sha) if sha is not None else None
     if entry is not None:  # an identical re-render: same bytes, new stat
         worked = _Worked(info=info, analysis=entry.analysis, features=entry.features, sha256=sha, stat=before,
-                         fingerprint=print_, from_cache=True, stored=True, sum_file=sum_file)
+                         fingerprint=print_, crc32=crc, from_cache=True, stored=True, sum_file=sum_file)
         if partial is not None and not _sum_stem(info, mix_rate, partial):
             worked = _Worked(info=info, error=StemReadError(f"{path}: could not be read for the mix"), sum_file=sum_file)
         return worked
-    worked = _Worked(info=info, sha256=sha, stat=before, fingerprint=print_, sum_file=sum_file)
+    worked = _Worked(info=info, sha256=sha, stat=before, fingerprint=print_, crc32=crc, sum_file=sum_file)
     try:
         worked.analysis, worked.features = _measure(info, mix_rate, partial)
     except BridgeError as exc:
@@ -1032,7 +1033,7 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
     contents make a group of their own (:func:`_regroup`).  One worker does that and measures the
     mix while the others analyse the changed stems.
     """
-    from .cache import GroupSum, fingerprint, group_plan, hash_file, stat_key
+    from .cache import GroupSum, crc_file, fingerprint, group_plan, hash_and_crc, stat_key
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -1042,16 +1043,25 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
     def _hash(path: Path):
         try:
             stat = stat_key(path)
-            sha = hash_file(path)
+            sha, crc = hash_and_crc(path)
             print_ = fingerprint(path)
-            return path, stat, sha, print_, stat_key(path) == stat
+            return path, stat, sha, print_, crc, stat_key(path) == stat
         except OSError:
-            return path, None, None, None, False
+            return path, None, None, None, None, False
+
+    def _confirm(path: Path):
+        try:
+            stat = stat_key(path)
+            crc = crc_file(path)
+            return path, stat, crc, stat_key(path) == stat
+        except OSError:
+            return path, None, None, False
 
     known: dict[Path, str] = {}
     stats: dict[Path, list[int]] = {}
     prints: dict[Path, str] = {}
-    provisional: dict[Path, str] = {}
+    crcs: dict[Path, int] = {}
+    provisional: dict[Path, tuple[str, str, int]] = {}
     for path in infos:
         sha = cache.known_hash(path)
         if sha is not None:
@@ -1059,15 +1069,16 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
             continue
         probable = None if distrust else cache.probable_hash(path)
         if probable is not None:
-            known[path] = provisional[path] = probable[0]
+            provisional[path] = probable
+            known[path] = probable[0]
     unknown = [p for p in infos if p not in known] if state is not None else []
     hashers = ThreadPoolExecutor(2) if provisional or unknown else None
     # The changed files first: the mix plan waits for their hashes, the provisional checks only
     # have to be done before anything is recorded.
-    for path, stat, sha, print_, steady in hashers.map(_hash, unknown) if unknown else ():
+    for path, stat, sha, print_, crc, steady in hashers.map(_hash, unknown) if unknown else ():
         if sha is not None and steady:
-            known[path], stats[path], prints[path] = sha, stat, print_
-    checks = [hashers.submit(_hash, p) for p in provisional] if provisional else []
+            known[path], stats[path], prints[path], crcs[path] = sha, stat, print_, crc
+    checks = [hashers.submit(_confirm, p) for p in provisional] if provisional else []
     for path in known:
         if path not in stats:
             try:
@@ -1094,7 +1105,7 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
     for path, entry in entries.items():
         _finish(path, _Worked(info=infos[path], analysis=entry.analysis, features=entry.features,
                               sha256=entry.sha256, stat=stats.get(path), fingerprint=prints.get(path),
-                              from_cache=True, stored=True))
+                              crc32=crcs.get(path), from_cache=True, stored=True))
     todo = [p for p in files if p not in entries]
     stem_bytes = sum(stats[p][0] if p in stats else os.path.getsize(p) for p in infos if p.exists())
     group_stems, most_groups = group_plan(len(infos), stem_bytes, mix_frames)
@@ -1203,17 +1214,18 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
         groups = [GroupSum(Path(f), tuple(m)) for f, m in zip(written, members)]
     timings["mix_s"] = time.perf_counter() - mark
 
-    # Every provisional "unchanged" must pass its full hash before anything is recorded.
+    # Every provisional "unchanged" must pass its full-file CRC before anything is recorded.
     for check in checks:
-        path, stat, sha, print_, steady = check.result()
-        if sha != provisional[path] or not steady:
+        path, stat, crc, steady = check.result()
+        _, print_, recorded = provisional[path]
+        if crc != recorded or not steady:
             cache.forget(path)
             cache.save_index()
             hashers.shutdown()
             raise _Stale(str(path))
-        stats[path], prints[path] = stat, print_
+        stats[path], prints[path], crcs[path] = stat, print_, crc
         if path in outcomes and outcomes[path].from_cache:
-            outcomes[path].stat, outcomes[path].fingerprint = stat, print_
+            outcomes[path].stat, outcomes[path].fingerprint, outcomes[path].crc32 = stat, print_, crc
     if hashers is not None:
         hashers.shutdown()
 
@@ -1221,8 +1233,8 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
     # pass and every member's entry is stored.
     for path in ok_paths:
         worked = outcomes[path]
-        if worked.stored and worked.stat is not None and worked.fingerprint is not None:
-            cache.remember(path, worked.stat, worked.sha256, worked.fingerprint)
+        if worked.stored and worked.stat is not None and worked.fingerprint is not None and worked.crc32 is not None:
+            cache.remember(path, worked.stat, worked.sha256, worked.fingerprint, worked.crc32)
         if worked.sha256 != known.get(path, worked.sha256):
             consistent = False
     storable = (mix is not None and consistent and groups is not None and None not in ok_shas
