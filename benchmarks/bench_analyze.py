@@ -240,6 +240,8 @@ def main() -> None:
                            ("no_change_over_full", "nothing changed")):
             lo, hi = rb[key + "_range"]
             print(f"| {label} | {rb[key]:.1%} ({lo:.1%}-{hi:.1%}) |")
+        print(f"| 1 of {args.stems} changed, the first time for that stem (its group summed again) | "
+              f"{rb['rebounce_first_over_full']:.1%} |")
         print(f"\ncache on disk: {rb['cache_mib_end']:.0f} MiB = {rb['cache_over_session']:.1%} of the session "
               f"(<= 35%: {'met' if rb['cache_over_session'] <= 0.35 else 'missed'}); the cache adds "
               f"{rb['cache_cost_in_full_pass']:+.1%} to a full pass; re-bounce <= 10%: "

@@ -1,24 +1,25 @@
-"""The analysis cache: per-stem results keyed by content, and the last pass's mix sum.
+"""The analysis cache: per-stem results keyed by content, and the last pass's mix as group sums.
 
 Lives in ``<stems dir>/.mixbridge/cache/`` (see ``docs/cache.md``)::
 
     cache/
-      index.json                 path -> (size, mtime_ns, ctime_ns, inode, sha256, fingerprint)
+      index.json                 path -> (size, mtime_ns, ctime_ns, inode, sha256, fingerprint, crc32)
       entries/<sha256>/          one stem's content, whatever its file name
-        entry.json               schema, analysis version, StemInfo, StemAnalysis (JSON), snapshot digest
+        entry.json               schema, analysis version, StemInfo, StemAnalysis (JSON) and its digest
         arrays.npz               slim StemFeatures + the activity mask (no pickles)
-        audio.flac               the stem's samples as analysed, lossless (16/24-bit PCM stems),
-          or audio<.ext>         a copy of its bytes (float and 32-bit stems): its old contribution to the mix
       mix/
-        state.json               mix rate and length, the member hashes, the sum file's name
-        sum-<token>.f32          float32 stereo sum of the members at the mix rate
+        state.json               mix rate and length; the groups: sum file, its stat, member hashes
+        group-<token>.f32        float32 stereo sum of one group of stems at the mix rate
         features-<token>.npz     the summed mix's features (a no-change pass decodes nothing)
-      tmp/                       entries being built; renamed into entries/ only when complete
+      tmp/                       entries and sums being built; renamed into place only when complete
 
+The mix is kept as a few *group sums* (each the sum of a handful of stems), not as a copy of every
+stem: a changed stem's group is summed again from its other members, which are unchanged on disk,
+so the cache holds no audio of its own beyond those few sums (:func:`group_plan` sizes them).
 Entries are keyed by the SHA-256 of the file's bytes, so an identical re-render (new mtime,
 same bytes) is a hit; an unchanged ``stat`` skips even the hashing, and a rewritten file whose
-size and sampled blocks (:func:`fingerprint`) match is served at once while its full hash is
-checked in the background (see ``bridge.pipeline``).  Every entry names the
+size and sampled blocks (:func:`fingerprint`) match is served at once while its full CRC-32
+(:func:`crc_file`) is checked in the background (see ``bridge.pipeline``).  Every entry names the
 schema version and :data:`ANALYSIS_VERSION` (a hash of the analysis source code), so results from
 other code are never used.  Anything that does not parse and check is deleted and rebuilt.
 Writes go to ``tmp/`` and are renamed into place, so a process killed at any moment leaves either
@@ -32,6 +33,7 @@ import os
 import shutil
 import time
 import uuid
+import zlib
 from collections import Counter
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
@@ -45,14 +47,14 @@ from .analyze.stereo import StereoMeasures
 from .files import open_regular, read_regular, write_atomic
 
 SCHEMA = "mixbridge-cache"
-#: Bumped whenever the layout or the JSON of an entry changes.
-SCHEMA_VERSION = 2
+#: Bumped whenever the layout or the JSON of an entry changes (3: group sums, no snapshots).
+SCHEMA_VERSION = 3
 #: Default bound on the cache's size on disk; least recently used entries go first.
 DEFAULT_MAX_BYTES = 8 * 1024 ** 3
 #: Build folders older than this are leftovers of a killed process.
 STALE_TMP_S = 3600.0
-#: After this many incremental updates the mix is summed afresh, bounding float32 drift.
-MAX_MIX_GENERATIONS = 32
+#: The group sums may take this share of the session's stem bytes on disk (the entries add ~1 %).
+GROUP_SUMS_SHARE = 0.30
 _CHUNK = 1 << 20
 
 
@@ -150,6 +152,37 @@ def hash_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+def _read_chunks(path: Path):
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    with os.fdopen(open_regular(path), "rb", buffering=0) as fh:
+        while got := fh.readinto(buffer):
+            yield view[:got]
+
+
+def hash_and_crc(path: Path) -> tuple[str, int]:
+    """SHA-256 (the content key) and CRC-32 (:func:`crc_file`) of a file, in one read."""
+    digest, crc = hashlib.sha256(), 0
+    for chunk in _read_chunks(path):
+        digest.update(chunk)
+        crc = zlib.crc32(chunk, crc)
+    return digest.hexdigest(), crc
+
+
+def crc_file(path: Path) -> int:
+    """CRC-32 of every byte of a file: how a provisional "unchanged" (:func:`fingerprint`) is confirmed.
+
+    Not a content key: it only has to tell the bytes recorded with a SHA-256 from other bytes of
+    the same size, header, tail and sampled blocks.  It catches every change of up to 32
+    consecutive bits and any other with probability 1 - 2**-32, at about 3.4 times SHA-256's speed
+    here (zlib releases the GIL: threads check in parallel).
+    """
+    crc = 0
+    for chunk in _read_chunks(path):
+        crc = zlib.crc32(chunk, crc)
+    return crc
+
+
 #: The sampled-block fingerprint: the first 64 KiB (every header), the last 16 KiB (trailing
 #: chunks) and this many 4 KiB blocks spread evenly between them.
 FINGERPRINT_BLOCKS = 32
@@ -178,61 +211,6 @@ def fingerprint(path: Path) -> str:
         fh.seek(size - _TAIL)
         digest.update(fh.read(_TAIL))
     return digest.hexdigest()
-
-
-#: Encodings snapshotted as FLAC (lossless, decoded to the very same float32 samples).
-FLAC_SUBTYPES = frozenset({"PCM_16", "PCM_24"})
-
-
-class Snapshot:
-    """The snapshot of one stem being built in an entry's build folder.
-
-    16- and 24-bit PCM stems are written as FLAC from the integer samples the analysis reads
-    (:meth:`write`), about a quarter to a half of the WAV's size, and decode to exactly the
-    float32 samples the WAV does.  Other encodings (float, 32-bit) are copied byte for byte.
-    """
-
-    def __init__(self, build: Path, source: Path, subtype: str, sample_rate: int, channels: int):
-        self.integer = subtype in FLAC_SUBTYPES
-        self.failed = False  # a write failed (a full disk): the entry is not stored, the analysis goes on
-        self._file = None
-        if self.integer:
-            from .stems import flac_writer
-
-            self.name = "audio.flac"
-            self._file = flac_writer(build / self.name, sample_rate, channels, subtype)
-        else:
-            self.name = "audio" + source.suffix.lower()
-            shutil.copyfile(source, build / self.name)
-        self.path = build / self.name
-
-    def write(self, block_int32: np.ndarray) -> None:
-        if self.failed:
-            return
-        try:
-            self._file.write(block_int32)
-        except (RuntimeError, AssertionError, OSError):
-            self.failed = True
-            self.discard()
-
-    def close(self) -> str | None:
-        """Finish the file; returns its SHA-256 (checked before it is ever subtracted), ``None`` if a
-        write failed."""
-        if self._file is not None:
-            try:
-                self._file.close()
-            except (RuntimeError, OSError):
-                self.failed = True
-            self._file = None
-        return None if self.failed else hash_file(self.path)
-
-    def discard(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.close()
-            except (RuntimeError, OSError):
-                pass
-            self._file = None
 
 
 def _write_json_atomic(path: Path, doc: dict) -> None:
@@ -322,34 +300,54 @@ class CachedStem:
     analysis : StemAnalysis
     features : StemFeatures
         Slim (see :meth:`StemFeatures.slim`).
-    audio : Path
-        The snapshot of the stem (FLAC of its samples, or a copy of its bytes).
-    audio_sha256 : str
-        SHA-256 of the snapshot file as written.
     """
 
     sha256: str
     header: dict
     analysis: StemAnalysis
     features: StemFeatures
-    audio: Path
-    audio_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSum:
+    """One group sum: a float32 stereo file holding the sum of ``members`` at the mix rate.
+
+    ``members`` lists content hashes with repetition (two identical stems are both in the sum).
+    ``stat`` is the file's :func:`stat_key` once it is in ``mix/`` (``None`` while it is being
+    built): checked before and after it is read, so a sum rewritten, zeroed or replaced in any
+    way (its ctime moves) is never used -- the trust the stems' own stat fast path has.
+    """
+
+    path: Path
+    members: tuple[str, ...]
+    stat: list[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class MixState:
-    """The last pass's mix: which contents were summed, at what rate and length, and where.
-
-    ``members`` lists content hashes with repetition (two identical stems are both in the sum).
-    """
+    """The last pass's mix: its rate and length, its groups, and the features of their sum."""
 
     mix_rate: int
     mix_frames: int
-    members: tuple[str, ...]
-    sum_path: Path
+    groups: tuple[GroupSum, ...]
     features: StemFeatures
-    generation: int
-    sum_sha256: str = ""  #: SHA-256 of the sum file as written: checked before the sum is ever reused
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(m for g in self.groups for m in g.members)
+
+
+def group_plan(n_stems: int, stem_bytes: int, mix_frames: int) -> tuple[int, int]:
+    """``(stems per group, most groups)`` for a session: the group sums stay within
+    :data:`GROUP_SUMS_SHARE` of the stems' bytes, whatever the material.
+
+    A full pass aims at one group fewer than the most, so the next re-bounce can put its changed
+    stem in a group of its own (re-bouncing that stem again then decodes only that stem).
+    """
+    sum_bytes = max(1, mix_frames * 2 * 4)
+    most = max(1, int(GROUP_SUMS_SHARE * stem_bytes // sum_bytes))
+    aim = max(1, most - 1)
+    return max(1, -(-n_stems // aim)), most
 
 
 HEADER_FIELDS = ("sample_rate", "channels", "frames", "format", "subtype")
@@ -376,6 +374,9 @@ class AnalysisCache:
             d.mkdir(parents=True, exist_ok=True)
         self._index: dict[str, list] | None = None
         self._index_dirty = False
+        #: Entries already read and checked by this object, with the stat of their files then: a
+        #: long-lived cache (the watcher's) does not parse 24 entries again on every re-bounce.
+        self._loaded: dict[str, tuple[list, CachedStem]] = {}
 
     @classmethod
     def for_stems(cls, stems_dir: str | os.PathLike, **kwargs) -> "AnalysisCache":
@@ -389,8 +390,9 @@ class AnalysisCache:
             files = doc.get("files") if ok and isinstance(doc.get("files"), dict) else {}
             # Every record checked for shape and types; a bad one is dropped (that stem is hashed again).
             self._index = {k: v for k, v in files.items()
-                           if isinstance(v, list) and len(v) == 6 and all(type(x) is int and x >= 0 for x in v[:4])
-                           and isinstance(v[4], str) and _is_sha(v[4]) and isinstance(v[5], str) and _is_sha(v[5])}
+                           if isinstance(v, list) and len(v) == 7 and all(type(x) is int and x >= 0 for x in v[:4])
+                           and isinstance(v[4], str) and _is_sha(v[4]) and isinstance(v[5], str) and _is_sha(v[5])
+                           and type(v[6]) is int and 0 <= v[6] < 2 ** 32}
         return self._index
 
     def known_hash(self, path: Path) -> str | None:
@@ -404,10 +406,11 @@ class AnalysisCache:
             return None
         return record[4] if record[:4] == current else None
 
-    def probable_hash(self, path: Path) -> tuple[str, str] | None:
-        """The recorded hash of ``path`` when its stat moved but size and :func:`fingerprint` agree.
+    def probable_hash(self, path: Path) -> tuple[str, str, int] | None:
+        """``(sha256, fingerprint, crc32)`` recorded for ``path`` when its stat moved but size and
+        :func:`fingerprint` agree.
 
-        Provisional: the caller must confirm it with the full hash before trusting the result.
+        Provisional: the caller must confirm it with :func:`crc_file` before trusting the result.
         """
         record = self._load_index().get(str(Path(path).resolve()))
         if record is None:
@@ -417,10 +420,10 @@ class AnalysisCache:
                 return None
         except OSError:
             return None
-        return record[4], record[5]
+        return record[4], record[5], record[6]
 
-    def remember(self, path: Path, stat: list[int], sha256: str, print_: str) -> None:
-        self._load_index()[str(Path(path).resolve())] = list(stat) + [sha256, print_]
+    def remember(self, path: Path, stat: list[int], sha256: str, print_: str, crc32: int) -> None:
+        self._load_index()[str(Path(path).resolve())] = list(stat) + [sha256, print_, crc32]
         self._index_dirty = True
 
     def forget(self, path: Path) -> None:
@@ -443,15 +446,26 @@ class AnalysisCache:
     def load(self, sha256: str) -> CachedStem | None:
         """The entry for a content hash, or ``None``; a bad entry is deleted so it gets rebuilt."""
         folder = self.entry_dir(sha256)
-        if not folder.is_dir():
-            return None
         try:
-            entry = self._read_entry(folder, sha256)
-        except Exception:  # anything malformed, truncated or foreign: never used, rebuilt
-            entry = None
-        if entry is None:
-            _remove_tree(folder)
+            stats = [stat_key(folder / "entry.json"), stat_key(folder / "arrays.npz")]
+        except OSError:
+            stats = None
+        if stats is None and not folder.is_dir():
+            self._loaded.pop(sha256, None)
             return None
+        memo = self._loaded.get(sha256)
+        if memo is not None and stats is not None and memo[0] == stats:
+            entry = memo[1]  # the very files checked before (ctime moves on any write to them)
+        else:
+            try:
+                entry = self._read_entry(folder, sha256) if stats is not None else None
+            except Exception:  # anything malformed, truncated or foreign: never used, rebuilt
+                entry = None
+            if entry is None:
+                self._loaded.pop(sha256, None)
+                _remove_tree(folder)
+                return None
+            self._loaded[sha256] = (stats, entry)
         try:
             os.utime(folder)  # least-recently-used order for eviction
         except OSError:
@@ -465,9 +479,6 @@ class AnalysisCache:
             return None
         header = doc["header"]
         if set(header) != set(HEADER_FIELDS) or not all(type(header[k]) is int for k in ("sample_rate", "channels", "frames")):
-            return None
-        audio = folder / doc["audio"]
-        if audio.parent != folder or audio.stat().st_size != doc["audio_size"] or not isinstance(doc["audio_sha256"], str):
             return None
         # Both halves of the entry are checked against the digests written with them: an entry
         # altered in place (a hand edit, a bad sector) is rebuilt, never served.
@@ -484,7 +495,7 @@ class AnalysisCache:
                 or len(active) != frames or features.subhop_power.shape[1:] != (features.channels,)
                 or bands <= 0 or len(analysis.spectrum.band_db) != bands):
             return None
-        return CachedStem(sha256, header, analysis, features, audio, doc["audio_sha256"])
+        return CachedStem(sha256, header, analysis, features)
 
     def new_build(self) -> Path:
         """A private folder to build one entry in (see :meth:`commit`)."""
@@ -492,9 +503,9 @@ class AnalysisCache:
         folder.mkdir(parents=True)
         return folder
 
-    def commit(self, build: Path, sha256: str, audio_name: str, audio_sha256: str, header: dict,
-               analysis: StemAnalysis, features: StemFeatures, size: int) -> bool:
-        """Finish an entry built in ``build`` (which already holds the snapshot ``audio_name``) and publish it.
+    def commit(self, build: Path, sha256: str, header: dict, analysis: StemAnalysis, features: StemFeatures,
+               size: int) -> bool:
+        """Write an entry in the private folder ``build`` (:meth:`new_build`) and publish it.
 
         The JSON goes last, and the folder appears under ``entries/`` by one rename: a reader sees
         the whole entry or nothing.  Returns False when another writer published it first.
@@ -504,9 +515,7 @@ class AnalysisCache:
         _savez(build / "arrays.npz", arrays)
         analysis_doc = analysis_to_json(analysis)
         doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "analysis_version": ANALYSIS_VERSION,
-               "sha256": sha256, "size": size, "audio": audio_name,
-               "audio_size": (build / audio_name).stat().st_size, "audio_sha256": audio_sha256,
-               "header": {k: header[k] for k in HEADER_FIELDS}, "analysis": analysis_doc,
+               "sha256": sha256, "size": size, "header": {k: header[k] for k in HEADER_FIELDS}, "analysis": analysis_doc,
                "analysis_sha256": _digest_json(analysis_doc), "arrays_sha256": hash_file(build / "arrays.npz"),
                "created_at": time.time()}
         with open(build / "entry.json", "w", encoding="utf-8") as fh:
@@ -547,10 +556,11 @@ class AnalysisCache:
     def load_mix_state(self, mix_rate: int, mix_frames: int) -> MixState | None:
         """The last mix, if it was summed at this rate and length and its files check out.
 
-        ``state.json`` is validated field by field; the features file must match its recorded
-        SHA-256 (a no-change pass uses it as it is).  The sum file's own digest is checked where
-        the sum is used (:func:`bridge.pipeline._mix_update`, while it is copied), so a sum zeroed
-        or altered at the same size is summed afresh, never trusted.
+        ``state.json`` is validated field by field; every group file must have the recorded
+        :func:`stat_key` (size, mtime, ctime, inode: any write moves the ctime) and the features
+        file its recorded SHA-256 (a no-change pass uses the features as they are).  The stat is
+        checked again around every read (:func:`bridge.pipeline._mix_groups`), so a sum zeroed or
+        altered at the same size is never trusted: the pass sums the mix afresh.
         """
         doc = _read_json(self.mix_dir / "state.json")
         try:
@@ -558,39 +568,55 @@ class AnalysisCache:
                     or doc.get("analysis_version") != ANALYSIS_VERSION or doc.get("mix_rate") != mix_rate
                     or doc.get("mix_frames") != mix_frames or doc.get("channels") != 2):
                 return None
-            members, generation = doc.get("members"), doc.get("generation")
-            names = (doc.get("sum"), doc.get("features"), doc.get("sum_sha256"), doc.get("features_sha256"))
-            if (not isinstance(members, list) or not all(isinstance(m, str) and _is_sha(m) for m in members)
-                    or type(generation) is not int or not 0 <= generation <= MAX_MIX_GENERATIONS
-                    or not all(isinstance(n, str) for n in names) or not _is_sha(names[2]) or not _is_sha(names[3])):
+            features_name, features_sha = doc.get("features"), doc.get("features_sha256")
+            raw_groups = doc.get("groups")
+            if (not isinstance(features_name, str) or not isinstance(features_sha, str) or not _is_sha(features_sha)
+                    or not isinstance(raw_groups, list) or not raw_groups):
                 return None
-            sum_path, features_path = self.mix_dir / names[0], self.mix_dir / names[1]
-            if (sum_path.parent != self.mix_dir or features_path.parent != self.mix_dir
-                    or sum_path.stat().st_size != mix_frames * 2 * 4 or hash_file(features_path) != names[3]):
+            groups = []
+            for raw in raw_groups:
+                name, members, stat = raw.get("sum"), raw.get("members"), raw.get("stat")
+                if (not isinstance(name, str) or not isinstance(members, list) or not members
+                        or not all(isinstance(m, str) and _is_sha(m) for m in members)
+                        or not isinstance(stat, list) or len(stat) != 4
+                        or not all(type(x) is int and x >= 0 for x in stat) or not stat[0] <= mix_frames * 8):
+                    return None
+                path = self.mix_dir / name
+                if path.parent != self.mix_dir or stat_key(path) != stat:
+                    return None
+                groups.append(GroupSum(path, tuple(members), stat))
+            features_path = self.mix_dir / features_name
+            if features_path.parent != self.mix_dir or hash_file(features_path) != features_sha:
                 return None
             features = StemFeatures.from_arrays(_loadz(features_path))
             if features.sample_rate != mix_rate or features.channels != 2:
                 return None
-            return MixState(mix_rate, mix_frames, tuple(members), sum_path, features, generation, names[2])
+            return MixState(mix_rate, mix_frames, tuple(groups), features)
         except Exception:
             return None
 
     def new_sum_path(self) -> Path:
-        return self.mix_dir / f"sum-{uuid.uuid4().hex[:12]}.f32"
+        """A fresh name for a group sum being written (in ``mix/``; only ``state.json`` makes it live)."""
+        return self.mix_dir / f"group-{uuid.uuid4().hex[:12]}.f32"
 
-    def save_mix_state(self, mix_rate: int, mix_frames: int, members: list[str], sum_path: Path,
-                       features: StemFeatures, generation: int, sum_sha256: str | None = None) -> None:
-        """Record the mix just summed, with the SHA-256 of its sum and features files (``sum_sha256``
-        when the writer computed it, else hashed here); older sum files are deleted after the switch."""
-        token = sum_path.stem.split("-", 1)[1]
-        features_name = f"features-{token}.npz"
+    def adopt_sum(self, group: GroupSum) -> GroupSum:
+        """Move a group sum built elsewhere in the cache (a pass's scratch in ``tmp/``) into ``mix/``;
+        the group with its new path and its stat there."""
+        target = self.new_sum_path()
+        os.rename(group.path, target)
+        return GroupSum(target, group.members, stat_key(target))
+
+    def save_mix_state(self, mix_rate: int, mix_frames: int, groups: list[GroupSum], features: StemFeatures) -> None:
+        """Record the mix just summed: its groups (files already in ``mix/``) and the features of their
+        sum; files of older states are deleted after the switch."""
+        features_name = f"features-{uuid.uuid4().hex[:12]}.npz"
         _savez(self.mix_dir / features_name, features.to_arrays())
         _write_json_atomic(self.mix_dir / "state.json", {
             "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "analysis_version": ANALYSIS_VERSION,
-            "mix_rate": mix_rate, "mix_frames": mix_frames, "channels": 2, "sum": sum_path.name,
-            "features": features_name, "members": sorted(members), "generation": generation,
-            "sum_sha256": sum_sha256 or hash_file(sum_path), "features_sha256": hash_file(self.mix_dir / features_name)})
-        self._prune_mix(keep={sum_path.name, features_name})
+            "mix_rate": mix_rate, "mix_frames": mix_frames, "channels": 2,
+            "groups": [{"sum": g.path.name, "members": sorted(g.members), "stat": list(g.stat)} for g in groups],
+            "features": features_name, "features_sha256": hash_file(self.mix_dir / features_name)})
+        self._prune_mix(keep={g.path.name for g in groups} | {features_name})
 
     def drop_mix_state(self, keep: set[str] = frozenset()) -> None:
         try:

@@ -37,13 +37,11 @@ if TYPE_CHECKING:
     from .analyze.features import StemFeatures
     from .analyze.session import MixAnalysis
     from .analyze.stem import StemAnalysis
-    from .cache import AnalysisCache, Snapshot
+    from .cache import AnalysisCache, GroupSum
 
 #: Channels of the summed mix.
 MIX_CHANNELS = 2
 _SQRT_HALF = np.float32(np.sqrt(0.5))
-#: libsndfile's left-justified int32 samples times this are its float32 samples, exactly.
-_INT32_TO_FLOAT = np.float32(2.0 ** -31)
 #: A caller's masking memo is cleared when it grows past this many pairs.
 MASKING_MEMO_MAX = 20_000
 
@@ -196,23 +194,34 @@ def _alive(pid: int) -> bool:
 class _WorkerState:
     """What one worker process (or one in-process pass) keeps between its tasks: its scratch sums.
 
-    One sum per worker and scratch folder, so no two writers ever share a file.  Installed in each
-    worker by the pool's initializer; an in-process pass makes its own and closes it at the end.
+    One sum per worker and scratch folder, so no two writers ever share a file; with
+    ``group_stems`` (a pass with a cache) a new one after that many stems, so each file is the sum
+    of a small group the cache can keep.  Installed in each worker by the pool's initializer; an
+    in-process pass makes its own and closes it at the end.
     """
 
     def __init__(self) -> None:
         self._sums: dict[tuple[str, int], _PartialSum] = {}
+        self._counts: dict[tuple[str, int], int] = {}
 
-    def partial_sum(self, folder: str, frames: int) -> _PartialSum:
+    def partial_sum(self, folder: str, frames: int, group_stems: int | None = None) -> _PartialSum:
+        """The sum the next stem goes into (called once per stem)."""
         key = (folder, frames)
-        if key not in self._sums:
-            self._sums[key] = _PartialSum(Path(folder) / f"sum-{os.getpid()}-{uuid.uuid4().hex[:8]}.f32", frames)
-        return self._sums[key]
+        partial = self._sums.get(key)
+        if partial is None or (group_stems and self._counts[key] >= group_stems):
+            if partial is not None:
+                partial.close()
+            partial = self._sums[key] = _PartialSum(Path(folder) / f"sum-{os.getpid()}-{uuid.uuid4().hex[:8]}.f32",
+                                                    frames)
+            self._counts[key] = 0
+        self._counts[key] += 1
+        return partial
 
     def close(self) -> None:
         for partial in self._sums.values():
             partial.close()
         self._sums.clear()
+        self._counts.clear()
 
 
 #: The worker's own state; set by the pool initializer in worker processes only.
@@ -416,22 +425,8 @@ def _mix_stream(stem: StemInfo, mix_rate: int, partial: _PartialSum | None, sign
     return add
 
 
-def _float_blocks(info: StemInfo, snapshot: "Snapshot | None"):
-    """The stem's float32 blocks; with an integer snapshot, read as int32, written to it, converted."""
-    if snapshot is None or not snapshot.integer:
-        yield from read_blocks(info)
-        return
-    buffer = np.empty((info.sample_rate, info.channels), dtype=np.float32)
-    for raw in read_blocks(info, dtype="int32"):
-        snapshot.write(raw)
-        block = buffer[: len(raw)]
-        np.multiply(raw, _INT32_TO_FLOAT, out=block, dtype=np.float32, casting="unsafe")
-        yield block
-
-
-def _measure(info: StemInfo, mix_rate: int | None, partial: _PartialSum | None,
-             snapshot: "Snapshot | None" = None) -> tuple[StemAnalysis, StemFeatures]:
-    """One read of a stem: its features, its share of the mix sum, and optionally its snapshot.
+def _measure(info: StemInfo, mix_rate: int | None, partial: _PartialSum | None) -> tuple[StemAnalysis, StemFeatures]:
+    """One read of a stem: its features and its share of the mix sum.
 
     Raises the stem's :class:`BridgeError`; whatever it had added to the sum is subtracted again.
     """
@@ -442,7 +437,7 @@ def _measure(info: StemInfo, mix_rate: int | None, partial: _PartialSum | None,
     add = _mix_stream(info, mix_rate or info.sample_rate, partial)
     added = 0
     try:
-        for block in _float_blocks(info, snapshot):
+        for block in read_blocks(info):
             extractor.feed(block)
             add(block)
             added += len(block)
@@ -512,45 +507,140 @@ def _frames_at(infos: Iterable[StemInfo], mix_rate: int | None) -> int:
     return max((int(np.ceil(i.duration_s * mix_rate)) for i in infos), default=0)
 
 
-def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int,
-                  out_path: str | None = None, part: str | None = None) -> StemFeatures:
-    """Add the workers' partial sums block by block and measure the result.
+@dataclass(frozen=True, slots=True)
+class _GroupJob:
+    """One group sum of the mix stage: files already summed, plus stems to decode into it.
 
-    With ``out_path`` the total is also written there (the cache keeps it for the next pass).
-    With ``part``, only that half of the features (:data:`bridge.analyze.features.PARTS`).
+    ``sources`` are ``(file, stat)``: a stored group sum, whose :func:`~bridge.cache.stat_key`
+    must be the one recorded with it (any write moves its ctime), or a pass's scratch sum (``stat``
+    ``None``).  ``decode`` are ``(stem path, sha256, stat)``: stems summed into ``out`` first, their
+    stat checked before and after.  ``out`` is where the group is written when it is not simply its
+    one source.
+    """
+
+    sources: tuple[tuple[str, list[int] | None], ...] = ()
+    decode: tuple[tuple[str, str, list[int]], ...] = ()
+    out: str | None = None
+
+
+def _mix_groups(jobs: Sequence[_GroupJob], mix_rate: int, mix_frames: int,
+                part: str | None = None) -> tuple[StemFeatures, list[str], list[str]]:
+    """Sum the groups block by block, write those that change, and measure their total (the mix).
+
+    With ``part``, only that half of the features (:data:`bridge.analyze.features.PARTS`); two
+    halves run at once only on jobs that write nothing (no ``decode``, no ``out``).
+
+    Returns ``(mix features, each group's file, hashes decoded)``.  A stem that fails to decode is
+    left out of its group (and of the hashes).
+
+    Raises
+    ------
+    _MixUnavailable
+        A stored group sum is not the file recorded, or a stem changed under us.
     """
     from .analyze.features import FeatureExtractor
+    from .cache import stat_key
 
+    def _check_sources() -> None:
+        for job in jobs:
+            for path, stat in job.sources:
+                try:
+                    if stat is not None and stat_key(Path(path)) != stat:
+                        raise _MixUnavailable(f"{path}: a group sum is not the file recorded")
+                except OSError as exc:
+                    raise _MixUnavailable(str(exc)) from exc
+
+    _check_sources()
+    decoded: list[str] = []
+    for job in jobs:
+        if not job.decode:
+            continue
+        partial = _PartialSum(Path(job.out), mix_frames)
+        try:
+            for path, sha, stat in job.decode:
+                try:
+                    if stat_key(Path(path)) != stat:
+                        raise _MixUnavailable(f"{path}: changed during the pass")
+                    info = open_stem(path)
+                except BridgeError:
+                    continue
+                except OSError as exc:
+                    raise _MixUnavailable(str(exc)) from exc
+                if _sum_stem(info, mix_rate, partial):
+                    decoded.append(sha)
+                if stat_key(Path(path)) != stat:
+                    raise _MixUnavailable(f"{path}: changed during the pass")
+        finally:
+            partial.close()
     extractor = FeatureExtractor(mix_rate, MIX_CHANNELS, part=part)
-    # A partial sum holds what was added to it (it grows on demand); an empty one adds nothing.
     # Read block by block (not mapped whole): resident memory stays flat in song length.
-    parts = [open(p, "rb") for p in sorted(set(sum_files)) if os.path.getsize(p)]
-    out = _PartialSum(Path(out_path), mix_frames) if out_path is not None else None
-    total = np.empty((mix_rate, MIX_CHANNELS), dtype=np.float32)
-    piece = np.empty((mix_rate, MIX_CHANNELS), dtype=np.float32)
+    opened: list[list] = []
+    written: list = []
+    lengths: list[int] = []
     try:
+        for job in jobs:
+            files = [open(p, "rb") for p, _ in job.sources]
+            if job.decode:
+                files.append(open(job.out, "rb"))  # what was decoded into it, then the sources added
+            opened.append(files)
+            sizes = [os.fstat(f.fileno()).st_size // (MIX_CHANNELS * 4) for f in files]
+            lengths.append(min(max(sizes, default=0), mix_frames))
+            written.append(open(job.out, "r+b" if job.decode else "wb") if job.out is not None else None)
+        total = np.empty((mix_rate, MIX_CHANNELS), dtype=np.float32)
+        group = np.empty_like(total)
+        piece = np.empty_like(total)
         for start in range(0, mix_frames, mix_rate):
             n = min(mix_rate, mix_frames - start)
             block = total[:n]
             block[:] = 0.0
-            for part in parts:
-                got = _read_frames(part, start, piece[:n])
-                block[:got] += piece[:got]
+            for j, files in enumerate(opened):
+                m = min(n, lengths[j] - start)
+                if m <= 0:
+                    continue
+                if len(files) == 1 and written[j] is None:  # a group kept as it is: straight in
+                    got = _read_frames(files[0], start, piece[:m])
+                    block[:got] += piece[:got]
+                    continue
+                acc = group[:m]
+                acc[:] = 0.0
+                for fh in files:
+                    got = _read_frames(fh, start, piece[:m])
+                    acc[:got] += piece[:got]
+                out = written[j]
+                out.seek(start * MIX_CHANNELS * 4)
+                out.write(memoryview(acc).cast("B"))
+                block[:m] += acc
             extractor.feed(block)
-            if out is not None:
-                out.add(start, block)
+    except OSError as exc:
+        raise _as_disk_full(exc, "the mix sums") from exc
     finally:
-        for part in parts:
-            part.close()
-        if out is not None:
-            out.close()
-    return extractor.finish()
+        for files in opened:
+            for fh in files:
+                fh.close()
+        for out in written:
+            if out is not None:
+                out.close()
+    _check_sources()  # nothing rewrote a stored group while it was read
+    groups = []
+    for j, job in enumerate(jobs):
+        if job.out is not None:
+            os.truncate(job.out, lengths[j] * MIX_CHANNELS * 4)  # exactly what was written
+            groups.append(job.out)
+        else:
+            groups.append(job.sources[0][0])
+    return extractor.finish(), groups, decoded
 
 
-def _mix_task(sum_files: list[str], mix_rate: int, mix_frames: int, out_path: str | None = None,
-              state: _WorkerState | None = None, part: str | None = None) -> StemFeatures:
+def _mix_features(sum_files: Iterable[str], mix_rate: int, mix_frames: int, part: str | None = None) -> StemFeatures:
+    """Add the workers' partial sums block by block and measure the result (or one half of it)."""
+    files = [p for p in sorted(set(sum_files)) if os.path.getsize(p)]
+    return _mix_groups([_GroupJob(sources=((p, None),)) for p in files], mix_rate, mix_frames, part)[0]
+
+
+def _mix_task(sum_files: list[str], mix_rate: int, mix_frames: int, state: _WorkerState | None = None,
+              part: str | None = None) -> StemFeatures:
     """Worker: the mix stage (sum the partial sums, measure the mix, or one half of it)."""
-    return _mix_features(sum_files, mix_rate, mix_frames, out_path, part)
+    return _mix_features(sum_files, mix_rate, mix_frames, part)
 
 
 def _measure_mix(workers: "_Pool | None", sum_files: list[str], mix_rate: int, mix_frames: int,
@@ -567,10 +657,15 @@ def _measure_mix(workers: "_Pool | None", sum_files: list[str], mix_rate: int, m
         meanwhile()
         return _mix_features(sum_files, mix_rate, mix_frames)
     parts = PARTS if workers.jobs > 1 else (None,)
-    futures = [workers.submit(_mix_task, sum_files, mix_rate, mix_frames, None, None, part) for part in parts]
+    futures = [workers.submit(_mix_task, sum_files, mix_rate, mix_frames, None, part) for part in parts]
     meanwhile()
     results = [f.result() for f in futures]
     return merge_parts(*results) if len(results) == 2 else results[0]
+
+
+def _mix_groups_task(jobs: list[_GroupJob], mix_rate: int, mix_frames: int, state: _WorkerState | None = None):
+    """Worker: :func:`_mix_groups` (a pass with a cache)."""
+    return _mix_groups(jobs, mix_rate, mix_frames)
 
 
 # ------------------------------------------------------------------------------------ the session
@@ -630,6 +725,11 @@ def _finite(value):
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, tuple):
+        try:  # the common case in one C loop: numbers and None only, all finite (NaN or inf poisons fsum)
+            if math.isfinite(math.fsum([v for v in value if v is not None])):
+                return value
+        except (TypeError, OverflowError):
+            pass  # nested values, or finite floats whose sum overflows: one by one
         items = tuple(_finite(v) for v in value)
         return value if all(a is b for a, b in zip(items, value)) else items
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -808,6 +908,7 @@ class _Worked:
     sha256: str | None = None
     stat: list[int] | None = None
     fingerprint: str | None = None
+    crc32: int | None = None
     from_cache: bool = False
     stored: bool = False
 
@@ -841,9 +942,10 @@ def _sum_stem(info: StemInfo, mix_rate: int, partial: _PartialSum, sign: float =
         return False  # a failed subtraction is the caller's to handle: it drops the sum
 
 
-def _sum_task(path: str, mix_rate: int, mix_frames: int, sum_folder: str, state: _WorkerState | None = None) -> _Worked:
+def _sum_task(path: str, mix_rate: int, mix_frames: int, sum_folder: str, group_stems: int | None = None,
+              state: _WorkerState | None = None) -> _Worked:
     """Worker: decode a stem the cache already knows, only to add it into the mix sum."""
-    partial = _state(state).partial_sum(sum_folder, mix_frames)
+    partial = _state(state).partial_sum(sum_folder, mix_frames, group_stems)
     try:
         info = open_stem(path)
         ok = _sum_stem(info, mix_rate, partial)
@@ -854,31 +956,31 @@ def _sum_task(path: str, mix_rate: int, mix_frames: int, sum_folder: str, state:
 
 
 def _extract_cached(path: str, mix_rate: int | None, mix_frames: int, sum_folder: str | None,
-                    cache_folder: str, state: _WorkerState | None = None) -> _Worked:
-    """Worker: hash a stem; serve it from the cache if known, else analyse it and store it with its snapshot.
+                    cache_folder: str, group_stems: int | None = None, state: _WorkerState | None = None) -> _Worked:
+    """Worker: hash a stem; serve it from the cache if known, else analyse it and store it.
 
     The entry is stored only when the file's stat is the same after the analysis as before the
     hash: an entry always describes the bytes it was keyed by.
     """
     try:
-        return _extract_cached_once(path, mix_rate, mix_frames, sum_folder, cache_folder, state)
+        return _extract_cached_once(path, mix_rate, mix_frames, sum_folder, cache_folder, group_stems, state)
     except DiskFull as exc:
         return _Worked(error=exc)
 
 
 def _extract_cached_once(path: str, mix_rate: int | None, mix_frames: int, sum_folder: str | None,
-                         cache_folder: str, state: _WorkerState | None) -> _Worked:
-    from .cache import AnalysisCache, Snapshot, fingerprint, hash_file, stat_key
+                         cache_folder: str, group_stems: int | None, state: _WorkerState | None) -> _Worked:
+    from .cache import HEADER_FIELDS, AnalysisCache, fingerprint, hash_and_crc, stat_key
     from .files import is_disk_full
 
     cache = AnalysisCache(cache_folder)
     source = Path(path)
-    partial = _state(state).partial_sum(sum_folder, mix_frames) if sum_folder and mix_rate else None
+    partial = _state(state).partial_sum(sum_folder, mix_frames, group_stems) if sum_folder and mix_rate else None
     sum_file = str(partial.path) if partial is not None else None
-    sha = before = print_ = None
+    sha = before = print_ = crc = None
     try:
         before = stat_key(source)
-        sha = hash_file(source)
+        sha, crc = hash_and_crc(source)
         print_ = fingerprint(source)
     except OSError:
         sha = None
@@ -889,124 +991,34 @@ def _extract_cached_once(path: str, mix_rate: int | None, mix_frames: int, sum_f
     entry = cache.load(sha) if sha is not None else None
     if entry is not None:  # an identical re-render: same bytes, new stat
         worked = _Worked(info=info, analysis=entry.analysis, features=entry.features, sha256=sha, stat=before,
-                         fingerprint=print_, from_cache=True, stored=True, sum_file=sum_file)
+                         fingerprint=print_, crc32=crc, from_cache=True, stored=True, sum_file=sum_file)
         if partial is not None and not _sum_stem(info, mix_rate, partial):
             worked = _Worked(info=info, error=StemReadError(f"{path}: could not be read for the mix"), sum_file=sum_file)
         return worked
-    build = snapshot = None
-    if sha is not None:
-        try:
-            build = cache.new_build()
-            snapshot = Snapshot(build, source, info.subtype, info.sample_rate, info.channels)
-        except (OSError, RuntimeError):
-            if build is not None:
-                cache.discard(build)
-            build = snapshot = None
-    worked = _Worked(info=info, sha256=sha, stat=before, fingerprint=print_, sum_file=sum_file)
+    worked = _Worked(info=info, sha256=sha, stat=before, fingerprint=print_, crc32=crc, sum_file=sum_file)
     try:
-        worked.analysis, worked.features = _measure(info, mix_rate, partial, snapshot)
+        worked.analysis, worked.features = _measure(info, mix_rate, partial)
     except BridgeError as exc:
         worked.error = exc
-    if build is not None:
-        snapshot_sha = None
+    if sha is None or worked.error is not None:
+        return worked
+    try:
+        unchanged = stat_key(source) == before
+    except OSError:
+        unchanged = False
+    if unchanged:
+        build = None
         try:
-            snapshot_sha = snapshot.close()
-            unchanged = stat_key(source) == before
-        except (OSError, RuntimeError):
-            unchanged = False
-        if worked.error is None and unchanged and snapshot_sha is not None:
-            header = {k: getattr(info, k) for k in ("sample_rate", "channels", "frames", "format", "subtype")}
-            try:
-                cache.commit(build, sha, snapshot.name, snapshot_sha, header, worked.analysis, worked.features,
-                             before[0])
-            except OSError as exc:  # the entry is not stored; a full disk fails the pass (scratch removed)
+            build = cache.new_build()
+            cache.commit(build, sha, {k: getattr(info, k) for k in HEADER_FIELDS}, worked.analysis, worked.features,
+                         before[0])
+        except OSError as exc:  # the entry is not stored; a full disk fails the pass (scratch removed)
+            if build is not None:
                 cache.discard(build)
-                if is_disk_full(exc):
-                    raise _as_disk_full(exc, cache.folder) from exc
-            worked.stored = cache.entry_dir(sha).is_dir()
-        else:
-            snapshot.discard()
-            cache.discard(build)
+            if is_disk_full(exc):
+                raise _as_disk_full(exc, cache.folder) from exc
+        worked.stored = cache.entry_dir(sha).is_dir()
     return worked
-
-
-def _copy_checked(source: str, target: str, sha256: str) -> None:
-    """Copy the last mix sum, hashing it on the way: a sum that is not what was written is never used."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    try:
-        with open(source, "rb") as src, open(target, "wb") as dst:
-            while chunk := src.read(1 << 22):
-                digest.update(chunk)
-                dst.write(chunk)
-    except OSError as exc:
-        Path(target).unlink(missing_ok=True)
-        error = _as_disk_full(exc, target)
-        if isinstance(error, DiskFull):
-            raise error from exc
-        raise _MixUnavailable(f"{source}: {exc}") from exc
-    if digest.hexdigest() != sha256:
-        Path(target).unlink(missing_ok=True)
-        raise _MixUnavailable(f"{source}: the mix sum does not match its checksum")
-
-
-def _mix_update(base_sum: str, out_sum: str, subtract: list[tuple[str, str]], add: list[tuple[str, str, list[int]]],
-                mix_rate: int, mix_frames: int, base_sha256: str = "",
-                state: _WorkerState | None = None) -> tuple[StemFeatures, list[str]]:
-    """Worker: the new mix = the last mix - the old contents that went + the new ones, then its features.
-
-    The last sum is copied only if its bytes match the SHA-256 recorded with it (``base_sha256``).
-
-    Parameters
-    ----------
-    subtract : list of (snapshot path, snapshot sha256)
-        Old contents, decoded from the cache's snapshots (checked against their digest first).
-    add : list of (stem path, sha256, stat)
-        New contents, decoded from the stems; a stem whose stat moved since it was hashed
-        makes the update untrustworthy.
-
-    Returns
-    -------
-    (mix features, hashes actually added)
-        A stem that fails to decode is left out (its partial share undone).
-
-    Raises
-    ------
-    _MixUnavailable
-        A snapshot is missing or does not match its digest, or a stem changed under us.
-    """
-    from .cache import hash_file, stat_key
-
-    _copy_checked(base_sum, out_sum, base_sha256)
-    partial = _PartialSum(Path(out_sum), mix_frames)
-    added: list[str] = []
-    try:
-        for snapshot, digest in subtract:
-            try:
-                if hash_file(Path(snapshot)) != digest:
-                    raise _MixUnavailable(f"{snapshot}: snapshot does not match its digest")
-                info = open_stem(snapshot)
-            except (OSError, BridgeError) as exc:
-                raise _MixUnavailable(str(exc)) from exc
-            if not _sum_stem(info, mix_rate, partial, sign=-1.0):
-                raise _MixUnavailable(f"{snapshot}: snapshot could not be decoded")
-        for path, sha, stat in add:
-            try:
-                if stat_key(Path(path)) != stat:
-                    raise _MixUnavailable(f"{path}: changed during the pass")
-                info = open_stem(path)
-            except BridgeError:
-                continue
-            except OSError as exc:
-                raise _MixUnavailable(str(exc)) from exc
-            if _sum_stem(info, mix_rate, partial):
-                added.append(sha)
-            if stat_key(Path(path)) != stat:
-                raise _MixUnavailable(f"{path}: changed during the pass")
-    finally:
-        partial.close()
-    return _mix_features([out_sum], mix_rate, mix_frames), added
 
 
 def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rate: int | None, mix_frames: int,
@@ -1014,14 +1026,14 @@ def _analyze_incremental(files: list[Path], infos: dict[Path, StemInfo], mix_rat
                          progress: Callable[[StemResult], None] | None, cache: "AnalysisCache",
                          masking_memo: dict | None, distrust: bool = False) -> SessionResult:
     """:func:`_analyze_cached`, and on any failure (a full disk, an interruption) the scratch it left in the
-    cache removed: the new sum file, build folders of workers that are gone."""
+    cache removed: the pass's sums folder, build folders of workers that are gone."""
     made: list[Path] = []
     try:
         return _analyze_cached(files, infos, mix_rate, mix_frames, alignment, markers, pool, progress, cache,
                                masking_memo, distrust, made)
     except BaseException as exc:
         for path in made:
-            path.unlink(missing_ok=True)
+            shutil.rmtree(path, ignore_errors=True)
         cache.clean_tmp()
         if isinstance(exc, OSError) and not isinstance(exc, BridgeError):
             error = _as_disk_full(exc, cache.folder)
@@ -1041,29 +1053,41 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
     provisionally, while threads hash those files in full beside the pass; a disagreement raises
     :class:`_Stale` before anything is recorded, and the caller runs the pass again with
     ``distrust`` (full hashes only).  Otherwise the file is hashed in full.
+
+    The mix: the groups whose members all stay are kept as they are; a group that lost a member
+    is summed again from its other members (decoded from their files, unchanged on disk); new
+    contents make a group of their own (:func:`_regroup`).  One worker does that and measures the
+    mix while the others analyse the changed stems.
     """
-    from .cache import MAX_MIX_GENERATIONS, fingerprint, hash_file, members_delta, stat_key
+    from .cache import GroupSum, crc_file, fingerprint, group_plan, hash_and_crc, stat_key
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
     cache.clean_tmp()
     state = cache.load_mix_state(mix_rate, mix_frames) if mix_rate else None
-    if state is not None and state.generation >= MAX_MIX_GENERATIONS:
-        state = None  # bound float32 drift: sum afresh now and then
 
     def _hash(path: Path):
         try:
             stat = stat_key(path)
-            sha = hash_file(path)
+            sha, crc = hash_and_crc(path)
             print_ = fingerprint(path)
-            return path, stat, sha, print_, stat_key(path) == stat
+            return path, stat, sha, print_, crc, stat_key(path) == stat
         except OSError:
-            return path, None, None, None, False
+            return path, None, None, None, None, False
+
+    def _confirm(path: Path):
+        try:
+            stat = stat_key(path)
+            crc = crc_file(path)
+            return path, stat, crc, stat_key(path) == stat
+        except OSError:
+            return path, None, None, False
 
     known: dict[Path, str] = {}
     stats: dict[Path, list[int]] = {}
     prints: dict[Path, str] = {}
-    provisional: dict[Path, str] = {}
+    crcs: dict[Path, int] = {}
+    provisional: dict[Path, tuple[str, str, int]] = {}
     for path in infos:
         sha = cache.known_hash(path)
         if sha is not None:
@@ -1071,14 +1095,16 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
             continue
         probable = None if distrust else cache.probable_hash(path)
         if probable is not None:
-            known[path] = provisional[path] = probable[0]
-    hashers = ThreadPoolExecutor(2) if provisional or state is not None else None
-    checks = [hashers.submit(_hash, p) for p in provisional] if provisional else []
-    if state is not None:
-        unknown = [p for p in infos if p not in known]
-        for path, stat, sha, print_, steady in hashers.map(_hash, unknown) if unknown else ():
-            if sha is not None and steady:
-                known[path], stats[path], prints[path] = sha, stat, print_
+            provisional[path] = probable
+            known[path] = probable[0]
+    unknown = [p for p in infos if p not in known] if state is not None else []
+    hashers = ThreadPoolExecutor(2) if provisional or unknown else None
+    # The changed files first: the mix plan waits for their hashes, the provisional checks only
+    # have to be done before anything is recorded.
+    for path, stat, sha, print_, crc, steady in hashers.map(_hash, unknown) if unknown else ():
+        if sha is not None and steady:
+            known[path], stats[path], prints[path], crcs[path] = sha, stat, print_, crc
+    checks = [hashers.submit(_confirm, p) for p in provisional] if provisional else []
     for path in known:
         if path not in stats:
             try:
@@ -1105,155 +1131,148 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
     for path, entry in entries.items():
         _finish(path, _Worked(info=infos[path], analysis=entry.analysis, features=entry.features,
                               sha256=entry.sha256, stat=stats.get(path), fingerprint=prints.get(path),
-                              from_cache=True, stored=True))
+                              crc32=crcs.get(path), from_cache=True, stored=True))
     todo = [p for p in files if p not in entries]
-
-    # The mix plan: incremental when the last sum is there and every content is known.
-    plan = None
-    if state is not None and all(p in known for p in infos):
-        new_members = [known[p] for p in infos]
-        to_add, to_subtract = members_delta(state.members, new_members)
-        snapshots = []
-        for sha in to_subtract:
-            old = cache.load(sha)
-            if old is None:
-                snapshots = None
-                break
-            snapshots.append((str(old.audio), old.audio_sha256))
-        if snapshots is not None and len(to_add) + len(to_subtract) <= max(2, len(new_members) // 2):
-            pending = list(to_add)
-            adds = []
-            for path in infos:
-                if known[path] in pending:
-                    pending.remove(known[path])
-                    adds.append((str(path), known[path], stats[path]))
-            plan = (snapshots, adds, to_subtract)
+    stem_bytes = sum(stats[p][0] if p in stats else os.path.getsize(p) for p in infos if p.exists())
+    group_stems, most_groups = group_plan(len(infos), stem_bytes, mix_frames)
 
     mix: StemFeatures | None = None
-    members: list[str] | None = None
+    groups: list[GroupSum] | None = None
     consistent = True
-    new_sum: Path | None = None
-    generation = 0
     worker_state = _WorkerState()
-    keys: list[str] = []
     memo = masking_memo if masking_memo is not None else {}
-    with _scratch_folder() as scratch:
-        tasks: list[tuple[Callable, tuple, object]] = []
-        incremental = plan is not None
-        if incremental and (plan[0] or plan[1]):
-            new_sum = cache.new_sum_path()
-            made.append(new_sum)
-            tasks.append((_mix_update, (str(state.sum_path), str(new_sum), plan[0], plan[1], mix_rate, mix_frames,
-                                        state.sum_sha256), "mix"))
-        sum_folder = None if incremental else scratch
-        for path in todo:
-            tasks.append((_extract_cached, (str(path), mix_rate, mix_frames, sum_folder, str(cache.folder)), path))
-        if not incremental and mix_rate:
-            for path in entries:
-                tasks.append((_sum_task, (str(path), mix_rate, mix_frames, scratch), ("sum", path)))
-        mix_result: list = []
-        sum_files: set[str] = set()
-        full: list[DiskFull] = []
+    build = cache.new_build()  # this pass's sums, renamed into mix/ only when the state records them
+    made.append(build)
+    # The mix plan: incremental when the last groups are there and every content is known.
+    layout = None
+    if state is not None and all(p in known and p in stats for p in infos):
+        layout = _regroup(state, {p: known[p] for p in infos}, stats, most_groups, build)
+    incremental = layout is not None
+    sum_folder = None if incremental else str(build)
+    mix_future = None
+    mix_inline = None
+    if incremental and layout.changed:
+        workers = pool.get()
+        args = (list(layout.jobs), mix_rate, mix_frames)
+        if workers is not None:
+            mix_future = workers.submit(_mix_groups_task, *args)
+        else:
+            mix_inline = args
+    tasks: list[tuple[Callable, tuple, object]] = [
+        (_extract_cached, (str(path), mix_rate, mix_frames, sum_folder, str(cache.folder), group_stems), path)
+        for path in todo]
+    if not incremental and mix_rate:
+        for path in entries:
+            tasks.append((_sum_task, (str(path), mix_rate, mix_frames, str(build), group_stems), ("sum", path)))
+    sum_files: dict[str, list[Path]] = {}
+    full: list[DiskFull] = []
 
-        def _done(tag, result) -> None:
-            nonlocal consistent
-            if isinstance(result, DiskFull) or isinstance(getattr(result, "error", None), DiskFull):
-                full.append(result if isinstance(result, DiskFull) else result.error)
-            if tag == "mix":
-                mix_result.append(result)
-            elif isinstance(tag, tuple):  # a cached stem summed for the mix
-                if isinstance(result, Exception) or result.error is not None:
-                    consistent = False  # the sum lacks a stem the results have: re-summed below
-                elif result.sum_file:
-                    sum_files.add(result.sum_file)
-            else:
-                if isinstance(result, Exception):
-                    result = _Worked(error=StemReadError(f"{tag}: worker failed: {result}"))
-                if result.sum_file:
-                    sum_files.add(result.sum_file)
-                _finish(tag, result)
+    def _done(tag, result) -> None:
+        nonlocal consistent
+        if isinstance(result, DiskFull) or isinstance(getattr(result, "error", None), DiskFull):
+            full.append(result if isinstance(result, DiskFull) else result.error)
+        path = tag[1] if isinstance(tag, tuple) else tag
+        if isinstance(tag, tuple):  # a cached stem summed for the mix
+            if isinstance(result, Exception) or result.error is not None:
+                consistent = False  # the sum lacks a stem the results have: re-summed below
+            elif result.sum_file:
+                sum_files.setdefault(result.sum_file, []).append(path)
+        else:
+            if isinstance(result, Exception):
+                result = _Worked(error=StemReadError(f"{tag}: worker failed: {result}"))
+            if result.sum_file and result.analysis is not None:
+                sum_files.setdefault(result.sum_file, []).append(path)
+            _finish(tag, result)
 
-        _run(tasks, pool, _done, worker_state)
+    _run(tasks, pool, _done, worker_state)
+    _raise_disk_full(full)
+    timings["extract_s"] = time.perf_counter() - started - timings["lookup_s"]
+    mark = time.perf_counter()
+    ok_paths = [p for p in files if outcomes[p].analysis is not None]
+    ok_shas = [outcomes[p].sha256 for p in ok_paths]
+    keys = [outcomes[p].sha256 for p in ok_paths]
+    stems, features, analysed = _assemble(files, names, {
+        p: (outcomes[p].info, outcomes[p].analysis, outcomes[p].features, outcomes[p].error) for p in files})
+    prefill = all(keys) and bool(analysed)
+    if prefill and mix_future is not None:
+        _prefill_masking(analysed, keys, memo)  # here, while a worker measures the mix
+        prefill = False
+    if incremental and not layout.changed:
+        mix, groups = state.features, list(state.groups)
+    elif incremental:
+        try:
+            measured = mix_future.result() if mix_future is not None else _mix_groups(*mix_inline)
+        except _MixUnavailable:
+            measured = None
+        except DiskFull:
+            raise
+        except Exception:  # noqa: BLE001 - a crashed worker: the mix is summed afresh below
+            measured = None
+        if measured is not None:
+            mix, written, decoded = measured
+            groups = layout.groups(written, decoded)
+    if groups is not None and sorted(m for g in groups for m in g.members) != sorted(ok_shas):
+        mix = groups = None  # a stem decoded for the analysis but not for the mix (or back)
+    if incremental and mix is None or not incremental and _dirty(sum_files):
+        # The incremental update could not be trusted, or a failed stem's share could not be
+        # taken out of a scratch sum: sum every good stem afresh.
+        consistent = True
+        fresh = Path(build) / "again"
+        fresh.mkdir(exist_ok=True)
+        sum_files = {}
+        sum_tasks = [(_sum_task, (str(p), mix_rate, mix_frames, str(fresh), group_stems), ("sum", p))
+                     for p in ok_paths]
+        _run(sum_tasks, pool, _done, worker_state)
         _raise_disk_full(full)
-        timings["extract_s"] = time.perf_counter() - started - timings["lookup_s"]
-        mark = time.perf_counter()
-        ok_paths = [p for p in files if outcomes[p].analysis is not None]
-        ok_shas = [outcomes[p].sha256 for p in ok_paths]
-        if not incremental and _dirty(sum_files):
-            incremental, plan = True, (None, None, None)  # re-summed afresh below
-        if incremental and plan[0] is None:
-            mix = None
-        elif incremental:
-            if not (plan[0] or plan[1]):
-                mix, members, new_sum, generation = state.features, list(state.members), state.sum_path, state.generation
-            elif mix_result and not isinstance(mix_result[0], Exception):
-                mix, added = mix_result[0]
-                generation = state.generation + 1
-                expected = sorted(sha for path, sha, _ in plan[1] if outcomes[Path(path)].analysis is not None)
-                members = _without(list(state.members), plan[2]) + added
-                if sorted(added) != expected:
-                    mix = None  # a stem decoded for the analysis but not for the mix (or back)
-            if mix is not None and sorted(members) != sorted(ok_shas):
-                mix = None
-        if incremental and mix is None:
-            # The incremental update could not be trusted: sum every good stem afresh.
-            consistent = True
-            fresh = os.path.join(scratch, "again")
-            os.mkdir(fresh)
-            sum_files = set()
-            sum_tasks = [(_sum_task, (str(p), mix_rate, mix_frames, fresh), ("sum", p)) for p in ok_paths]
-            _run(sum_tasks, pool, _done, worker_state)
-            _raise_disk_full(full)
-            incremental = False
-        worker_state.close()
-        stems, features, analysed = _assemble(files, names, {
-            p: (outcomes[p].info, outcomes[p].analysis, outcomes[p].features, outcomes[p].error) for p in files})
-        keys = [outcomes[p].sha256 for p in ok_paths]
-        if not incremental and ok_paths and mix_rate:
-            # Summed afresh: as long as the stems that were read whole, whatever the others' headers said.
-            mix_frames = _frames_at((outcomes[p].info for p in ok_paths), mix_rate)
-            new_sum = cache.new_sum_path()
-            made.append(new_sum)
-            workers = pool.get()
-            future = workers.submit(_mix_task, sorted(sum_files), mix_rate, mix_frames, str(new_sum)) if workers else None
-            if all(keys):
-                _prefill_masking(analysed, keys, memo)  # here, while a worker measures the mix
-            mix = future.result() if future is not None else _mix_features(sum_files, mix_rate, mix_frames, str(new_sum))
-            members, generation = ok_shas, 0
-        timings["mix_s"] = time.perf_counter() - mark
+        incremental = False
+    worker_state.close()
+    if not incremental and ok_paths and mix_rate:
+        # Summed afresh: as long as the stems that were read whole, whatever the others' headers said.
+        mix_frames = _frames_at((outcomes[p].info for p in ok_paths), mix_rate)
+        parts = [(f, [outcomes[p].sha256 for p in members]) for f, members in sorted(sum_files.items())
+                 if os.path.getsize(f)]
+        jobs, members = _merge_scratch(parts, most_groups - 1, build)
+        workers = pool.get()
+        future = workers.submit(_mix_groups_task, jobs, mix_rate, mix_frames) if workers else None
+        if prefill:
+            _prefill_masking(analysed, keys, memo)  # here, while a worker measures the mix
+        mix, written, _ = future.result() if future is not None else _mix_groups(jobs, mix_rate, mix_frames)
+        groups = [GroupSum(Path(f), tuple(m)) for f, m in zip(written, members)]
+    timings["mix_s"] = time.perf_counter() - mark
 
-    # Every provisional "unchanged" must pass its full hash before anything is recorded.
+    # Every provisional "unchanged" must pass its full-file CRC before anything is recorded.
     for check in checks:
-        path, stat, sha, print_, steady = check.result()
-        if sha != provisional[path] or not steady:
-            if new_sum is not None and new_sum != getattr(state, "sum_path", None):
-                new_sum.unlink(missing_ok=True)
+        path, stat, crc, steady = check.result()
+        _, print_, recorded = provisional[path]
+        if crc != recorded or not steady:
             cache.forget(path)
             cache.save_index()
             hashers.shutdown()
             raise _Stale(str(path))
-        stats[path], prints[path] = stat, print_
+        stats[path], prints[path], crcs[path] = stat, print_, crc
         if path in outcomes and outcomes[path].from_cache:
-            outcomes[path].stat, outcomes[path].fingerprint = stat, print_
+            outcomes[path].stat, outcomes[path].fingerprint, outcomes[path].crc32 = stat, print_, crc
     if hashers is not None:
         hashers.shutdown()
 
-    # Remember what is now known; keep the mix for the next pass only if every member can be
-    # subtracted again later (its snapshot is stored) and nothing moved during the pass.
+    # Remember what is now known; keep the mix for the next pass only if nothing moved during the
+    # pass and every member's entry is stored.
     for path in ok_paths:
         worked = outcomes[path]
-        if worked.stored and worked.stat is not None and worked.fingerprint is not None:
-            cache.remember(path, worked.stat, worked.sha256, worked.fingerprint)
+        if worked.stored and worked.stat is not None and worked.fingerprint is not None and worked.crc32 is not None:
+            cache.remember(path, worked.stat, worked.sha256, worked.fingerprint, worked.crc32)
         if worked.sha256 != known.get(path, worked.sha256):
             consistent = False
-    storable = (mix is not None and consistent and members is not None and None not in members
+    storable = (mix is not None and consistent and groups is not None and None not in ok_shas
                 and all(outcomes[p].stored for p in ok_paths))
-    if storable and new_sum is not None:
-        if state is None or new_sum != state.sum_path:
-            cache.save_mix_state(mix_rate, mix_frames, members, new_sum, mix, generation)
+    if storable and not (state is not None and groups == list(state.groups)):
+        # New sums move into mix/ (a rename moves ctime: their stat is taken there); kept ones keep theirs.
+        groups = [g if g.stat is not None else cache.adopt_sum(g) for g in groups]
+        cache.save_mix_state(mix_rate, mix_frames, groups, mix)
     elif not storable:
         cache.drop_mix_state()
-    made.clear()  # the new sum is the cache's now (or pruned by it)
+    shutil.rmtree(build, ignore_errors=True)
+    made.clear()
     cache.save_index()
     cache.evict(keep={s for s in ok_shas if s})
 
@@ -1264,12 +1283,98 @@ def _analyze_cached(files: list[Path], infos: dict[Path, StemInfo], mix_rate: in
     return SessionResult(tuple(stems), mix_analysis, features, timings, reanalysed, cached)
 
 
-def _without(members: list[str], gone: list[str]) -> list[str]:
-    out = list(members)
-    for sha in gone:
-        out.remove(sha)
-    return out
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The next pass's groups, planned from the last ones (:func:`_regroup`)."""
 
+    jobs: tuple[_GroupJob, ...]
+    kept_members: tuple[tuple[str, ...], ...]  #: per job, the members already in its source files
+    changed: bool
+
+    def groups(self, written: list[str], decoded: list[str]) -> list["GroupSum"]:
+        """The groups as written: each job's kept members plus the stems it decoded successfully."""
+        from .cache import GroupSum
+
+        done = Counter(decoded)
+        out = []
+        for job, kept, path in zip(self.jobs, self.kept_members, written):
+            members = list(kept)
+            for _, sha, _ in job.decode:
+                if done[sha] > 0:
+                    done[sha] -= 1
+                    members.append(sha)
+            if members:
+                kept_stat = job.sources[0][1] if job.out is None else None  # a stored group kept as it is
+                out.append(GroupSum(Path(path), tuple(members), kept_stat))
+        return out
+
+
+def _regroup(state, contents: dict[Path, str], stats: dict[Path, list[int]], most: int, build: Path) -> _Layout | None:
+    """Plan the groups for ``contents`` (path -> hash) from the last pass's ``state``.
+
+    Groups whose members all stay are kept as they are; a group that lost a member is summed again
+    from its remaining members; the new contents form a group of their own, so re-bouncing the same
+    stem again decodes only that stem.  Beyond ``most`` groups, the two smallest (never the new one)
+    are merged (their files added, nothing decoded).  ``None`` when that would decode more than half
+    of the stems: a full re-sum on every worker is then quicker.
+    """
+    from .cache import members_delta
+
+    to_add, to_subtract = members_delta(state.members, list(contents.values()))
+    if not to_add and not to_subtract:
+        return _Layout((), (), False)
+    paths: dict[str, list[Path]] = {}
+    for path, sha in contents.items():
+        paths.setdefault(sha, []).append(path)
+    remaining = [list(g.members) for g in state.groups]
+    touched = [False] * len(state.groups)
+    for sha in to_subtract:
+        j = next(j for j, members in enumerate(remaining) if sha in members)
+        remaining[j].remove(sha)
+        touched[j] = True
+    plans: list[tuple[list, list, list]] = []  # (sources, decode, kept members)
+    for group, members, hit in zip(state.groups, remaining, touched):
+        if not hit:
+            for sha in members:
+                paths[sha].pop()
+            plans.append(([(str(group.path), group.stat)], [], list(members)))
+    decodes = 0
+    for members, hit in zip(remaining, touched):
+        if hit and members:
+            decode = [(str(p), sha, stats[p]) for sha in members for p in [paths[sha].pop()]]
+            plans.append(([], decode, []))
+            decodes += len(decode)
+    fresh = ([], [(str(p), sha, stats[p]) for sha in to_add for p in [paths[sha].pop()]], [])
+    decodes += len(fresh[1])
+    if decodes > max(2, len(contents) // 2):
+        return None
+    while len(plans) + bool(fresh[1]) > most and len(plans) >= 2:
+        plans.sort(key=lambda p: len(p[1]) + len(p[2]))
+        (s1, d1, k1), (s2, d2, k2) = plans[0], plans[1]
+        plans[:2] = [(s1 + s2, d1 + d2, k1 + k2)]
+    if fresh[1]:
+        plans.append(fresh)
+    jobs, kept = [], []
+    for sources, decode, members in plans:
+        out = None if len(sources) == 1 and not decode else str(build / f"group-{uuid.uuid4().hex[:12]}.f32")
+        jobs.append(_GroupJob(tuple(sources), tuple(decode), out))
+        kept.append(tuple(members))
+    return _Layout(tuple(jobs), tuple(kept), True)
+
+
+def _merge_scratch(parts: list[tuple[str, list[str]]], aim: int, build: Path
+                   ) -> tuple[list[_GroupJob], list[list[str]]]:
+    """A full pass's scratch sums (file, member hashes) as group jobs: each kept as it is, the two
+    smallest merged while there are more than ``aim`` (workers leave a part-filled one each)."""
+    plans = [([f], list(m)) for f, m in parts]
+    while len(plans) > max(1, aim) and len(plans) >= 2:
+        plans.sort(key=lambda p: len(p[1]))
+        (f1, m1), (f2, m2) = plans[0], plans[1]
+        plans[:2] = [(f1 + f2, m1 + m2)]
+    jobs = [_GroupJob(tuple((f, None) for f in files),
+                      out=None if len(files) == 1 else str(build / f"group-{uuid.uuid4().hex[:12]}.f32"))
+            for files, _ in plans]
+    return jobs, [m for _, m in plans]
 
 
 def _report(progress, path: Path, outcome: tuple) -> None:

@@ -532,7 +532,7 @@ def read_blocks(stem: StemInfo, block_frames: int | None = None, dtype: str = "f
 
     ``dtype="int32"`` gives the samples as left-justified 32-bit integers instead (libsndfile's
     integer view: a 24-bit sample ``v`` reads as ``v << 8``); times ``2**-31`` that is exactly the
-    float32 block, which the analysis cache uses to snapshot a stem losslessly while it is read.
+    float32 block (a lossless integer view of the stem, should a caller need one).
 
     Blocks are one second long by default (the measured sweet spot between call overhead and
     memory; fewer frames for many channels, :func:`block_frames_for`), so every block holds a whole
@@ -685,16 +685,3 @@ class StemWriter:
         finally:
             if exc_type is not None:
                 self._partial.unlink(missing_ok=True)
-
-
-def flac_writer(path: Path, sample_rate: int, channels: int, subtype: str):
-    """A FLAC file open for writing left-justified int32 blocks (the analysis cache's snapshots).
-
-    Compression level 0, the fastest: about 0.3 s per 4-minute stereo 24-bit stem here, and
-    decoding it back costs about twice a WAV's decode.  Returns a file object with ``write`` and
-    ``close``.
-    """
-    import soundfile as sf
-
-    return sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=channels, subtype=subtype,
-                        format="FLAC", compression_level=0.0)

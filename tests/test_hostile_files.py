@@ -351,7 +351,7 @@ def test_a_mix_sum_zeroed_or_altered_at_the_same_size_is_summed_afresh(tmp_path)
     cache = AnalysisCache(tmp_path / "cache")
     first = analyze_session([stems], jobs=1, cache=cache)
     state = json.loads((tmp_path / "cache" / "mix" / "state.json").read_text())
-    sum_path = tmp_path / "cache" / "mix" / state["sum"]
+    sum_path = tmp_path / "cache" / "mix" / state["groups"][0]["sum"]
     for damage in ("zeroed", "altered"):
         size = sum_path.stat().st_size
         if damage == "zeroed":
@@ -360,14 +360,14 @@ def test_a_mix_sum_zeroed_or_altered_at_the_same_size_is_summed_afresh(tmp_path)
             raw = bytearray(sum_path.read_bytes())
             raw[size // 2:size // 2 + 4096] = bytes(4096)
             sum_path.write_bytes(bytes(raw))
-        # One stem re-rendered: the pass would subtract its old share from the (damaged) sum.
+        # One stem re-rendered: the pass would keep the (damaged) group sum of the others.
         sf.write(stems / "s1.wav", sine(3.0, amplitude=0.06 if damage == "zeroed" else 0.05, freq_hz=600.0),
                  RATE, subtype="PCM_24")
         again = analyze_session([stems], jobs=1, cache=cache)
         fresh = analyze_session([stems], jobs=1)
         assert abs(again.mix.summed.loudness.integrated_lufs - fresh.mix.summed.loudness.integrated_lufs) < 0.01
         state = json.loads((tmp_path / "cache" / "mix" / "state.json").read_text())
-        sum_path = tmp_path / "cache" / "mix" / state["sum"]
+        sum_path = tmp_path / "cache" / "mix" / state["groups"][0]["sum"]
     assert first.mix.summed.loudness.integrated_lufs is not None
 
 

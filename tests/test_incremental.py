@@ -150,7 +150,7 @@ def test_a_corrupt_stem_is_an_error_and_the_others_stay_cached(stems):
     assert_equals_fresh(result, stems)
 
 
-@pytest.mark.parametrize("damage", ["entry.json", "arrays.npz", "audio.flac", "version"])
+@pytest.mark.parametrize("damage", ["entry.json", "arrays.npz", "version"])
 def test_a_damaged_cache_entry_is_ignored_and_rebuilt(stems, damage):
     cache = _cache(stems)
     analyze_session([stems], cache=cache, jobs=2)
@@ -168,7 +168,7 @@ def test_a_damaged_cache_entry_is_ignored_and_rebuilt(stems, damage):
     assert result.reanalysed == (SPECS[1].name,)
     assert _cache(stems).load(sha) is not None  # rebuilt whole
     assert_equals_fresh(result, stems)
-    # The rebuilt snapshot serves the next change of that stem.
+    # The rebuilt entry and the groups serve the next change of that stem.
     _rerender(stems, 1, seed=3)
     result = analyze_session([stems], cache=_cache(stems), jobs=2)
     assert result.reanalysed == (SPECS[1].name,)
@@ -178,7 +178,7 @@ def test_a_damaged_cache_entry_is_ignored_and_rebuilt(stems, damage):
 def test_a_damaged_mix_sum_falls_back_to_a_full_sum(stems):
     cache = _cache(stems)
     analyze_session([stems], cache=cache, jobs=2)
-    for f in (cache.folder / "mix").glob("sum-*.f32"):
+    for f in (cache.folder / "mix").glob("group-*.f32"):
         f.write_bytes(f.read_bytes()[:1000])
     _rerender(stems, 0, seed=12)
     result = analyze_session([stems], cache=_cache(stems), jobs=2)
@@ -186,15 +186,20 @@ def test_a_damaged_mix_sum_falls_back_to_a_full_sum(stems):
     assert_equals_fresh(result, stems)
 
 
-def test_a_snapshot_with_wrong_bytes_is_never_subtracted(stems):
-    """A snapshot damaged in place (same size) fails its hash check: the mix is summed afresh."""
+def _groups(cache: AnalysisCache) -> list[dict]:
+    return json.loads((cache.folder / "mix" / "state.json").read_text())["groups"]
+
+
+def test_a_group_sum_with_wrong_bytes_is_never_used(stems):
+    """A group sum damaged in place (same size, a few bytes zeroed) no longer has its recorded stat:
+    the mix is summed afresh, never measured from it."""
     cache = _cache(stems)
     analyze_session([stems], cache=cache, jobs=2)
-    sha = cache.known_hash(stems / f"{SPECS[2].name}.wav")
-    audio = cache.entry_dir(sha) / "audio.flac"
-    raw = bytearray(audio.read_bytes())
-    raw[-4000:] = bytes(4000)
-    audio.write_bytes(bytes(raw))
+    for group in _groups(cache):  # every group: whichever the re-bounce keeps is damaged
+        path = cache.folder / "mix" / group["sum"]
+        raw = bytearray(path.read_bytes())
+        raw[len(raw) // 2:len(raw) // 2 + 4000] = bytes(4000)
+        path.write_bytes(bytes(raw))
     _rerender(stems, 2, seed=99)
     result = analyze_session([stems], cache=_cache(stems), jobs=2)
     assert result.reanalysed == (SPECS[2].name,)
@@ -248,6 +253,40 @@ def test_a_real_kill_mid_pass_leaves_a_usable_cache(stems):
         assert cache.load(entry.name) is not None, entry.name
     result = analyze_session([stems], cache=_cache(stems), jobs=2)
     assert_equals_fresh(result, stems)
+    again = analyze_session([stems], cache=_cache(stems), jobs=2)
+    assert again.reanalysed == ()
+
+
+def test_a_kill_while_a_re_bounce_writes_its_groups_leaves_a_usable_cache(tmp_path):
+    """SIGKILL a re-bounce while its new group sums exist only in tmp/ (not yet named by
+    state.json): the state left is the last whole one, and the next pass equals a fresh analysis."""
+    stems = tmp_path / "stems"
+    write_session(stems, SPECS, duration_s=40.0)  # long enough to be caught mid-pass
+    cache = _cache(stems)
+    analyze_session([stems], cache=cache, jobs=2)
+    before = (cache.folder / "mix" / "state.json").read_bytes()
+    _rerender(stems, 2, seed=77, duration_s=40.0)
+    code = ("from bridge.pipeline import analyze_session; from bridge.cache import AnalysisCache\n"
+            "if __name__ == '__main__':\n"
+            f"    analyze_session([{str(stems)!r}], cache=AnalysisCache.for_stems({str(stems)!r}), jobs=2)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True)
+    tmp = cache.folder / "tmp"
+    caught = False
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(p.stat().st_size > 0 for p in tmp.glob("*/group-*.f32")):
+                caught = True
+                break
+            time.sleep(0.002)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert caught, "the re-bounce ended before its group sums were seen being written"
+    assert (cache.folder / "mix" / "state.json").read_bytes() == before  # never a half state
+    result = analyze_session([stems], cache=_cache(stems), jobs=2)
+    assert_equals_fresh(result, stems)
+    assert not any(tmp.iterdir()), "the killed pass's build folders were not swept"
     again = analyze_session([stems], cache=_cache(stems), jobs=2)
     assert again.reanalysed == ()
 
@@ -327,38 +366,70 @@ def test_a_change_in_a_sampled_block_is_a_miss_at_once(stems):
 
 
 def test_the_cache_stays_under_35_percent_of_the_session(tmp_path):
-    """FLAC snapshots + the mix sum + features, on 24 stems of 24-bit PCM (REAPER's default render).
+    """Group sums + features on 24 stems of 24-bit PCM (REAPER's default render), through a full
+    pass and re-bounces of two different stems (each adds a group of its own for a while).
 
-    The snapshots take what FLAC makes of the material (a quarter of the WAVs for these
-    synthesised stems); the mix sum is 4/3 of one stereo stem, so its share falls with the
-    number of stems.
+    The group sums are sized from the stems' bytes (bridge.cache.GROUP_SUMS_SHARE), so the bound
+    holds whatever the material; no entry holds any audio.
     """
     folder = tmp_path / "long"
     specs = [dataclasses.replace(default_session()[k % 10], name=f"{k:02d}_{default_session()[k % 10].name}",
                                  seed=300 + k) for k in range(24)]
     write_session(folder, specs, duration_s=8.0)
-    cache = _cache(folder)
-    analyze_session([folder], cache=cache, jobs=2)
     session_bytes = sum(p.stat().st_size for p in folder.glob("*.wav"))
-    cache_bytes = sum(p.stat().st_size for p in cache.folder.rglob("*") if p.is_file())
-    assert cache_bytes <= 0.35 * session_bytes, f"cache {cache_bytes / session_bytes:.1%} of the session"
+    cache = _cache(folder)
+    for step, changed in enumerate([None, 5, 17, 5]):
+        if changed is not None:
+            write_session(folder, [dataclasses.replace(specs[changed], seed=900 + step)], duration_s=8.0)
+        result = analyze_session([folder], cache=cache, jobs=2)
+        if changed is not None:
+            assert result.reanalysed == (specs[changed].name,)
+        cache_bytes = sum(p.stat().st_size for p in cache.folder.rglob("*") if p.is_file())
+        assert cache_bytes <= 0.35 * session_bytes, f"step {step}: cache {cache_bytes / session_bytes:.1%} of the session"
+    assert_equals_fresh(result, folder)
     for entry in (cache.folder / "entries").iterdir():
-        assert (entry / "audio.flac").is_file()
+        assert sorted(p.name for p in entry.iterdir()) == ["arrays.npz", "entry.json"]
 
 
-def test_a_flac_snapshot_decodes_to_the_very_samples(stems):
+def test_the_group_sums_add_up_to_the_stems(stems):
+    """What the cache keeps is exactly the float32 sum of the stems it names, group by group."""
     import soundfile as sf
 
     cache = _cache(stems)
-    analyze_session([stems], cache=cache, jobs=1)
-    for path in sorted(stems.glob("*.wav")):
-        snapshot = cache.entry_dir(cache.known_hash(path)) / "audio.flac"
-        a, _ = sf.read(str(path), dtype="float32")
-        b, _ = sf.read(str(snapshot), dtype="float32")
-        assert np.array_equal(a, b), path.name
+    analyze_session([stems], cache=cache, jobs=2)
+    _rerender(stems, 1, seed=71)
+    analyze_session([stems], cache=cache, jobs=2)
+    by_hash = {cache.known_hash(p): p for p in stems.glob("*.wav")}
+    groups = _groups(cache)
+    assert sorted(m for g in groups for m in g["members"]) == sorted(by_hash)
+    for group in groups:
+        stored = np.fromfile(cache.folder / "mix" / group["sum"], np.float32).reshape(-1, 2)
+        expected = np.zeros_like(stored)
+        for sha in group["members"]:
+            audio, _ = sf.read(str(by_hash[sha]), dtype="float32", always_2d=True)
+            expected[: len(audio)] += audio if audio.shape[1] == 2 else np.repeat(audio, 2, axis=1)
+        assert np.allclose(stored, expected, atol=1e-6, rtol=0), group["sum"]
 
 
-def test_a_float_stem_is_snapshotted_as_a_copy(tmp_path):
+def test_many_re_bounces_do_not_drift(stems):
+    """Each re-bounce sums its groups afresh from the stems: after many, the mix still equals a
+    fresh analysis as closely as one fresh pass equals another (float32 summation order only)."""
+    cache = _cache(stems)
+    memo: dict = {}
+    analyze_session([stems], cache=cache, jobs=2, masking_memo=memo)
+    for step in range(12):
+        _rerender(stems, step % len(SPECS), seed=500 + step, level_db=-10.0 - step % 4)
+        result = analyze_session([stems], cache=cache, jobs=2, masking_memo=memo)
+        assert result.reanalysed == (SPECS[step % len(SPECS)].name,)
+    fresh = analyze_session([stems], jobs=1)
+    a, b = result.mix.summed.loudness, fresh.mix.summed.loudness
+    assert abs(a.integrated_lufs - b.integrated_lufs) < 1e-4
+    assert abs(a.lra_lu - b.lra_lu) < 1e-4
+    assert abs(result.mix.summed.levels.true_peak_dbtp - fresh.mix.summed.levels.true_peak_dbtp) < 1e-3
+    assert_equals_fresh(result, stems)
+
+
+def test_a_float_stem_is_served_and_summed_like_any_other(tmp_path):
     import soundfile as sf
 
     folder = tmp_path / "float"
@@ -367,11 +438,8 @@ def test_a_float_stem_is_snapshotted_as_a_copy(tmp_path):
     for k in range(2):
         sf.write(str(folder / f"s{k}.wav"), (rng.standard_normal((3 * 48000, 2)) * 0.1).astype(np.float32), 48000,
                  subtype="FLOAT")
-    cache = _cache(folder)
-    analyze_session([folder], cache=cache, jobs=1)
+    analyze_session([folder], cache=_cache(folder), jobs=1)
     target = folder / "s0.wav"
-    snapshot = cache.entry_dir(cache.known_hash(target)) / "audio.wav"
-    assert snapshot.read_bytes() == target.read_bytes()
     sf.write(str(target), (rng.standard_normal((3 * 48000, 2)) * 0.2).astype(np.float32), 48000, subtype="FLOAT")
     result = analyze_session([folder], cache=_cache(folder), jobs=1)
     assert result.reanalysed == ("s0",)
