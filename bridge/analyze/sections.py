@@ -69,10 +69,12 @@ def _features(band_power: np.ndarray, subhop_power: np.ndarray, weights: np.ndar
     n = len(band_power) // per
     if n == 0:
         return np.zeros((0, 1))
-    bands = band_power[: n * per].reshape(n, per, -1).mean(axis=1)
-    bands_db = 10.0 * np.log10(np.maximum(bands, 1e-12))
-    hops = subhop_power[: n * per * 10].reshape(n, per * 10, -1).mean(axis=1) @ weights
-    loud = np.maximum(10.0 * np.log10(np.maximum(hops, 1e-12)), -80.0)[:, None]
+    # Powers are clipped to a finite range: a float stem far above full scale (1e38) overflows its
+    # float32 band power to inf, and inf - inf would turn every feature into NaN.
+    bands = np.clip(band_power[: n * per].reshape(n, per, -1).mean(axis=1, dtype=np.float64), 1e-12, 1e300)
+    bands_db = 10.0 * np.log10(bands)
+    hops = np.clip(subhop_power[: n * per * 10].reshape(n, per * 10, -1).mean(axis=1, dtype=np.float64), 0.0, 1e300) @ weights
+    loud = np.maximum(10.0 * np.log10(np.clip(hops, 1e-12, 1e300)), -80.0)[:, None]
     parts = [bands_db, loud * 2.0]
     for active in stem_active:
         a = np.zeros(n * per, dtype=np.float64)
