@@ -54,7 +54,7 @@ from bench_analyze import decode  # noqa: E402  (the same decode baseline as ben
 from bridge.render import render_plan  # noqa: E402
 from bridge.suggest.plan import move_db, plan_dict  # noqa: E402
 from bridge.synth import default_session, write_session  # noqa: E402
-from tests.closedloop import (CLEAN_MAX_MOVES, MUST_FIX, RECIPES, SECOND_PASS_SHARE, judge,  # noqa: E402
+from tests.closedloop import (CLEAN_MAX_MOVES, MUST_FIX, SECOND_PASS_SHARE, judge, material_recipe,  # noqa: E402
                               run_loop, truth_matches)
 
 #: (session name, variant) in run order; variants: clean, default (DEFAULT_PROBLEMS), other (OTHER_PROBLEMS).
@@ -93,11 +93,7 @@ def prepare(name: str, variant: str, scratch: Path):
                                     "duration_s": 24.0}, planted, time.perf_counter() - start
     import tools.material as material
 
-    recipe = material.Recipe(**RECIPES[name])
-    if variant == "default":
-        recipe = recipe.with_problems(*material.DEFAULT_PROBLEMS)
-    elif variant == "other":
-        recipe = recipe.with_problems(*material.OTHER_PROBLEMS)
+    recipe = material_recipe(name, variant)
     session = material.build_session(recipe)
     planted = {st.name: list(st.problems) for st in session.stems}
     return Path(session.path), session.markers(), session, recipe.to_dict(), planted, time.perf_counter() - start

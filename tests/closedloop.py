@@ -54,6 +54,16 @@ RECIPES = {
 }
 
 
+def material_recipe(name: str, variant: str):
+    """The ``tools.material.Recipe`` of a session in :data:`RECIPES` and a variant: ``clean``,
+    ``default`` (``DEFAULT_PROBLEMS``) or ``other`` (``OTHER_PROBLEMS``)."""
+    import tools.material as material
+
+    recipe = material.Recipe(**RECIPES[name])
+    problems = {"default": material.DEFAULT_PROBLEMS, "other": material.OTHER_PROBLEMS}.get(variant, ())
+    return recipe.with_problems(*problems) if problems else recipe
+
+
 @dataclass
 class LoopResult:
     first: MixPlan

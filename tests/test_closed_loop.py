@@ -25,8 +25,8 @@ from types import SimpleNamespace
 
 from bridge.suggest.model import CompSettings, Finding, Move
 from bridge.synth import default_session, write_session
-from tests.closedloop import (CLEAN_MAX_MOVES, MUST_FIX, RECIPES, SECOND_PASS_SHARE, compare_passes, judge, run_loop,
-                              truth_matches)
+from tests.closedloop import (CLEAN_MAX_MOVES, MUST_FIX, SECOND_PASS_SHARE, compare_passes, judge, material_recipe,
+                              run_loop, truth_matches)
 
 
 
@@ -97,11 +97,7 @@ VARIANTS = [(name, v) for name in TESTED for v in ("clean", "default")] + [("flu
 @pytest.fixture(scope="module", params=VARIANTS, ids=lambda p: f"{p[0]}-{p[1]}")
 def material_loop(request, tmp_path_factory):
     name, variant = request.param
-    recipe = material.Recipe(**RECIPES[name])
-    if variant == "default":
-        recipe = recipe.with_problems(*material.DEFAULT_PROBLEMS)
-    elif variant == "other":
-        recipe = recipe.with_problems(*material.OTHER_PROBLEMS)
+    recipe = material_recipe(name, variant)
     session = material.build_session(recipe)
     loop = run_loop(Path(session.path), tmp_path_factory.mktemp("render"), markers=session.markers())
     return name, variant, session, loop

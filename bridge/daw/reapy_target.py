@@ -368,6 +368,12 @@ class ReaperTarget:
         journal.phase = "closed"
         self._c("SetProjExtState", 0, EXT_SECTION, PENDING_KEY, "")
 
+    def _transact(self, journal: Journal, ops: list[Op]) -> None:
+        """``ops`` as one undo point: begin, record and make them, end."""
+        self._begin(journal)
+        self._run(journal, ops)
+        self._end(journal)
+
     def _pending(self) -> tuple[Journal | None, str]:
         text = self._proj_ext(PENDING_KEY, PENDING_BUFFER)
         return (Journal.from_text(text) if text else None), text
@@ -931,9 +937,7 @@ class ReaperTarget:
                     undo = "MixBridge: revert AI" + (f" on {only_track}" if only_track else " pass")
                     journal = Journal("revert", undo, tracks)
                     journal.ops = []
-                    self._begin(journal)
-                    self._run(journal, ops)
-                    self._end(journal)
+                    self._transact(journal, ops)
         except BaseException as exc:
             self._failed(journal, exc)
             raise
@@ -1037,9 +1041,7 @@ class ReaperTarget:
                 ops.append(Op("proj_ext", key="ab_master", old=saved, new=repr(current) if going == "A" else ""))
                 ops.append(Op("proj_ext", key="ab", old=self._proj_ext("ab"), new=going))
                 journal = Journal("ab", f"MixBridge: A/B → {going} ({'pre-AI' if going == 'A' else 'AI'})", tracks)
-                self._begin(journal)
-                self._run(journal, ops)
-                self._end(journal)
+                self._transact(journal, ops)
         except BaseException as exc:
             self._failed(journal, exc)
             raise
