@@ -51,6 +51,11 @@ class EqBand:
     q: float
 
 
+#: The most make-up gain the plan gives a compressor: ReaComp's Wet tops out at +6 dB
+#: (bridge/daw/mapping.py writes it there); REAPER's fader, after the FX, does the rest.
+MAKEUP_MAX_DB = 6.0
+
+
 @dataclass(frozen=True, slots=True)
 class CompSettings:
     """The track's AI compressor (ReaComp parameters).  It hears the signal after the AI EQ and

@@ -19,8 +19,8 @@ import numpy as np
 from ..analyze.session import MixAnalysis
 from ..analyze.spectrum import BAND_CENTERS_HZ, BAND_HIGH_HZ, BAND_LOW_HZ
 from .groups import detect_groups
-from .model import (BAND_KINDS, MAX_EQ_BANDS, Automation, Change, CompSettings, Effect, EqBand, Finding, Group, Move,
-                    SectionGain, StemView, SuggestionRecord, TrackPlan)
+from .model import (BAND_KINDS, MAKEUP_MAX_DB, MAX_EQ_BANDS, Automation, Change, CompSettings, Effect, EqBand, Finding,
+                    Group, Move, SectionGain, StemView, SuggestionRecord, TrackPlan)
 from .objective import (COST_PER_DB, COST_PER_MOVE, HOT_DBTP, REFERENCE_TOLERANCE_DB, SECTION_SHARE,
                         UNEVEN_SECTIONS_LU, W_DYNAMICS,
                         W_HEADROOM, W_LEVEL, W_MASKING, W_REFERENCE, W_RUMBLE, RUMBLE_ALLOWED_BASS_DB,
@@ -364,7 +364,7 @@ def _moves(ctx: _Context, stereo_moves) -> list[Move]:
                 taken = _compressor_takes_lu(ctx, u, without, d0)
                 if taken is not None:
                     msg += (f" ({taken:.1f} LU of that is what this plan's compressor takes beyond its make-up: "
-                            f"ReaComp's make-up stops at +6 dB and REAPER's fader comes after the FX)")
+                            f"ReaComp's make-up stops at {MAKEUP_MAX_DB:+.0f} dB and REAPER's fader comes after the FX)")
                 evidence = {"integrated_lufs": _r(d0 + target, 2) if d0 is not None else None,
                             "target_lufs": _r(target, 2), "ideal_gain_db": _r(-(d0 or 0.0), 2),
                             "anchor_lufs": _r(ctx.anchor, 2), "offset_lu": _r(unit.offset_lu, 2),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..analyze.spectrum import BAND_CENTERS_HZ, BAND_HIGH_HZ, BAND_LOW_HZ, N_BANDS
-from .model import MAX_EQ_BANDS, CompSettings, EqBand, SectionGain, TrackDecision
+from .model import MAKEUP_MAX_DB, MAX_EQ_BANDS, CompSettings, EqBand, SectionGain, TrackDecision
 from .objective import (COST_PER_DB, COST_PER_MOVE, DYNAMICS_MARGIN_LU, HOT_DBTP, SECTION_SHARE, W_LEVEL, Objective,
                         Terms, nice_hz)
 from .predict import COMP_DETECTOR_CREST_DB, _db
@@ -447,7 +447,7 @@ class Optimiser:
         loud = self.model.stem_state(k, replace(d, comp=None)).integrated_lufs
         probe = CompSettings(threshold, ratio, s.profile.attack_ms, s.profile.release_ms, 0.0)
         squashed = self.model.stem_state(k, replace(d, comp=probe)).integrated_lufs
-        makeup = 0.0 if loud is None or squashed is None else min(6.0, round((loud - squashed) * 2) / 2)
+        makeup = 0.0 if loud is None or squashed is None else min(MAKEUP_MAX_DB, round((loud - squashed) * 2) / 2)
         return replace(probe, makeup_db=max(0.0, makeup))
 
     def cut_loss(self, k: int, decisions, eq_before: tuple, eq_after: tuple) -> float:
@@ -528,7 +528,7 @@ class Optimiser:
             for percentile, comp, _ in settings:
                 candidate = state.with_track(k, replace(state.tracks[k], comp=comp, comp_percentile=percentile))
                 yield candidate
-                # ReaComp's make-up stops at +6 dB; REAPER's fader is after the compressor, so
+                # ReaComp's make-up stops at MAKEUP_MAX_DB; REAPER's fader is after the compressor, so
                 # the rest of the loudness can come from it.
                 after = self.model.stem_state(k, replace(d, comp=comp)).integrated_lufs
                 if alone and loud is not None and after is not None and loud - after > 0.5:
