@@ -408,16 +408,38 @@ def test_real_clipping_is_still_found_in_pcm_also_turned_down(tmp_path, subtype,
 
 # --- bounded in length --------------------------------------------------------------------------------
 
-def test_a_partial_sum_maps_a_bounded_window_whatever_the_length(tmp_path):
-    frames = pipeline._PartialSum.WINDOW_FRAMES * 3
+def test_a_partial_sum_holds_one_block_whatever_the_length(tmp_path):
+    frames = RATE * 200
     partial = pipeline._PartialSum(tmp_path / "sum.f32", frames)
     block = np.ones((RATE, 2), np.float32)
-    for offset in range(0, frames, RATE * 8):
+    offsets = range(0, frames, RATE * 8)
+    for offset in offsets:  # twice over the same stretches: the second pass adds to the first
         partial.add(offset, block)
-        assert len(partial._map) <= pipeline._PartialSum.WINDOW_FRAMES
+    for offset in offsets:
+        partial.add(offset, 2 * block)
+        assert partial._buffer.nbytes <= block.nbytes
+    partial.add(RATE * 8, block, sign=-1.0)
     partial.close()
     total = np.fromfile(tmp_path / "sum.f32", np.float32).reshape(-1, 2)
-    assert total.sum() == pytest.approx(2 * RATE * len(range(0, frames, RATE * 8)))
+    assert total.sum() == pytest.approx(2 * RATE * (3 * len(offsets) - 1))
+    assert total[RATE * 8].tolist() == [2.0, 2.0] and total[RATE].tolist() == [0.0, 0.0]
+
+
+def test_a_partial_sum_reopened_adds_to_what_its_file_holds(tmp_path):
+    path = tmp_path / "sum.f32"
+    rng = np.random.default_rng(5)
+    first, second = (rng.standard_normal((RATE, 2)).astype(np.float32) for _ in range(2))
+    partial = pipeline._PartialSum(path, 3 * RATE)
+    partial.add(RATE // 2, first)
+    partial.close()
+    again = pipeline._PartialSum(path, 3 * RATE)
+    again.add(RATE, second)  # half over the first block, half past the end of the file
+    again.close()
+    total = np.fromfile(path, np.float32).reshape(-1, 2)
+    expected = np.zeros((2 * RATE, 2), np.float32)
+    expected[RATE // 2:RATE // 2 + RATE] += first
+    expected[RATE:2 * RATE] += second
+    assert np.array_equal(total[:2 * RATE], expected)
 
 
 def test_the_banded_novelty_of_a_long_mix_equals_the_full_matrix():
